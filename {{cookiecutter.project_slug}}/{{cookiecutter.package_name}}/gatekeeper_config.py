@@ -1,0 +1,3 @@
+"""TEMPORARY placeholder: the engine owner replaces this file."""
+
+FF_CONFIG_MAP: dict = {}
