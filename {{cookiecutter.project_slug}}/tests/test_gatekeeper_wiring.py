@@ -1,0 +1,65 @@
+"""How flags reach views, templates and the command line."""
+
+from {{ cookiecutter.package_name }} import gatekeeper
+from tests.bare_app import make_app
+
+
+def test_jinja_globals_ff_and_gk_answer_for_the_current_user():
+    """Templates get `ff(flag, variant)` and `gk` without passing anything in."""
+    app = make_app()
+    assert app.test_client().get("/template/ON_OFF/OFF").text == "True OFF True"
+
+
+def test_flag_required_serves_users_in_the_variant():
+    """A view behind `@flag_required` answers users who get the variant..."""
+    app = make_app()
+
+    @app.get("/beta")
+    @gatekeeper.flag_required("ON_OFF", "OFF")
+    def beta():
+        return "beta"
+
+    assert app.test_client().get("/beta").text == "beta"
+
+
+def test_flag_required_answers_404_to_everyone_else():
+    """...and is a 404 for everyone else, so a gated page does not reveal that it exists."""
+    app = make_app()
+
+    @app.get("/beta")
+    @gatekeeper.flag_required("ON_OFF", "ON")
+    def beta():
+        return "beta"
+
+    assert app.test_client().get("/beta").status_code == 404
+
+
+def test_gk_list_shows_every_flag():
+    """`flask gk list` prints each flag with its variants, default and description."""
+    result = make_app().test_cli_runner().invoke(args=["gk", "list"])
+    assert result.exit_code == 0
+    assert "ON_OFF  [ON OFF]  default=OFF" in result.output
+    assert "On for user 7" in result.output
+    assert "HALF" in result.output
+
+
+def test_gk_explain_gives_variant_and_reason_for_a_user():
+    """`flask gk explain FLAG --user ID` says what that user gets and why."""
+    runner = make_app().test_cli_runner()
+    assert (
+        "ON_OFF = ON  because: rule" in runner.invoke(args=["gk", "explain", "ON_OFF", "--user", "7"]).output
+    )
+    assert "ON_OFF = OFF  because: rule" in runner.invoke(args=["gk", "explain", "ON_OFF"]).output
+
+
+def test_gk_explain_reports_a_broken_rule():
+    """A rule that raises is explained as the default, with what went wrong."""
+    output = make_app().test_cli_runner().invoke(args=["gk", "explain", "BROKEN"]).output
+    assert "BROKEN = OLD  because: default (rule raised RuntimeError)" in output
+
+
+def test_gk_explain_rejects_an_unknown_flag():
+    """An unknown flag is a usage error that lists the known flags."""
+    result = make_app().test_cli_runner().invoke(args=["gk", "explain", "NOPE"])
+    assert result.exit_code == 2
+    assert "ON_OFF" in result.output
