@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
-from flask import Flask, render_template_string, request, session
+from flask import Flask, render_template, request, session
 
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig
@@ -113,11 +113,7 @@ def make_app(
 
     @app.get("/template/<flag>/<variant>")
     def template(flag: str, variant: str) -> str:
-        return render_template_string(
-            {% raw %}"{{ ff(flag, variant) }} {{ gk.ff_variant(flag) }} {{ request.gk.ff(flag, variant) }}",{% endraw %}
-            flag=flag,
-            variant=variant,
-        )
+        return render_template("flags.txt", flag=flag, variant=variant).strip()
 
     return app
 

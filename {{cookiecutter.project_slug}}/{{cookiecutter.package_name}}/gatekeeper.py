@@ -273,13 +273,13 @@ _EMPTY_SNAPSHOT = _Snapshot()
 
 
 def _default_user_loader() -> Any:
-    """The logged-in user from Flask-Login, or None (also when Flask-Login is not installed)."""
-    try:
-        from flask_login import current_user
-    except ImportError:
+    """The logged-in user from Flask-Login, or None (also when the app does not use Flask-Login)."""
+    if not has_request_context() or not hasattr(current_app, "login_manager"):
         return None
-    user = current_user._get_current_object() if has_request_context() else None
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
+    from flask_login import current_user
+
+    user = current_user._get_current_object()
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def _default_can_override(user: Any) -> bool:
