@@ -1,11 +1,189 @@
-"""TEMPORARY placeholder: the app-core owner replaces this file."""
+"""Logging in and out, and `flask users` to create accounts from a terminal."""
 
-from flask import Flask
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import click
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask.cli import AppGroup
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from .extensions import db, login_manager
+from .gatekeeper_store import UserRef
+from .models import User
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+DEMO_ADMIN_EMAIL = "admin@example.com"
+MIN_PASSWORD_LENGTH = 8
 
 
-def lookup_user(text):
-    return None
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    remember = BooleanField("Keep me logged in on this device")
+    next = HiddenField()
+
+
+# --- Pages --------------------------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str:
+    """Show the login form; on success go where the visitor was headed (on this site only)."""
+    form = LoginForm()
+    if not form.is_submitted():
+        form.next.data = request.args.get("next", "")
+        if current_user.is_authenticated:
+            return redirect(safe_next(form.next.data) or url_for("views.home"))
+    if form.validate_on_submit():
+        user = authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            login_user(user, remember=form.remember.data)
+            flash(f"Logged in as {user.email}.", "success")
+            return redirect(safe_next(form.next.data) or url_for("views.home"))
+        # One message for an unknown email and a wrong password: the form must not reveal who has an account.
+        flash("Wrong email or password.", "error")
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Log out. A POST (with the CSRF token) so that no link or image on another site can log anyone out."""
+    if current_user.is_authenticated:
+        logout_user()
+        flash("Logged out.", "info")
+    return redirect(url_for("views.home"))
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None: never an open redirect to another host.
+
+    Only a single leading slash is allowed; `//host`, backslashes (`/\\host`), schemes and control
+    characters (browsers drop a tab, so `/<tab>/host` would become `//host`) are refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
+
+
+# --- Users --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user with this email and password, or None."""
+    user = User.find_by_email(email)
+    if user is None:
+        # Check against a throwaway hash so an unknown email takes as long to refuse as a wrong password.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if user.check_password(password) else None
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's session lookup: the id it stored at login."""
+    return User.find(user_id) if user_id.isascii() and user_id.isdigit() else None
+
+
+def lookup_user(text: str) -> UserRef | None:
+    """The user an admin typed (email or id) for the flag store, as an id and a recognisable label."""
+    user = User.find(text)
+    return None if user is None else UserRef(id=str(user.id), label=user.email)
+
+
+# --- `flask users` ------------------------------------------------------------------------------------------
+
+users_cli = AppGroup("users", help="Create user accounts.")
+
+
+def _valid_email(ctx: click.Context, param: click.Parameter, email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(char.isspace() for char in email) or len(email) > 254:
+        raise click.BadParameter(f"{email!r} is not an email address; type one like ann@example.com")
+    return email
+
+
+def _valid_password(ctx: click.Context, param: click.Parameter, password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.BadParameter(f"use at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Turn a database failure into a message that says what to do, with nothing half-written."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        reason = getattr(error, "orig", None) or error
+        message = f"the database failed ({reason}). Is it set up? Run: flask init-db"
+        raise click.ClickException(message) from None
+
+
+@users_cli.command("create")
+@click.argument("email", callback=_valid_email)
+@click.option("--admin", is_flag=True, help="Let this user open the flag dashboard.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    callback=_valid_password,
+    help="The password (asked for twice, hidden, when not given here).",
+)
+def create_user_command(email: str, admin: bool, password: str) -> None:
+    """Create a user who logs in with EMAIL."""
+    with _database_errors():
+        if User.find_by_email(email) is not None:
+            raise click.ClickException(f"a user with email {email} already exists")
+        user = User(email=email, is_admin=admin)
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    click.echo(f"Created {'admin' if admin else 'user'} {email} (id {user.id}).")
+
+
+@users_cli.command("demo-admin")
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="Where the app is served.")
+def demo_admin_command(url: str) -> None:
+    """Create (or reset) the admin admin@example.com with a fresh random password, and say how to log in."""
+    password = secrets.token_urlsafe(12)
+    with _database_errors():
+        user = User.find_by_email(DEMO_ADMIN_EMAIL) or User(email=DEMO_ADMIN_EMAIL)
+        user.is_admin = True
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    with current_app.test_request_context(base_url=url):
+        login_url = url_for("auth.login", _external=True)
+    click.echo(f"Demo admin ready. Log in at {login_url}")
+    click.echo(f"  email:    {DEMO_ADMIN_EMAIL}")
+    click.echo(f"  password: {password}")
 
 
 def init_app(app: Flask) -> None:
-    pass
+    """Register the login pages, Flask-Login's user lookup and `flask users`."""
+    login_manager.user_loader(load_user)
+    app.register_blueprint(bp)
+    app.cli.add_command(users_cli)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,21 +15,35 @@ from dotenv import load_dotenv
 log = logging.getLogger(__name__)
 
 
-def _env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+class ConfigError(ValueError):
+    """An environment variable holds a value the app cannot use; the message says what to set instead."""
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool = False) -> bool:
+    value = environ.get(name)
+    if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
     if value is None or not value.strip():
         return default
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        raise ValueError(f"{name}={value!r} is not a number: set it to seconds, e.g. {name}=5") from None
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds: set it to e.g. {name}=5")
+    return seconds
+
+
+def _url_prefix(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = (environ.get(name) or default).strip()
+    if not value.startswith("/") or not value.strip("/"):
+        raise ConfigError(f"{name}={value!r} must be a path below the site root, e.g. {name}={default}")
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -42,25 +58,30 @@ class Settings:
     REMEMBER_COOKIE_SECURE: bool
     GATEKEEPER_URL_PREFIX: str
     GATEKEEPER_STORE_TTL: float
+    # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
+    SESSION_COOKIE_SAMESITE: str = "Lax"
+    REMEMBER_COOKIE_SAMESITE: str = "Lax"
 
     @classmethod
-    def from_env(cls, instance_path: str) -> Settings:
-        """Read settings; `.env` fills in what the real environment does not set."""
-        load_dotenv()
-        secret_key = os.environ.get("SECRET_KEY")
+    def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: the process environment, with `.env` filling the gaps)."""
+        if environ is None:
+            load_dotenv()
+            environ = os.environ
+        secret_key = environ.get("SECRET_KEY")
         if not secret_key:
             # A random key keeps sessions safe but logs everyone out on restart: say so.
             log.warning("SECRET_KEY is not set; using a random key for this process only.")
             secret_key = secrets.token_hex(32)
         default_db = "sqlite:///" + str(Path(instance_path) / "app.db")
-        secure_cookies = _env_bool("SECURE_COOKIES")
+        secure_cookies = _bool(environ, "SECURE_COOKIES")
         return cls(
             SECRET_KEY=secret_key,
-            SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL") or default_db,
-            APP_NAME=os.environ.get("APP_NAME") or {{ cookiecutter.project_name|jsonify }},
-            IS_DEV=_env_bool("IS_DEV"),
+            SQLALCHEMY_DATABASE_URI=environ.get("DATABASE_URL") or default_db,
+            APP_NAME=environ.get("APP_NAME") or {{ cookiecutter.project_name|py_string }},
+            IS_DEV=_bool(environ, "IS_DEV"),
             SESSION_COOKIE_SECURE=secure_cookies,
             REMEMBER_COOKIE_SECURE=secure_cookies,
-            GATEKEEPER_URL_PREFIX=os.environ.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper",
-            GATEKEEPER_STORE_TTL=_env_float("GATEKEEPER_STORE_TTL", 5.0),
+            GATEKEEPER_URL_PREFIX=_url_prefix(environ, "GATEKEEPER_URL_PREFIX", "/gatekeeper"),
+            GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
         )

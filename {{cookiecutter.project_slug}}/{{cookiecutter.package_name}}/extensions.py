@@ -8,7 +8,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
-    pass
+    """The app's models share this base (the gatekeeper store keeps its own, so it stays drop-in)."""
 
 
 db = SQLAlchemy(model_class=Base)
@@ -17,6 +17,7 @@ csrf = CSRFProtect()
 
 
 def init_app(app: Flask) -> None:
+    """Attach every extension to `app`; CSRF protection covers every POST, not only WTForms forms."""
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)

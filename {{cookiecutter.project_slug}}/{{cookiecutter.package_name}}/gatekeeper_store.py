@@ -1,9 +1,694 @@
-"""TEMPORARY placeholder: the store owner replaces this file."""
+"""Persisted flag overrides (forced variants, per-user overrides) and their audit log.
+
+Flag checks never query the database: the engine reads `store.snapshot()`, an immutable in-process copy
+that is checked against the database at most every `GATEKEEPER_STORE_TTL` seconds, and reloaded only when a
+one-row version counter says something changed. A write in this process refreshes the snapshot at once;
+other processes converge within the TTL. When the database is unreachable the last snapshot keeps serving,
+`store.available` turns False and `store.error` says why; nothing raises into a flag check.
+
+Drop-in: imports only the standard library, Flask, SQLAlchemy and the gatekeeper engine, and keeps its tables
+(`gatekeeper_*`) in its own metadata, so it works beside any app's models.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import DateTime, Engine, Index, String, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from . import gatekeeper
+
+log = logging.getLogger(__name__)
+
+CLI_ACTOR = "cli"
+_EXTENSION_KEY = "gatekeeper_store"
+# What a broken or unreachable database raises (OSError: e.g. an SQLite file in a missing folder).
+_DATABASE_ERRORS = (SQLAlchemyError, OSError)
+# Column sizes: flag and variant names, user ids, and labels (emails, actors).
+_NAME_LENGTH, _USER_ID_LENGTH, _LABEL_LENGTH = 100, 64, 254
+
+
+# --- What the store hands out -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A user an override can name: the id the engine matches on, and a label people recognise."""
+
+    id: str
+    label: str
+
+
+UserLookup = Callable[[str], UserRef | None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every stored override at one moment; the engine reads it on every request, so it is never mutated."""
+
+    forced: Mapping[str, str]  # flag -> variant served to everyone
+    user_overrides: Mapping[str, Mapping[str, str]]  # flag -> {user id -> variant}
+    user_labels: Mapping[str, str]  # user id -> label when the override was set (for the dashboard)
+    version: int  # the store's change counter when loaded; -1 before the first load
+    loaded_at: datetime | None  # UTC; None before the first successful load
+
+
+_EMPTY = MappingProxyType({})
+EMPTY_SNAPSHOT = Snapshot(
+    forced=_EMPTY, user_overrides=_EMPTY, user_labels=_EMPTY, version=-1, loaded_at=None
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change: who made it, when (UTC), to which flag, what it was before and after."""
+
+    id: int
+    at: datetime
+    actor: str
+    flag: str
+    action: str  # "force", "unforce", "user_override", "clear_user_override"
+    target: str  # "everyone", or the user's label
+    before: str | None
+    after: str | None
+
+    @property
+    def what(self) -> str:
+        """The change in a few words, for the audit tables."""
+        return {
+            "force": "forced for everyone",
+            "unforce": "stopped forcing",
+            "user_override": f"override for {self.target}",
+            "clear_user_override": f"override removed for {self.target}",
+        }.get(self.action, f"{self.action} for {self.target}")
+
+    @property
+    def summary(self) -> str:
+        """The change as a sentence, for flash messages and the CLI."""
+        was = f" (was {self.before})" if self.before else ""
+        if self.action == "force":
+            return f"{self.flag}: everyone now gets {self.after}{was}."
+        if self.action == "unforce":
+            return f"{self.flag}: no longer forced{was}; everyone gets their own variant again."
+        if self.action == "user_override":
+            return f"{self.flag}: {self.target} now gets {self.after}{was}."
+        return f"{self.flag}: override for {self.target} removed{was}."
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the audit log, newest first."""
+
+    entries: list[AuditEntry]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+@dataclass(frozen=True)
+class StaleOverride:
+    """A stored override the engine ignores because its flag or variant is no longer in the code."""
+
+    flag: str
+    variant: str
+    user_id: str | None  # None: forced for everyone
+    reason: str
+
+
+class StoreError(Exception):
+    """A change or read the store could not make; the message says what happened and what to do."""
+
+
+class OverrideError(StoreError, ValueError):
+    """The change names something that does not exist; nothing was written."""
+
+
+class UnknownFlagError(OverrideError):
+    pass
+
+
+class UnknownVariantError(OverrideError):
+    pass
+
+
+class UnknownUserError(OverrideError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached; nothing was written."""
+
+
+# --- Tables -------------------------------------------------------------------------------------------------
+
+
+class _Base(DeclarativeBase):
+    """The store's own metadata, so its tables never mix with the app's models."""
+
+
+class _ForcedRow(_Base):
+    __tablename__ = "gatekeeper_forced_variants"
+
+    flag: Mapped[str] = mapped_column(String(_NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(_NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _UserOverrideRow(_Base):
+    __tablename__ = "gatekeeper_user_overrides"
+
+    flag: Mapped[str] = mapped_column(String(_NAME_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(_USER_ID_LENGTH), primary_key=True)
+    user_label: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
+    variant: Mapped[str] = mapped_column(String(_NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _AuditRow(_Base):
+    __tablename__ = "gatekeeper_audit_log"
+    __table_args__ = (Index("ix_gatekeeper_audit_log_flag_id", "flag", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
+    flag: Mapped[str] = mapped_column(String(_NAME_LENGTH))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
+    before: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
+    after: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
+
+
+class _VersionRow(_Base):
+    """One row whose counter every write bumps, so a refresh can tell in one query that nothing changed."""
+
+    __tablename__ = "gatekeeper_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+
+
+# --- Per-app state ------------------------------------------------------------------------------------------
+
+
+class _AppStore:
+    """One app's view of the store: its engine, its current snapshot, and whether the database answered."""
+
+    def __init__(
+        self, db: Any, ttl: float, user_lookup: UserLookup | None, clock: Callable[[], float]
+    ) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.user_lookup = user_lookup
+        self.clock = clock
+        self.snapshot = EMPTY_SNAPSHOT
+        self.checked_at = -math.inf
+        self.available = True
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self.db if isinstance(self.db, Engine) else self.db.engine
+
+    def refresh(self) -> None:
+        """Reload the snapshot if the version counter moved; on failure keep the old one and say why."""
+        checked_at = self.clock()
+        try:
+            with Session(self.engine) as session:
+                version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
+                if version is None or version != self.snapshot.version:
+                    self.snapshot = _read_snapshot(session, -1 if version is None else version)
+        except Exception as exc:  # never raise into a flag check; the dashboard shows the error
+            self.mark_unavailable(exc)
+        else:
+            if not self.available:
+                log.info("Gatekeeper override store is reachable again.")
+            self.available, self.error = True, None
+        self.checked_at = checked_at
+
+    def mark_unavailable(self, exc: BaseException) -> None:
+        error = _describe(exc)
+        if self.available:
+            log.error("Gatekeeper override store unavailable, serving the last snapshot: %s", error)
+        else:
+            log.debug("Gatekeeper override store still unavailable: %s", error)
+        self.available, self.error = False, error
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's own message ("no such table: ...") rather than SQLAlchemy's page of context."""
+    return str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+
+
+def _read_snapshot(session: Session, version: int) -> Snapshot:
+    # Plain column tuples, not ORM objects: a reload of ten thousand overrides stays in the milliseconds.
+    forced = dict(session.execute(select(_ForcedRow.flag, _ForcedRow.variant)).all())
+    by_flag: dict[str, dict[str, str]] = {}
+    labels: dict[str, str] = {}
+    rows = select(
+        _UserOverrideRow.flag, _UserOverrideRow.user_id, _UserOverrideRow.variant, _UserOverrideRow.user_label
+    )
+    for flag, user_id, variant, label in session.execute(rows):
+        by_flag.setdefault(flag, {})[user_id] = variant
+        labels[user_id] = label
+    return Snapshot(
+        forced=MappingProxyType(forced),
+        user_overrides=MappingProxyType({flag: MappingProxyType(users) for flag, users in by_flag.items()}),
+        user_labels=MappingProxyType(labels),
+        version=version,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _entry(row: _AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=_as_utc(row.at),
+        actor=row.actor,
+        flag=row.flag,
+        action=row.action,
+        target=row.target,
+        before=row.before,
+        after=row.after,
+    )
+
+
+# --- The store ----------------------------------------------------------------------------------------------
 
 
 class OverrideStore:
-    def init_app(self, app, db, user_lookup=None):
-        app.extensions["gatekeeper_store"] = self
+    """Forced variants, per-user overrides and the audit log, for whichever app is current.
+
+    Created unbound and attached with `init_app`, like Flask's own extensions; each app has its own snapshot.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+
+    def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> None:
+        """Attach to `app`. `db` is the Flask-SQLAlchemy object (or a SQLAlchemy Engine).
+
+        `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
+        exists; without one, any text is taken as the user id.
+        """
+        app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
+        ttl = float(app.config["GATEKEEPER_STORE_TTL"])
+        app.extensions[_EXTENSION_KEY] = _AppStore(db, ttl, user_lookup, self._clock)
+
+    def create_tables(self) -> None:
+        """Create the store's tables on the current app's database (idempotent)."""
+        state = _state()
+        _Base.metadata.create_all(state.engine)
+        with Session(state.engine) as session, session.begin():
+            if session.get(_VersionRow, 1) is None:
+                session.add(_VersionRow(id=1, version=0))
+        state.checked_at = -math.inf
+
+    # Reading ------------------------------------------------------------------------------------------------
+
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """The current overrides, at most `GATEKEEPER_STORE_TTL` seconds old (or `max_age`, when given).
+
+        Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
+        one thread while the others keep serving the current snapshot. Never raises.
+        """
+        state: _AppStore = current_app.extensions[_EXTENSION_KEY]
+        if state.clock() - state.checked_at < (state.ttl if max_age is None else max_age):
+            return state.snapshot
+        # blocking=False: while one thread asks the database, the others serve what they have.
+        if state.lock.acquire(blocking=False):
+            try:
+                state.refresh()
+            finally:
+                state.lock.release()
+        return state.snapshot
+
+    @property
+    def available(self) -> bool:
+        """Whether the last database access for the current app worked."""
+        return _state().available
+
+    @property
+    def error(self) -> str | None:
+        """Why the store is unavailable, in the database's words; None when it is available."""
+        return _state().error
+
+    def stale_overrides(
+        self, snapshot: Snapshot | None = None, config_map: Mapping[str, Any] | None = None
+    ) -> list[StaleOverride]:
+        """Stored overrides naming a flag or variant the code no longer has (the engine ignores them)."""
+        snapshot = snapshot or self.snapshot()
+        config_map = _config_map() if config_map is None else config_map
+        stale = []
+        for flag, variant in sorted(snapshot.forced.items()):
+            reason = _stale_reason(config_map, flag, variant)
+            if reason:
+                stale.append(StaleOverride(flag, variant, None, reason))
+        for flag, users in sorted(snapshot.user_overrides.items()):
+            for user_id, variant in sorted(users.items()):
+                reason = _stale_reason(config_map, flag, variant)
+                if reason:
+                    stale.append(StaleOverride(flag, variant, user_id, reason))
+        return stale
+
+    def audit_entries(self, page: int = 1, per_page: int = 50, flag: str | None = None) -> AuditPage:
+        """One page of the audit log, newest first, optionally for one flag. Raises StoreUnavailableError.
+
+        A page past the end gives the last page, so a stale or hand-typed link still shows something.
+        """
+        per_page = max(1, per_page)
+        if flag is not None and not _storable(flag, _NAME_LENGTH):
+            return AuditPage(entries=[], page=1, per_page=per_page, total=0)
+        query = select(_AuditRow).order_by(_AuditRow.id.desc())
+        count = select(func.count()).select_from(_AuditRow)
+        if flag is not None:
+            query, count = query.where(_AuditRow.flag == flag), count.where(_AuditRow.flag == flag)
+        with self._reading() as session:
+            total = session.scalar(count) or 0
+            page = min(max(1, page), max(1, math.ceil(total / per_page)))
+            rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page))
+            entries = [_entry(row) for row in rows]
+        return AuditPage(entries=entries, page=page, per_page=per_page, total=total)
+
+    def last_changes(self) -> dict[str, AuditEntry]:
+        """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
+        newest = select(func.max(_AuditRow.id)).group_by(_AuditRow.flag)
+        with self._reading() as session:
+            return {
+                row.flag: _entry(row)
+                for row in session.scalars(select(_AuditRow).where(_AuditRow.id.in_(newest)))
+            }
+
+    # Writing: each write validates first, then changes and audits in one transaction ------------------------
+
+    def force(self, flag: str, variant: str, actor: str) -> AuditEntry | None:
+        """Serve `variant` of `flag` to everyone (the kill switch, or a full launch). None if already so."""
+        _check_variant(_check_flag(flag), flag, variant)
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(_ForcedRow, flag)
+            before = row.variant if row else None
+            if before == variant:
+                return None
+            if row is None:
+                row = _ForcedRow(flag=flag)
+                session.add(row)
+            row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], datetime.now(UTC)
+            return _audit(session, actor, flag, "force", "everyone", before, variant)
+
+        return self._write(change)
+
+    def unforce(self, flag: str, actor: str) -> AuditEntry | None:
+        """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
+        if not _storable(flag, _NAME_LENGTH):
+            return None
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(_ForcedRow, flag)
+            if row is None:
+                return None
+            session.delete(row)
+            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None)
+
+        return self._write(change)
+
+    def set_user_override(self, flag: str, user_text: str, variant: str, actor: str) -> AuditEntry | None:
+        """Serve `variant` of `flag` to the user named by `user_text` (email or id). None if already so."""
+        _check_variant(_check_flag(flag), flag, variant)
+        user = self.find_user(user_text)
+        if user is None:
+            raise UnknownUserError(
+                f"No user matches {_quote(user_text.strip())}: enter the email or id of an existing user."
+            )
+        user_id, label = str(user.id)[:_USER_ID_LENGTH], str(user.label)[:_LABEL_LENGTH]
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(_UserOverrideRow, (flag, user_id))
+            before = row.variant if row else None
+            if before == variant:
+                return None
+            if row is None:
+                row = _UserOverrideRow(flag=flag, user_id=user_id)
+                session.add(row)
+            row.user_label, row.variant, row.set_by, row.set_at = (
+                label,
+                variant,
+                actor[:_LABEL_LENGTH],
+                datetime.now(UTC),
+            )
+            return _audit(session, actor, flag, "user_override", label, before, variant)
+
+        return self._write(change)
+
+    def clear_user_override(self, flag: str, user_id: str, actor: str) -> AuditEntry | None:
+        """Remove the override of `flag` for `user_id` (stale ones too). None if there was none."""
+        user_id = str(user_id)
+        if not (_storable(flag, _NAME_LENGTH) and _storable(user_id, _USER_ID_LENGTH)):
+            return None
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(_UserOverrideRow, (flag, user_id))
+            if row is None:
+                return None
+            session.delete(row)
+            return _audit(session, actor, flag, "clear_user_override", row.user_label, row.variant, None)
+
+        return self._write(change)
+
+    def find_user(self, text: str) -> UserRef | None:
+        """The user an admin means by `text` (email or id), through the app's `user_lookup`."""
+        text = (text or "").strip()
+        if not _storable(text, _LABEL_LENGTH):
+            return None
+        lookup = _state().user_lookup
+        if lookup is None:
+            return UserRef(id=text, label=text)
+        try:
+            return lookup(text)
+        except _DATABASE_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"Could not look up {text!r}: {_describe(exc)}. Nothing was changed."
+            ) from exc
+
+    def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
+        state = _state()
+        try:
+            with Session(state.engine) as session:
+                # Bumping the counter first also serialises concurrent writers on databases with row locks.
+                bumped = session.execute(
+                    update(_VersionRow).where(_VersionRow.id == 1).values(version=_VersionRow.version + 1)
+                )
+                if bumped.rowcount == 0:
+                    session.add(_VersionRow(id=1, version=1))
+                entry = change(session)
+                if entry is None:
+                    session.rollback()
+                    return None
+                session.commit()
+        except _DATABASE_ERRORS as exc:
+            state.mark_unavailable(exc)
+            raise StoreUnavailableError(
+                f"The override store is unavailable ({state.error}); nothing was changed."
+            ) from exc
+        with state.lock:  # after the commit, so this process sees its own write at once
+            state.refresh()
+        return entry
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A session for dashboard and CLI reads; database errors become StoreUnavailableError."""
+        state = _state()
+        try:
+            with Session(state.engine) as session:
+                yield session
+        except _DATABASE_ERRORS as exc:
+            state.mark_unavailable(exc)
+            raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc
+
+
+def _state() -> _AppStore:
+    try:
+        return current_app.extensions[_EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "The gatekeeper store is not set up for this app: call store.init_app(app, db)."
+        ) from None
+
+
+def _config_map() -> Mapping[str, Any]:
+    return gatekeeper.get_state(current_app).config_map
+
+
+def _check_flag(flag: str) -> Any:
+    config_map = _config_map()
+    config = config_map.get(flag)
+    if config is None:
+        close = difflib.get_close_matches(flag, list(config_map), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else " Run `flask gk list` to see the flags."
+        raise UnknownFlagError(f"Unknown flag {_quote(flag)}.{hint}")
+    return config
+
+
+def _check_variant(config: Any, flag: str, variant: str) -> None:
+    variants = config.get_variants()
+    if variant not in variants:
+        raise UnknownVariantError(
+            f"{flag} has no variant {_quote(variant)}: use one of {', '.join(variants)}."
+        )
+
+
+def _storable(text: str, limit: int) -> bool:
+    """Whether `text` could be in a column: short enough, and no NUL (which PostgreSQL refuses outright)."""
+    return 0 < len(text) <= limit and "\x00" not in text
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    """`text` quoted for an error message, cut short so a pasted novel cannot overflow the session cookie."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _stale_reason(config_map: Mapping[str, Any], flag: str, variant: str) -> str | None:
+    config = config_map.get(flag)
+    if config is None:
+        return f"flag {flag} is no longer in the code"
+    if variant not in config.get_variants():
+        return f"variant {variant} is no longer one of {', '.join(config.get_variants())}"
+    return None
+
+
+def _audit(
+    session: Session, actor: str, flag: str, action: str, target: str, before: str | None, after: str | None
+) -> AuditEntry:
+    row = _AuditRow(
+        at=datetime.now(UTC),
+        actor=actor[:_LABEL_LENGTH],
+        flag=flag,
+        action=action,
+        target=target[:_LABEL_LENGTH],
+        before=before,
+        after=after,
+    )
+    session.add(row)
+    session.flush()
+    return _entry(row)
 
 
 store = OverrideStore()
+
+
+# --- `flask gk ...`: the same operations from a terminal, audited as "cli" ----------------------------------
+
+
+def _run(operation: Callable[..., AuditEntry | None], *args: str, unchanged: str) -> None:
+    try:
+        entry = operation(*args, actor=CLI_ACTOR)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(entry.summary if entry else unchanged)
+
+
+@gatekeeper.cli.command("force")
+@click.argument("flag")
+@click.argument("variant")
+def force_command(flag: str, variant: str) -> None:
+    """Serve VARIANT of FLAG to everyone until `flask gk unforce FLAG`."""
+    _run(store.force, flag, variant, unchanged=f"{flag} is already forced to {variant}; nothing changed.")
+
+
+@gatekeeper.cli.command("unforce")
+@click.argument("flag")
+def unforce_command(flag: str) -> None:
+    """Stop forcing FLAG: everyone gets their own variant again."""
+    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.")
+
+
+@gatekeeper.cli.command("override")
+@click.argument("flag")
+@click.argument("variant", required=False)
+@click.option("--user", "user_text", required=True, help="The user's email or id.")
+@click.option("--clear", is_flag=True, help="Remove the user's override instead of setting one.")
+def override_command(flag: str, variant: str | None, user_text: str, clear: bool) -> None:
+    """Serve VARIANT of FLAG to one user (or remove their override with --clear)."""
+    if clear:
+        if variant is not None:
+            raise click.UsageError("--clear takes no VARIANT.")
+        _clear_override(flag, user_text)
+    elif variant is None:
+        raise click.UsageError("Give a VARIANT, or --clear to remove the override.")
+    else:
+        _run(
+            store.set_user_override,
+            flag,
+            user_text,
+            variant,
+            unchanged=f"{user_text} already gets {variant}.",
+        )
+
+
+def _clear_override(flag: str, user_text: str) -> None:
+    try:
+        user = store.find_user(user_text)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    # A deleted user's override can still be cleared by the id it was stored under.
+    user_id = user.id if user else user_text.strip()
+    if user is None and user_id not in store.snapshot(max_age=0).user_overrides.get(flag, {}):
+        raise click.ClickException(
+            f"No user matches {user_text!r} and {flag} has no override stored under that id."
+        )
+    _run(
+        store.clear_user_override,
+        flag,
+        user_id,
+        unchanged=f"{flag} has no override for {user_text}; nothing changed.",
+    )
+
+
+@gatekeeper.cli.command("audit")
+@click.option("--flag", default=None, help="Only this flag's changes.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many entries.")
+def audit_command(flag: str | None, limit: int) -> None:
+    """Show the newest changes to forced variants and user overrides."""
+    try:
+        entries = store.audit_entries(page=1, per_page=limit, flag=flag).entries
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not entries:
+        click.echo("No changes recorded yet.")
+    for entry in entries:
+        when = f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
+        change = f"{entry.before or '-'} -> {entry.after or '-'}"
+        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}")

@@ -6,13 +6,18 @@ from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
+# SQLite and PostgreSQL integer keys are signed 64-bit; a longer "id" typed by someone is simply not a user.
+_MAX_ID = 2**63 - 1
+
 
 class User(UserMixin, db.Model):
+    """Someone who can log in; admins may also open the flag dashboard."""
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -21,6 +26,11 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
+    @validates("email")
+    def _normalize_email(self, key: str, email: str) -> str:
+        # Stored lower-case so the unique index also rejects `Ann@x` next to `ann@x`.
+        return email.strip().lower()
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
@@ -28,12 +38,19 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
     @classmethod
+    def find_by_email(cls, email: str) -> User | None:
+        """The user with this email (case-insensitive), if there is one."""
+        query = db.select(cls).filter(db.func.lower(cls.email) == email.strip().lower())
+        return db.session.execute(query).scalar_one_or_none()
+
+    @classmethod
     def find(cls, email_or_id: str | int) -> User | None:
         """The user with this email (case-insensitive) or numeric id, if there is one."""
         text = str(email_or_id).strip()
-        if text.isdigit():
-            return db.session.get(cls, int(text))
-        return db.session.execute(db.select(cls).filter(db.func.lower(cls.email) == text.lower())).scalar_one_or_none()
+        if text.isascii() and text.isdigit():
+            number = int(text)
+            return db.session.get(cls, number) if number <= _MAX_ID else None
+        return cls.find_by_email(text)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

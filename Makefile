@@ -1,0 +1,56 @@
+# The template repository's commands. `make demo` and `make test` do all set-up on a fresh machine.
+
+PYTHON ?= python3
+VENV := build/venv
+DEMO_VENV := build/demo-venv
+DEMO_DIR := build/demo
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test lint format bench clean chromium
+
+## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/cookiecutter --no-input -f -o $(DEMO_DIR) .
+	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run
+
+## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
+test: $(VENV)/.installed chromium
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff on the template's own code (hooks, tests, benchmarks)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## format: let ruff fix what it can
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
+bench:
+	bash benchmarks/run.sh
+
+## clean: remove build/ (virtualenvs, demo project, caches)
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(DEMO_VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check "$$(grep -E '^cookiecutter' requirements-dev.txt)"
+	touch $@
+
+# The browser test drives Debian's Chromium; install it when missing (needs root, as in CI).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "note: /usr/bin/chromium is missing and this is not root: the browser test will be skipped."; \
+		echo "      Install it with: sudo apt-get install -y chromium"; \
+	fi

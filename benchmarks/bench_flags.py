@@ -1,0 +1,749 @@
+"""Gatekeeper against a dict lookup and four peer SDKs, on the same three flags, offline, in one process.
+
+Scenarios, each over the same 10,000 user ids ("1" .. "10000", strings because the peers want strings):
+(A) a flag on for everyone, (B) a 50% rollout, (C) a three-way experiment (33/33/34).
+
+Every implementation is checked before it is timed (A all on, B about half, C three variants about a
+third each); a wrong answer stops the run. Times are printed, never asserted.
+
+Run through `make bench` (benchmarks/run.sh), which bakes the template and installs what this imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
+from itertools import accumulate
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from benchcommon import (
+    check_offline,
+    forbid_network,
+    import_baked_package,
+    interleaved_samples,
+    median_per_item,
+    print_table,
+    project_argument,
+    stand_in_for_placeholder_auth,
+    warn_if_placeholder,
+)
+
+forbid_network()  # before any SDK is imported
+
+IDS = [str(number) for number in range(1, 10_001)]
+SCENARIOS = ("A", "B", "C")
+SCENARIO_TITLES = {"A": "(A) on for all", "B": "(B) 50% rollout", "C": "(C) 3-way exp."}
+EXPERIMENT_VARIANTS = ("VARIANT_A", "VARIANT_B", "CONTROL")
+REQUESTS_PER_SAMPLE = 300
+GROWTHBOOK_TARGET = 5.0  # gatekeeper's first evaluation at least 5x faster than GrowthBook
+REPEATED_TARGET = 5.0  # a repeated evaluation within 5x of a dict lookup
+OVERHEAD_TARGET = 2.0  # percent added to a request that checks no flag
+
+
+# -- correctness, checked before anything is timed -------------------------------------------------------
+
+
+def check_results(name: str, scenario: str, results: Iterable[Any]) -> None:
+    """Stop the run if an implementation does not really evaluate the scenario."""
+    counts = Counter(results)
+    share = {value: count / len(IDS) for value, count in counts.items()}
+    if scenario == "A":
+        ok = counts == Counter({True: len(IDS)})
+    elif scenario == "B":
+        ok = set(counts) == {True, False} and abs(share[True] - 0.5) < 0.03
+    else:
+        expected = dict(zip(EXPERIMENT_VARIANTS, (0.33, 0.33, 0.34), strict=True))
+        ok = set(counts) == set(expected) and all(abs(share[v] - w) < 0.03 for v, w in expected.items())
+    if not ok:
+        raise SystemExit(f"{name} gives wrong results in scenario {scenario}: {dict(counts)}")
+
+
+# -- the floor -------------------------------------------------------------------------------------------
+
+
+def dict_rows() -> dict[str, float]:
+    """A plain dict lookup: the flag's value (A), or the id's precomputed variant (B, C)."""
+    flags = {"BENCH_ON": True}
+    rollout = {uid: int(uid) % 2 == 0 for uid in IDS}
+    experiment = {uid: EXPERIMENT_VARIANTS[int(uid) % 3] for uid in IDS}
+
+    def run_a(_: None) -> None:
+        for _uid in IDS:
+            flags["BENCH_ON"]
+
+    def run_b(_: None) -> None:
+        for uid in IDS:
+            rollout[uid]
+
+    def run_c(_: None) -> None:
+        for uid in IDS:
+            experiment[uid]
+
+    return {
+        s: median_per_item(run, len(IDS)) for s, run in zip(SCENARIOS, (run_a, run_b, run_c), strict=True)
+    }
+
+
+def empty_loop_ns() -> float:
+    def run(_: None) -> None:
+        for _uid in IDS:
+            pass
+
+    return median_per_item(run, len(IDS))
+
+
+# -- gatekeeper ------------------------------------------------------------------------------------------
+
+
+def bench_flag_configs(gatekeeper: ModuleType) -> dict[str, Any]:
+    """The three scenario flags, plus five more so a page can check ten different flags."""
+
+    class BenchOnFFConfig(gatekeeper.FeatureFlagConfig):
+        FLAG_NAME = "BENCH_ON"
+        VARIANTS_ENUM_STR = "ON OFF"
+        DEFAULT_VARIANT = "OFF"
+        DESCRIPTION = "Benchmark (A): on for everyone."
+
+        def _get_variant(self, user_id=None, app=None, request=None, session=None):
+            return self.variants_enum.ON
+
+    class BenchRolloutFFConfig(gatekeeper.FeatureFlagConfig):
+        FLAG_NAME = "BENCH_ROLLOUT"
+        VARIANTS_ENUM_STR = "ON OFF"
+        DEFAULT_VARIANT = "OFF"
+        DESCRIPTION = "Benchmark (B): a 50% rollout by user id."
+
+        def _get_variant(self, user_id=None, app=None, request=None, session=None):
+            return self.rollout(user_id, {"ON": 50, "OFF": 50})
+
+    class BenchExperimentFFConfig(gatekeeper.FeatureFlagConfig):
+        FLAG_NAME = "BENCH_EXPERIMENT"
+        VARIANTS_ENUM_STR = "VARIANT_A VARIANT_B CONTROL"
+        DEFAULT_VARIANT = "CONTROL"
+        DESCRIPTION = "Benchmark (C): a three-way experiment by user id."
+
+        def _get_variant(self, user_id=None, app=None, request=None, session=None):
+            return self.rollout(user_id, {"VARIANT_A": 33, "VARIANT_B": 33, "CONTROL": 34})
+
+    configs: dict[str, Any] = {
+        "BENCH_ON": BenchOnFFConfig(),
+        "BENCH_ROLLOUT": BenchRolloutFFConfig(),
+        "BENCH_EXPERIMENT": BenchExperimentFFConfig(),
+    }
+    for number in range(1, 6):
+        base = BenchOnFFConfig if number % 2 else BenchRolloutFFConfig
+        name = f"BENCH_EXTRA_{number}"
+        configs[name] = type(f"BenchExtra{number}FFConfig", (base,), {"FLAG_NAME": name})()
+    return configs
+
+
+SCENARIO_FLAGS = {
+    "A": ("BENCH_ON", "ON"),
+    "B": ("BENCH_ROLLOUT", "ON"),
+    "C": ("BENCH_EXPERIMENT", "VARIANT_A"),
+}
+TEN_FLAGS = (
+    ("BENCH_ON", "ON"),
+    ("BENCH_ROLLOUT", "ON"),
+    ("BENCH_EXPERIMENT", "VARIANT_A"),
+    ("MY_NEW_FEATURE", "VISIBLE"),
+    ("HOMEPAGE_EXPERIMENT", "VARIANT_A"),
+    *((f"BENCH_EXTRA_{number}", "ON") for number in range(1, 6)),
+)
+
+
+def gatekeeper_rows(gatekeeper: ModuleType, app: Any) -> dict[str, dict[str, float]]:
+    """Per scenario: first evaluation, its two parts, and a repeated evaluation; rows keyed by kind."""
+    rows: dict[str, dict[str, float]] = {"first": {}, "construct": {}, "evaluate": {}, "repeat": {}}
+    for scenario, (flag, variant) in SCENARIO_FLAGS.items():
+        for kind, value in gatekeeper_scenario(gatekeeper.Gatekeeper, app, scenario, flag, variant).items():
+            rows[kind][scenario] = value
+    return rows
+
+
+def gatekeeper_scenario(
+    Gatekeeper: Any, app: Any, scenario: str, flag: str, variant: str
+) -> dict[str, float]:
+    """A request builds one Gatekeeper and asks it; a later question in that request hits its memo."""
+    if scenario == "C":
+        check_results(
+            "gatekeeper", scenario, [Gatekeeper(user_id=uid, app=app).ff_variant(flag) for uid in IDS]
+        )
+    else:
+        check_results(
+            "gatekeeper", scenario, [Gatekeeper(user_id=uid, app=app).ff(flag, variant) for uid in IDS]
+        )
+
+    def first(_: None) -> None:
+        for uid in IDS:
+            Gatekeeper(user_id=uid, app=app).ff(flag, variant)
+
+    def construct(_: None) -> None:
+        for uid in IDS:
+            Gatekeeper(user_id=uid, app=app)
+
+    def fresh() -> list[Any]:
+        return [Gatekeeper(user_id=uid, app=app) for uid in IDS]
+
+    def evaluate(gatekeepers: list[Any]) -> None:
+        for gk in gatekeepers:
+            gk.ff(flag, variant)
+
+    def evaluated() -> list[Any]:
+        gatekeepers = fresh()
+        evaluate(gatekeepers)
+        return gatekeepers
+
+    return {
+        "first": median_per_item(first, len(IDS)),
+        "construct": median_per_item(construct, len(IDS)),
+        "evaluate": median_per_item(evaluate, len(IDS), setup=fresh),
+        "repeat": median_per_item(evaluate, len(IDS), setup=evaluated),
+    }
+
+
+def evaluation_parts(gatekeeper: ModuleType, app: Any) -> dict[str, dict[str, float]]:
+    """What a first ff() is made of, timed piece by piece: the store's snapshot and the flag's own rule.
+
+    The rest of the first ff() (memo, override checks, the Evaluation, the signal) is what the engine adds.
+    """
+    state = gatekeeper.get_state(app)
+    parts: dict[str, dict[str, float]] = {"snapshot": {}, "rule": {}}
+    for scenario, (flag, _variant) in SCENARIO_FLAGS.items():
+        rule = state.config_map[flag]._get_variant
+
+        def snapshot(_: None) -> None:
+            for _uid in IDS:
+                state.store.snapshot()
+
+        def run_rule(_: None, rule: Any = rule) -> None:
+            for uid in IDS:
+                rule(user_id=uid, app=app, request=None, session=None)
+
+        parts["snapshot"][scenario] = median_per_item(snapshot, len(IDS)) if state.store is not None else 0.0
+        parts["rule"][scenario] = median_per_item(run_rule, len(IDS))
+    return parts
+
+
+# -- the peers -------------------------------------------------------------------------------------------
+
+
+def growthbook_rows() -> dict[str, float]:
+    """One GrowthBook instance, features loaded once; per user `set_attributes` then evaluate."""
+    from growthbook import GrowthBook
+
+    features = {
+        "bench-on": {"defaultValue": True},
+        "bench-rollout": {
+            "defaultValue": False,
+            "rules": [{"force": True, "coverage": 0.5, "hashAttribute": "id"}],
+        },
+        "bench-experiment": {
+            "defaultValue": "CONTROL",
+            "rules": [
+                {
+                    "key": "bench-experiment",
+                    "variations": list(EXPERIMENT_VARIANTS),
+                    "weights": [0.33, 0.33, 0.34],
+                    "hashAttribute": "id",
+                }
+            ],
+        },
+    }
+    gb = GrowthBook(features=features)
+
+    def value(uid: str, key: str) -> Any:
+        gb.set_attributes({"id": uid})
+        return gb.get_feature_value(key, None) if key == "bench-experiment" else gb.is_on(key)
+
+    for scenario, key in zip(SCENARIOS, ("bench-on", "bench-rollout", "bench-experiment"), strict=True):
+        check_results("GrowthBook", scenario, [value(uid, key) for uid in IDS])
+
+    def run_a(_: None) -> None:
+        for uid in IDS:
+            gb.set_attributes({"id": uid})
+            gb.is_on("bench-on")
+
+    def run_b(_: None) -> None:
+        for uid in IDS:
+            gb.set_attributes({"id": uid})
+            gb.is_on("bench-rollout")
+
+    def run_c(_: None) -> None:
+        for uid in IDS:
+            gb.set_attributes({"id": uid})
+            gb.get_feature_value("bench-experiment", "CONTROL")
+
+    def per_request_a(_: None) -> None:
+        for uid in IDS:
+            GrowthBook(attributes={"id": uid}, features=features).is_on("bench-on")
+
+    times = {
+        s: median_per_item(run, len(IDS)) for s, run in zip(SCENARIOS, (run_a, run_b, run_c), strict=True)
+    }
+    times["per-request A"] = median_per_item(per_request_a, len(IDS), repeats=3)
+    return times
+
+
+def launchdarkly_rows(workdir: Path) -> dict[str, float]:
+    """The LaunchDarkly client on its file data source: no streaming, no polling, no events."""
+    import ldclient
+    from ldclient import Context
+    from ldclient.config import Config
+    from ldclient.integrations import Files
+
+    def flag(key: str, variations: list[Any], fallthrough: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "key": key,
+            "version": 1,
+            "on": True,
+            "salt": key,
+            "variations": variations,
+            "offVariation": len(variations) - 1,
+            "fallthrough": fallthrough,
+            "targets": [],
+            "rules": [],
+            "prerequisites": [],
+        }
+
+    def rollout(*weights: int) -> dict[str, Any]:
+        return {"rollout": {"variations": [{"variation": i, "weight": w} for i, w in enumerate(weights)]}}
+
+    data = {
+        "flags": {
+            "bench-on": flag("bench-on", [True, False], {"variation": 0}),
+            "bench-rollout": flag("bench-rollout", [True, False], rollout(50_000, 50_000)),
+            "bench-experiment": flag(
+                "bench-experiment", list(EXPERIMENT_VARIANTS), rollout(33_000, 33_000, 34_000)
+            ),
+        }
+    }
+    path = workdir / "launchdarkly-flags.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    config = Config(
+        "bench-offline-key",
+        update_processor_class=Files.new_data_source(paths=[str(path)]),
+        send_events=False,
+        diagnostic_opt_out=True,
+    )
+    client = ldclient.LDClient(config=config)
+    if not client.is_initialized():
+        raise SystemExit("LaunchDarkly did not load its flag file")
+    try:
+        defaults = {"bench-on": False, "bench-rollout": False, "bench-experiment": "CONTROL"}
+        for scenario, key in zip(SCENARIOS, defaults, strict=True):
+            results = [client.variation(key, Context.create(uid), defaults[key]) for uid in IDS]
+            check_results("LaunchDarkly", scenario, results)
+
+        def run_a(_: None) -> None:
+            for uid in IDS:
+                client.variation("bench-on", Context.create(uid), False)
+
+        def run_b(_: None) -> None:
+            for uid in IDS:
+                client.variation("bench-rollout", Context.create(uid), False)
+
+        def run_c(_: None) -> None:
+            for uid in IDS:
+                client.variation("bench-experiment", Context.create(uid), "CONTROL")
+
+        return {
+            s: median_per_item(r, len(IDS)) for s, r in zip(SCENARIOS, (run_a, run_b, run_c), strict=True)
+        }
+    finally:
+        client.close()
+
+
+def unleash_rows(workdir: Path) -> dict[str, float]:
+    """The Unleash client bootstrapped from a dict: no registration, no fetching, no metrics."""
+    from UnleashClient import UnleashClient
+    from UnleashClient.cache import FileCache
+
+    def variant(name: str, weight: int) -> dict[str, Any]:
+        return {"name": name, "weight": weight, "weightType": "fix", "stickiness": "userId"}
+
+    rollout = {"rollout": "50", "stickiness": "userId", "groupId": "bench-rollout"}
+    features = {
+        "version": 1,
+        "features": [
+            {"name": "bench-on", "enabled": True, "strategies": [{"name": "default"}]},
+            {
+                "name": "bench-rollout",
+                "enabled": True,
+                "strategies": [{"name": "flexibleRollout", "parameters": rollout}],
+            },
+            {
+                "name": "bench-experiment",
+                "enabled": True,
+                "strategies": [{"name": "default"}],
+                "variants": [
+                    variant(v, w) for v, w in zip(EXPERIMENT_VARIANTS, (330, 330, 340), strict=True)
+                ],
+            },
+        ],
+    }
+    cache = FileCache("bench", directory=str(workdir / "unleash-cache"))
+    cache.bootstrap_from_dict(features)
+    # The url is never contacted: registration and metrics are off and toggles come from the cache only.
+    client = UnleashClient(
+        url="http://127.0.0.1:9/api",
+        app_name="bench",
+        disable_metrics=True,
+        disable_registration=True,
+        cache=cache,
+    )
+    client.initialize_client(fetch_toggles=False)
+    try:
+        check_results("Unleash", "A", [client.is_enabled("bench-on", {"userId": uid}) for uid in IDS])
+        check_results("Unleash", "B", [client.is_enabled("bench-rollout", {"userId": uid}) for uid in IDS])
+        results = [client.get_variant("bench-experiment", {"userId": uid})["name"] for uid in IDS]
+        check_results("Unleash", "C", results)
+
+        def run_a(_: None) -> None:
+            for uid in IDS:
+                client.is_enabled("bench-on", {"userId": uid})
+
+        def run_b(_: None) -> None:
+            for uid in IDS:
+                client.is_enabled("bench-rollout", {"userId": uid})
+
+        def run_c(_: None) -> None:
+            for uid in IDS:
+                client.get_variant("bench-experiment", {"userId": uid})
+
+        return {
+            s: median_per_item(r, len(IDS)) for s, r in zip(SCENARIOS, (run_a, run_b, run_c), strict=True)
+        }
+    finally:
+        client.destroy()
+
+
+def openfeature_rows() -> dict[str, float]:
+    """The OpenFeature SDK with its in-memory provider.
+
+    The in-memory provider has no rollouts, so B and C use a context evaluator that buckets the same way
+    gatekeeper does (sha256 of flag and id, 10,000 buckets): the difference is the SDK's own machinery.
+    """
+    from openfeature import api
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+    from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+
+    def weighted(key: str, weights: dict[str, int]) -> Callable[[Any, Any], Any]:
+        edges = list(zip(weights, accumulate(weight * 100 for weight in weights.values()), strict=True))
+
+        def evaluate(flag: Any, context: Any) -> Any:
+            digest = hashlib.sha256(f"{key}::{context.targeting_key}".encode()).digest()
+            bucket = int.from_bytes(digest[:8], "big") % 10_000
+            name = next(name for name, edge in edges if bucket < edge)
+            return FlagResolutionDetails(value=flag.variants[name], variant=name, reason=Reason.SPLIT)
+
+        return evaluate
+
+    experiment = dict(zip(EXPERIMENT_VARIANTS, (33, 33, 34), strict=True))
+    api.set_provider(
+        InMemoryProvider(
+            {
+                "bench-on": InMemoryFlag("on", {"on": True, "off": False}),
+                "bench-rollout": InMemoryFlag(
+                    "off",
+                    {"on": True, "off": False},
+                    context_evaluator=weighted("bench-rollout", {"on": 50, "off": 50}),
+                ),
+                "bench-experiment": InMemoryFlag(
+                    "CONTROL",
+                    {name: name for name in EXPERIMENT_VARIANTS},
+                    context_evaluator=weighted("bench-experiment", experiment),
+                ),
+            }
+        )
+    )
+    client = api.get_client()
+
+    def context(uid: str) -> Any:
+        return EvaluationContext(targeting_key=uid)
+
+    check_results(
+        "OpenFeature", "A", [client.get_boolean_value("bench-on", False, context(uid)) for uid in IDS]
+    )
+    check_results(
+        "OpenFeature", "B", [client.get_boolean_value("bench-rollout", False, context(uid)) for uid in IDS]
+    )
+    results = [client.get_string_value("bench-experiment", "CONTROL", context(uid)) for uid in IDS]
+    check_results("OpenFeature", "C", results)
+
+    def run_a(_: None) -> None:
+        for uid in IDS:
+            client.get_boolean_value("bench-on", False, EvaluationContext(targeting_key=uid))
+
+    def run_b(_: None) -> None:
+        for uid in IDS:
+            client.get_boolean_value("bench-rollout", False, EvaluationContext(targeting_key=uid))
+
+    def run_c(_: None) -> None:
+        for uid in IDS:
+            client.get_string_value("bench-experiment", "CONTROL", EvaluationContext(targeting_key=uid))
+
+    return {s: median_per_item(r, len(IDS)) for s, r in zip(SCENARIOS, (run_a, run_b, run_c), strict=True)}
+
+
+# -- requests through the Flask test client --------------------------------------------------------------
+
+
+def bench_blueprint(flask: ModuleType) -> Any:
+    """Routes that exist only in the benchmark's own app, never in the template."""
+    bp = flask.Blueprint("bench", __name__)
+
+    @bp.get("/bench/none")
+    def no_flag() -> str:
+        return "ok"
+
+    @bp.get("/bench/ten-flags")
+    def ten_flags() -> str:
+        gk = flask.request.gk
+        return ",".join("1" if gk.ff(flag, variant) else "0" for flag, variant in TEN_FLAGS)
+
+    return bp
+
+
+def build_apps(package: ModuleType, workdir: Path) -> dict[str, Any]:
+    """A bare Flask app, the baked app with the bench routes, and the same app without gatekeeper."""
+    import flask
+
+    bare = flask.Flask("bare")
+
+    @bare.get("/bench/none")
+    def bare_view() -> str:
+        return "ok"
+
+    def baked(name: str) -> Any:
+        app = package.create_app(
+            {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / name}.db", "SECRET_KEY": "bench-secret"}
+        )
+        app.register_blueprint(bench_blueprint(flask))
+        stand_in_for_placeholder_auth(package, app)
+        with app.app_context():
+            package.extensions.db.create_all()
+            package.gatekeeper_store.store.create_tables()
+        return app
+
+    apps = {"bare": bare, "gatekeeper": baked("with-gatekeeper")}
+    # The same factory with gatekeeper.init_app made a no-op: everything else in the app stays.
+    with mock.patch.object(package.gatekeeper, "init_app", lambda *args, **kwargs: None):
+        try:
+            apps["no-gatekeeper"] = baked("without-gatekeeper")
+        except Exception as error:  # the app may not build without gatekeeper: compare with bare Flask then
+            print(f"note: the baked app does not build without gatekeeper.init_app ({error!r})")
+    return apps
+
+
+def request_rows(package: ModuleType, apps: dict[str, Any]) -> tuple[dict[str, float], float | None]:
+    """µs per GET through the test client, and the median per-round % that gatekeeper adds to no-flag GETs."""
+
+    # One client per case, all but bare Flask's carrying the same anonymous-id cookie, as a returning
+    # visitor's browser would: the cases differ only in what the app does, not in what the client sends.
+    anonymous_cookie = getattr(package.gatekeeper, "ANONYMOUS_COOKIE", "gk_anon")
+
+    def new_client(name: str) -> Any:
+        test_client = apps[name].test_client()
+        if name != "bare":
+            test_client.set_cookie(anonymous_cookie, "0123456789abcdef0123456789abcdef")
+        return test_client
+
+    cases = {
+        "bare": (new_client("bare"), "/bench/none"),
+        "gatekeeper": (new_client("gatekeeper"), "/bench/none"),
+        "ten-flags": (new_client("gatekeeper"), "/bench/ten-flags"),
+    }
+    if "no-gatekeeper" in apps:
+        cases["no-gatekeeper"] = (new_client("no-gatekeeper"), "/bench/none")
+
+    evaluated: list[str] = []
+    with package.gatekeeper.flag_evaluated.connected_to(
+        lambda sender, **info: evaluated.append(info["flag"]), apps["gatekeeper"]
+    ):
+        for client, path in cases.values():
+            response = client.get(path)
+            if response.status_code != 200:
+                raise SystemExit(f"GET {path} answered {response.status_code}")
+    if sorted(evaluated) != sorted(flag for flag, _ in TEN_FLAGS):
+        raise SystemExit(f"the ten-flag page evaluated {evaluated}, not each of the ten flags once")
+
+    def loop(client: Any, path: str) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(REQUESTS_PER_SAMPLE):
+                client.get(path)
+
+        return run
+
+    runs = {name: loop(client, path) for name, (client, path) in cases.items()}
+    samples = interleaved_samples(runs, REQUESTS_PER_SAMPLE)
+    medians = {name: statistics.median(values) / 1000 for name, values in samples.items()}
+    paired = None
+    if "no-gatekeeper" in samples:
+        pairs = zip(samples["gatekeeper"], samples["no-gatekeeper"], strict=True)
+        paired = statistics.median(with_gk / without - 1 for with_gk, without in pairs) * 100
+    return medians, paired
+
+
+def hook_cost_us(apps: dict[str, Any]) -> float | None:
+    """Gatekeeper's own work per request that checks no flag: the before-request hooks with and without it.
+
+    `preprocess_request()` runs every before-request function of the app (login, CSRF, gatekeeper, ...);
+    the difference between the two otherwise identical apps is what gatekeeper adds, without the noise of
+    the rest of the request.
+    """
+    if "no-gatekeeper" not in apps:
+        return None
+    costs = {}
+    for name in ("gatekeeper", "no-gatekeeper"):
+        app = apps[name]
+        with app.test_request_context("/bench/none"):
+
+            def run(_: None, app: Any = app) -> None:
+                for _uid in IDS:
+                    app.preprocess_request()
+
+            costs[name] = median_per_item(run, len(IDS)) / 1000
+    return costs["gatekeeper"] - costs["no-gatekeeper"]
+
+
+# -- the report ------------------------------------------------------------------------------------------
+
+
+def ns(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def main() -> None:
+    project = project_argument(__doc__.splitlines()[0])
+    package = import_baked_package(project)
+    warn_if_placeholder(package, "gatekeeper", "gatekeeper_store", "auth")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    package.gatekeeper_config.FF_CONFIG_MAP.update(bench_flag_configs(package.gatekeeper))
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-bench-") as tmp:
+        workdir = Path(tmp)
+        apps = build_apps(package, workdir)
+        with apps["gatekeeper"].app_context():
+            floor, loop = dict_rows(), empty_loop_ns()
+            gk = gatekeeper_rows(package.gatekeeper, apps["gatekeeper"])
+            parts = evaluation_parts(package.gatekeeper, apps["gatekeeper"])
+            if not package.gatekeeper_store.store.available:
+                raise SystemExit(f"the override store is unavailable: {package.gatekeeper_store.store.error}")
+        peers = {
+            f"GrowthBook {version('growthbook')}": growthbook_rows(),
+            f"LaunchDarkly {version('launchdarkly-server-sdk')}": launchdarkly_rows(workdir),
+            f"Unleash {version('UnleashClient')}": unleash_rows(workdir),
+            f"OpenFeature {version('openfeature-sdk')}": openfeature_rows(),
+        }
+        requests, paired_overhead = request_rows(package, apps)
+        hook = hook_cost_us(apps)
+    report(floor, loop, gk, parts, peers, requests, paired_overhead, hook)
+    check_offline()
+
+
+PEER_CALLS = {
+    "GrowthBook": "set_attributes + is_on / get_feature_value",
+    "LaunchDarkly": "Context.create + variation",
+    "Unleash": "is_enabled / get_variant",
+    "OpenFeature": "EvaluationContext + get_*_value",
+}
+
+
+def report(
+    floor: dict[str, float],
+    loop: float,
+    gk: dict[str, dict[str, float]],
+    parts: dict[str, dict[str, float]],
+    peers: dict[str, dict[str, float]],
+    requests: dict[str, float],
+    paired_overhead: float | None,
+    hook: float | None,
+) -> None:
+    """One table (ns per evaluation, then µs per request), then the ratios the issues set targets for."""
+    growthbook_name = next(iter(peers))
+    growthbook_per_request = peers[growthbook_name].pop("per-request A")
+
+    engine_rest = {s: gk["evaluate"][s] - parts["snapshot"][s] - parts["rule"][s] for s in SCENARIOS}
+
+    def row(label: str, times: dict[str, float]) -> list[str]:
+        return [label, *(ns(times[s]) for s in SCENARIOS)]
+
+    def request_row(label: str, name: str) -> list[str]:
+        return [label, f"{requests[name]:.1f} µs", "", ""]
+
+    rows = [
+        row("dict lookup (the floor)", floor),
+        row("gatekeeper: first evaluation in a request", gk["first"]),
+        row("  = new Gatekeeper(user_id=uid, app=app)", gk["construct"]),
+        row("  + its first ff() (pure evaluation)", gk["evaluate"]),
+        row("      of which store.snapshot()", parts["snapshot"]),
+        row("      of which the flag's rule (_get_variant)", parts["rule"]),
+        row("      the rest: memo, overrides, result", engine_rest),
+        row("gatekeeper: repeated ff(), same request", gk["repeat"]),
+        *(row(f"{name} ({PEER_CALLS[name.split()[0]]})", times) for name, times in peers.items()),
+        [f"  {growthbook_name}, new GrowthBook() per request", ns(growthbook_per_request), "", ""],
+        ["µs per request through the Flask test client (GET, median of 21 rounds of 300):"],
+        request_row("bare Flask app", "bare"),
+    ]
+    if "no-gatekeeper" in requests:
+        rows.append(request_row("baked app without gatekeeper.init_app", "no-gatekeeper"))
+    rows += [
+        request_row("baked app, gatekeeper, no flag checked", "gatekeeper"),
+        request_row("baked app, gatekeeper, ten flag checks", "ten-flags"),
+    ]
+    print(f"ns per evaluation, median of 7 loops over {len(IDS):,} user ids (gc off); one run, one process")
+    print_table(["", *(SCENARIO_TITLES[s] for s in SCENARIOS)], rows)
+    print(f"(every ns figure includes the for-loop step around it: {loop:.1f} ns)")
+
+    print()
+    print("Ratios")
+    growthbook = peers[growthbook_name]
+    for name, times in peers.items():
+        ratios = "  ".join(f"{s} {times[s] / gk['first'][s]:5.1f}x" for s in SCENARIOS)
+        print(f"  {name:<21} / gatekeeper first evaluation: {ratios}")
+    worst = min(growthbook[s] / gk["first"][s] for s in SCENARIOS)
+    verdict = "met" if worst >= GROWTHBOOK_TARGET else "MISSED"
+    print(f"    target: at least {GROWTHBOOK_TARGET:.0f}x faster than GrowthBook in each scenario: {verdict}")
+    repeat = "  ".join(f"{s} {gk['repeat'][s] / floor[s]:5.1f}x" for s in SCENARIOS)
+    print(f"  gatekeeper repeated ff() / dict lookup:       {repeat}")
+    worst = max(gk["repeat"][s] / floor[s] for s in SCENARIOS)
+    verdict = "met" if worst <= REPEATED_TARGET else "MISSED"
+    print(f"    target: within {REPEATED_TARGET:.0f}x of a dict lookup: {verdict}")
+
+    if paired_overhead is not None:
+        baseline = requests["no-gatekeeper"]
+        overhead = paired_overhead
+        print(
+            f"  gatekeeper on a request that checks no flag: {overhead:+.2f}% (median of the per-round "
+            f"ratios; {requests['gatekeeper']:.1f} vs {baseline:.1f} µs without gatekeeper.init_app)"
+        )
+    else:
+        baseline = requests["bare"]
+        overhead = (requests["gatekeeper"] - baseline) / baseline * 100
+        print(
+            f"  baked app with gatekeeper vs bare Flask (the app did not build without it): {overhead:+.2f}%"
+        )
+    if hook is not None:
+        print(
+            f"    measured directly: gatekeeper adds {hook:.2f} µs to the before-request hooks "
+            f"= {hook / baseline * 100:.2f}% of that request"
+        )
+    verdict = "met" if overhead < OVERHEAD_TARGET else "MISSED"
+    print(f"    target: under {OVERHEAD_TARGET:.0f}%: {verdict}")
+    extra = requests["ten-flags"] - requests["gatekeeper"]
+    print(f"  ten flag checks add {extra:.1f} µs to a request ({extra * 100:.0f} ns per check)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make bench`: bake the template with its defaults, install the baked project and the peer SDKs into
+# build/bench-venv, then run the flag benchmark and the dashboard benchmark. The benchmarks themselves
+# run offline: they refuse every network connection and report any attempt.
+#
+# PYTHON=/path/to/python picks the interpreter; by default the template's default Python version
+# (python3.X on PATH, or pyenv's), else python3. The bake's python_version answer is set to that version.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="$ROOT/build"
+VENV="$BUILD/bench-venv"
+BAKE="$BUILD/bench"
+cd "$ROOT"
+
+want="$(python3 -c 'import json; print(json.load(open("cookiecutter.json"))["python_version"][0])')"
+is_version() { "$1" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$2')" >/dev/null 2>&1; }
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    for candidate in "python$want" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python; do
+        if is_version "$candidate" "$want"; then PY="$candidate"; break; fi
+    done
+fi
+PY="${PY:-python3}"
+version="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+
+if [ ! -x "$VENV/bin/python" ] || ! is_version "$VENV/bin/python" "$version"; then
+    echo "== creating $VENV with Python $version"
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+fi
+echo "== installing cookiecutter and the peer SDKs (benchmarks/requirements.txt)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+
+echo "== baking the template (defaults, python_version=$version) into $BAKE"
+rm -rf "$BAKE"
+"$VENV/bin/cookiecutter" --no-input -f -o "$BAKE" "$ROOT" python_version="$version"
+PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+echo "== installing the baked project ($PROJECT)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PROJECT"
+
+echo
+"$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_dashboard.py --project "$PROJECT"

@@ -1,0 +1,72 @@
+"""Finish the baked project: give it its own secret key and drop the files of options not chosen.
+
+Cookiecutter renders this file with Jinja and runs it inside the new project folder. Answers arrive as
+percent-encoded JSON in a string literal (never pasted into code). No network, no git: nothing here can
+fail on a machine that is offline or has no git identity.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+# The percent-encoded JSON of every answer, filled in by cookiecutter when it renders this hook.
+_ENCODED_ANSWERS = "{{ cookiecutter|tojson|urlencode }}"
+
+ENV_HEADER = "# Settings for this checkout only; never commit it (.gitignore lists it). See .env.example."
+
+# Paths (relative to the project) that exist only for one value of a choice: {answer: {value: paths}}.
+OPTIONAL_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ci": {"github": (".github",)},
+}
+
+
+def read_answers(encoded: str = _ENCODED_ANSWERS) -> dict[str, object]:
+    """Decode the answers cookiecutter rendered into this file."""
+    return json.loads(unquote(encoded))
+
+
+def write_env_file(project_dir: Path) -> bool:
+    """Write `.env` with a fresh SECRET_KEY; keep an existing one (re-baking with -f keeps its secrets)."""
+    env_file = project_dir / ".env"
+    if env_file.exists():
+        return False
+    env_file.write_text(f"{ENV_HEADER}\nSECRET_KEY={secrets.token_hex(32)}\n", encoding="utf-8")
+    return True
+
+
+def paths_not_chosen(answers: dict[str, object]) -> list[str]:
+    """The optional paths that belong to a value the user did not pick."""
+    return [
+        path
+        for answer, paths_by_value in OPTIONAL_PATHS.items()
+        for value, paths in paths_by_value.items()
+        if answers.get(answer) != value
+        for path in paths
+    ]
+
+
+def remove_paths(project_dir: Path, paths: list[str]) -> None:
+    """Delete the given files or folders under the project, if present."""
+    for relative in paths:
+        target = project_dir / relative
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def main() -> int:
+    """Run inside the freshly baked project folder."""
+    project_dir = Path.cwd()
+    write_env_file(project_dir)
+    remove_paths(project_dir, paths_not_chosen(read_answers()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Plain helpers behind the template's test fixtures: bake, find interpreters, build baked virtualenvs, run.
+
+The fixtures in `conftest.py` wrap these; a test may also import them directly (`from bakery import run`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+from cookiecutter.environment import StrictEnvironment
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
+BUILD_DIR = TEMPLATE_DIR / "build"
+CONTEXT = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+
+# Every value of every choice in cookiecutter.json, as {answer: [values]}; the first value is the default.
+CHOICES: dict[str, list[str]] = {
+    key: value for key, value in CONTEXT.items() if isinstance(value, list) and not key.startswith("_")
+}
+DEFAULT_PYTHON = CHOICES["python_version"][0]
+
+
+# Answers that break naive templating: quotes of both kinds, triple quotes, backslashes and non-ASCII text.
+TRICKY_ANSWERS = {
+    "quotes": {
+        "project_name": 'The "Best" Shop',
+        "author_name": "Seán O'Brien",
+        "description": "Say \"hi\" to O'Brien's shop \\ with a backslash",
+    },
+    "unicode": {
+        "project_name": "Ünïcödé Café 🚀",
+        "author_name": "Zoë 李",
+        "description": "Emoji 🚀, ''' and \"\"\" triple quotes, C:\\path\\to\\it",
+    },
+}
+
+
+def option_bakes() -> dict[str, dict[str, str]]:
+    """One bake per option value (not the cross product), named for pytest ids; the defaults come first.
+
+    A value that equals its default bakes the same project as the defaults, so it is folded into them.
+    """
+    bakes: dict[str, dict[str, str]] = {"defaults": {}}
+    for answer, values in CHOICES.items():
+        for value in values[1:]:
+            bakes[f"{answer}={value}"] = {answer: value}
+    return bakes
+
+
+def python_version_of(answers: Mapping[str, str]) -> str:
+    """The Python a bake should be tested with: the lowest it supports, its `python_version` answer."""
+    return answers.get("python_version", DEFAULT_PYTHON)
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 900,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, capture its output, and on failure raise with the command and the end of its output."""
+    completed = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and completed.returncode != 0:
+        output = completed.stdout + completed.stderr
+        if len(output) > 10_000:  # the first errors and the final summary say the most
+            output = f"{output[:5000]}\n[... {len(output) - 9000} characters cut ...]\n{output[-4000:]}"
+        raise AssertionError(
+            f"`{' '.join(map(str, args))}` in {cwd} exited {completed.returncode}:\n{output}"
+        )
+    return completed
+
+
+def cookiecutter_cli(
+    output_dir: Path, *answers: str, check: bool = True, typed: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Bake through the real `cookiecutter` command line: with --no-input and `key=value` answers, or, when
+    `typed` is given, answering the prompts with that text on standard input."""
+    cookiecutter = Path(sys.executable).with_name("cookiecutter")
+    command = [cookiecutter] if cookiecutter.exists() else [sys.executable, "-m", "cookiecutter"]
+    if typed is None:
+        command.append("--no-input")
+    with tempfile.TemporaryDirectory() as home:
+        # Our own config: the user's ~/.cookiecutterrc must not change the answers, nor replays land in ~.
+        config = Path(home) / "config.yaml"
+        config.write_text(f"replay_dir: {json.dumps(home)}\ncookiecutters_dir: {json.dumps(home)}\n")
+        command += ["--config-file", config, "-o", output_dir, TEMPLATE_DIR, *answers]
+        return run(command, check=check, stdin=typed)
+
+
+def copy_project(project: Path, destination: Path) -> Path:
+    """Copy a baked project so a test can run tools in it without touching the shared bake."""
+    target = destination / project.name
+    shutil.copytree(project, target)
+    return target
+
+
+def text_files(root: Path) -> Iterator[Path]:
+    """Every file under `root` that decodes as UTF-8 text."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            yield path
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter that really is Python `version` (e.g. "3.12"): `python3.12` on PATH, or pyenv's."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(str(pyenv_root / "versions" / f"{version}.*" / "bin" / "python")))
+    candidates.append(sys.executable)
+    for candidate in candidates:
+        if candidate and _reports_version(candidate, version):
+            return candidate
+    return None
+
+
+def _reports_version(executable: str, version: str) -> bool:
+    # pyenv shims exist for every installed version but fail unless that version is selected: ask it.
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    try:
+        completed = subprocess.run([executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return False
+    return completed.returncode == 0 and completed.stdout.strip() == version
+
+
+def baked_dependencies(project: Path) -> list[str]:
+    """The runtime and `dev` requirements a baked project declares in its pyproject.toml."""
+    project_table = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [*project_table["dependencies"], *project_table.get("optional-dependencies", {}).get("dev", [])]
+
+
+def ensure_virtualenv(python: str, requirements: Sequence[str], purpose: str | None = None) -> Path:
+    """A virtualenv under build/ with `requirements` installed; built once, reused while they are unchanged.
+
+    Keyed by the interpreter and the requirement list, so a changed list gets a fresh one; with a `purpose`
+    (e.g. "baked"), the outdated virtualenvs of that purpose and Python are removed. A file lock makes
+    concurrent pytest-xdist workers wait for one build instead of racing.
+    """
+    version = run([python, "-c", "import sys; print(sys.version.split()[0])"]).stdout.strip()
+    key = hashlib.sha256(json.dumps([python, version, sorted(requirements)]).encode()).hexdigest()[:12]
+    prefix = f"{purpose}-py{version}" if purpose else f"py{version}"
+    venv = BUILD_DIR / "baked-venvs" / f"{prefix}-{key}"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(venv.parent / f"{venv.name}.lock"):
+        marker = venv / ".complete"
+        if not marker.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            run([python, "-m", "venv", venv])
+            pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+            run([*pip, "install", "-q", *requirements])
+            marker.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            if purpose:
+                _remove_outdated(venv, prefix)
+    return venv
+
+
+def _remove_outdated(venv: Path, prefix: str) -> None:
+    # Same purpose and Python, an older requirement list: nothing will use it again.
+    for sibling in venv.parent.glob(f"{prefix}-*"):
+        if sibling.is_dir() and sibling != venv:
+            shutil.rmtree(sibling, ignore_errors=True)
+            (sibling.parent / f"{sibling.name}.lock").unlink(missing_ok=True)
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def venv_env(venv: Path) -> dict[str, str]:
+    """Environment for running a baked project's tools: the venv first on PATH, nothing inherited that
+    would change what the project sees (another venv, PYTHONPATH, the app's own settings)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "SECRET_KEY", "DATABASE_URL", "FLASK_APP"}
+        and not key.startswith(("PYTEST_", "COV_"))
+    }
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PRE_COMMIT_HOME"] = str(BUILD_DIR / "pre-commit-cache")
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+# Jinja markers left by a variable or tag cookiecutter did not render. GitHub Actions' own `${{ ... }}`
+# expressions are meant to be in the baked workflow, so `{{` right after `$` does not count.
+TEMPLATE_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.")
+APP_TEMPLATE_LEFTOVER = re.compile(r"cookiecutter\.")
+
+
+def leftovers(project: Path) -> list[str]:
+    """`path:line: text` for every file name or line that still holds cookiecutter template text.
+
+    The app's own Jinja templates (under a `templates/` folder) legitimately hold `{{` and `{%`, so only
+    a `cookiecutter.` variable counts there.
+    """
+    found = [
+        f"{path.relative_to(project)}: unrendered file name"
+        for path in project.rglob("*")
+        if TEMPLATE_LEFTOVER.search(str(path.relative_to(project)))
+    ]
+    for path in text_files(project):
+        relative = path.relative_to(project)
+        pattern = APP_TEMPLATE_LEFTOVER if "templates" in relative.parts else TEMPLATE_LEFTOVER
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if pattern.search(line):
+                found.append(f"{relative}:{number}: {line.strip()}")
+    return found
+
+
+def load_hook(name: str, answers: Mapping[str, object] | None = None) -> ModuleType:
+    """Import `hooks/<name>.py` as a module, rendered with cookiecutter's Jinja when `answers` are given."""
+    return load_template_module(f"hooks/{name}.py", answers)
+
+
+def load_template_module(relative_path: str, answers: Mapping[str, object] | None = None) -> ModuleType:
+    """Import a Python file of the template repository by path (rendered first when `answers` are given)."""
+    path = TEMPLATE_DIR / relative_path
+    source = path.read_text(encoding="utf-8")
+    if answers is not None:
+        context = {"cookiecutter": dict(answers)}
+        source = StrictEnvironment(context=context).from_string(source).render(**context)
+    module = ModuleType(path.stem)
+    module.__file__ = str(path)
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module

@@ -1,0 +1,96 @@
+"""Each baked project passes its own checks: its test suite, ruff, and pre-commit on a fresh git repository.
+
+One bake per option value, each run with the Python it names as its lowest supported version, from a
+virtualenv built once per session (see `baked_venv` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+from bakery import DEFAULT_PYTHON, TRICKY_ANSWERS, option_bakes, python_version_of, run
+
+pytestmark = pytest.mark.slow
+
+OPTION_BAKES = option_bakes()
+
+
+@pytest.fixture(params=OPTION_BAKES.values(), ids=OPTION_BAKES.keys())
+def option(request, bake, baked_env, project_copy):
+    """A private copy of one option value's bake, and the environment of its Python's virtualenv."""
+    answers = request.param
+    env = baked_env(python_version_of(answers))
+    return project_copy(bake(**answers)), env
+
+
+def test_baked_test_suite_passes(option):
+    """The project's own pytest suite passes on the Python it declares as its lowest."""
+    project, env = option
+    run(
+        ["python", "-m", "pytest", "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider"], cwd=project, env=env
+    )
+
+
+def test_baked_project_passes_ruff_check(option):
+    """`ruff check` finds nothing, under the project's own settings."""
+    project, env = option
+    run(["ruff", "check", "--no-cache", "."], cwd=project, env=env)
+
+
+def test_baked_project_passes_ruff_format_check(option):
+    """`ruff format --check` would change nothing."""
+    project, env = option
+    run(["ruff", "format", "--check", "--no-cache", "."], cwd=project, env=env)
+
+
+def test_baked_project_passes_pre_commit_in_a_new_git_repository(option):
+    """`git init`, `git add -A`, `pre-commit run --all-files`: every hook passes on the fresh project."""
+    project, env = option
+    run(["git", "init", "-q"], cwd=project, env=env)
+    run(["git", "add", "-A"], cwd=project, env=env)
+    run(["pre-commit", "run", "--all-files", "--show-diff-on-failure"], cwd=project, env=env)
+
+
+@pytest.mark.parametrize("answers", TRICKY_ANSWERS.values(), ids=TRICKY_ANSWERS.keys())
+def test_tricky_project_name_imports_and_reaches_the_app_unchanged(bake, baked_env, project_copy, answers):
+    """With quotes, backslashes and unicode in its name the package imports, and the app shows the name
+    exactly as typed."""
+    project = project_copy(bake(**answers))
+    script = (
+        "import sys; from gatekeeper_app import create_app; "
+        "app = create_app({'TESTING': True, 'SQLALCHEMY_DATABASE_URI': 'sqlite://'}); "
+        "sys.stdout.buffer.write(app.config['APP_NAME'].encode('utf-8'))"
+    ).replace("gatekeeper_app", project.name)
+    env = {**baked_env(DEFAULT_PYTHON), "PYTHONUTF8": "1"}
+    completed = run(["python", "-c", script], cwd=project, env=env)
+    assert completed.stdout == answers["project_name"]
+
+
+@pytest.mark.parametrize("answers", TRICKY_ANSWERS.values(), ids=TRICKY_ANSWERS.keys())
+def test_tricky_project_name_keeps_the_project_ruff_clean(bake, baked_env, project_copy, answers):
+    """Quotes in the answers are rendered the way ruff formats them, so the project stays lint-clean."""
+    project = project_copy(bake(**answers))
+    env = baked_env(DEFAULT_PYTHON)
+    run(["ruff", "check", "--no-cache", "."], cwd=project, env=env)
+    run(["ruff", "format", "--check", "--no-cache", "."], cwd=project, env=env)
+
+
+def test_baked_project_builds_a_wheel_with_its_templates_and_static_files(
+    baked_project, baked_env, project_copy, tmp_path
+):
+    """`pip wheel .` packages the app with every template and static file it needs at run time."""
+    project = project_copy(baked_project)
+    wheels = tmp_path / "wheels"
+    run(["python", "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, "."], cwd=project, env=baked_env())
+    (wheel,) = wheels.glob("*.whl")
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    needed = {
+        path.relative_to(project).as_posix()
+        for folder in ("templates", "static")
+        for path in (project / "gatekeeper_app" / folder).rglob("*")
+        if path.is_file()
+    }
+    assert needed, "the package has no templates or static files to check"
+    assert needed <= packaged
+    assert "gatekeeper_app/__init__.py" in packaged

@@ -1,0 +1,123 @@
+"""Store and dashboard test helpers: another process on the same database, a clock, a query counter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from flask import Flask
+from sqlalchemy import Engine, create_engine, event
+
+from {{ cookiecutter.package_name }} import gatekeeper
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig
+from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
+from {{ cookiecutter.package_name }}.gatekeeper_store import OverrideStore, UserRef
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand, so staleness is tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class OldMyNewFeature(FeatureFlagConfig):
+    """MY_NEW_FEATURE as an older deploy had it, with a variant the current code dropped."""
+
+    FLAG_NAME = "MY_NEW_FEATURE"
+    VARIANTS_ENUM_STR = "VISIBLE NOT_VISIBLE RETIRED"
+    DEFAULT_VARIANT = "NOT_VISIBLE"
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        return self.variants_enum.NOT_VISIBLE
+
+
+class RemovedFlag(FeatureFlagConfig):
+    """A flag an older deploy had and the current code removed."""
+
+    FLAG_NAME = "REMOVED_FLAG"
+    VARIANTS_ENUM_STR = "ON OFF"
+    DEFAULT_VARIANT = "OFF"
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        return self.variants_enum.OFF
+
+
+STORE_TABLES = (
+    "gatekeeper_version",
+    "gatekeeper_forced_variants",
+    "gatekeeper_user_overrides",
+    "gatekeeper_audit_log",
+)
+OLD_CONFIG_MAP = {"MY_NEW_FEATURE": OldMyNewFeature(), "REMOVED_FLAG": RemovedFlag()}
+
+
+class Process(NamedTuple):
+    """Another worker or server: its own app, store (with its own snapshot) and database engine."""
+
+    app: Flask
+    store: OverrideStore
+    engine: Engine
+
+
+def another_process(
+    app: Flask,
+    *,
+    config_map: Mapping[str, FeatureFlagConfig] = FF_CONFIG_MAP,
+    clock: Callable[[], float] = time.monotonic,
+    ttl: float = 5.0,
+    database_url: str | None = None,
+) -> Process:
+    """A second app on `app`'s database (or on `database_url`), as another worker would run it."""
+    other = Flask("another_process")
+    other.config.update(TESTING=True, SECRET_KEY="another-process", GATEKEEPER_STORE_TTL=ttl)
+    other_store = OverrideStore(clock=clock)
+    engine = create_engine(database_url or app.config["SQLALCHEMY_DATABASE_URI"])
+    other_store.init_app(other, engine, user_lookup=lambda text: UserRef(id=text, label=f"user {text}"))
+    gatekeeper.init_app(other, config_map, store=other_store)
+    return Process(other, other_store, engine)
+
+
+def write_stale_overrides(app: Flask) -> None:
+    """Store overrides the current code no longer understands, as an older deploy would have left them."""
+    old = another_process(app, config_map=OLD_CONFIG_MAP)
+    with old.app.app_context():
+        old.store.force("REMOVED_FLAG", "ON", actor="old deploy")
+        old.store.set_user_override("REMOVED_FLAG", "7", "ON", actor="old deploy")
+        old.store.set_user_override("MY_NEW_FEATURE", "8", "RETIRED", actor="old deploy")
+
+
+@contextmanager
+def count_queries(target: Flask | Engine) -> Iterator[list[str]]:
+    """Every SQL statement run inside the block by `target` (an engine, or the app's database engine)."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    if isinstance(target, Engine):
+        engine = target
+    else:
+        with target.app_context():
+            engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def drop_store_tables(app: Flask) -> None:
+    """Break the store the way a lost database would: its tables are gone."""
+    with app.app_context(), db.engine.begin() as connection:
+        for table in STORE_TABLES:
+            connection.exec_driver_sql(f"DROP TABLE {table}")
