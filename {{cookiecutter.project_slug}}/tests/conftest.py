@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.security import generate_password_hash
 
-from {{ cookiecutter.package_name }} import create_app, database
+from {{ cookiecutter.package_name }} import create_app, database, gatekeeper
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import User
 
@@ -137,4 +138,17 @@ def csrf_user(csrf_app: Flask) -> User:
 
 
 # --- Flags --------------------------------------------------------------------------------------------------
-# force_flag: the engine owner adds it here (wraps gatekeeper.forced_variant).
+
+
+@pytest.fixture
+def force_flag(app: Flask) -> Iterator[Callable[[str, str], None]]:
+    """`force_flag(flag, variant)`: everyone gets `variant` of `flag` until the test ends.
+
+    Tests then do not depend on who is on the team or which rollout bucket a user id falls in.
+    """
+    with contextlib.ExitStack() as stack:
+
+        def force(flag: str, variant: str) -> None:
+            stack.enter_context(gatekeeper.forced_variant(flag, variant, app))
+
+        yield force

@@ -4,8 +4,6 @@ import re
 
 import pytest
 
-from {{ cookiecutter.package_name }}.gatekeeper import forced_variant
-
 EXPERIMENT_HEADLINES = {
     "VARIANT_A": "Ship when it is ready, not when you deploy.",
     "VARIANT_B": "Try it on your team first. Then on everyone.",
@@ -53,10 +51,10 @@ def test_is_dev_shows_my_new_feature_to_everyone(make_app):
 
 
 @pytest.mark.parametrize("variant", EXPERIMENT_HEADLINES)
-def test_each_experiment_variant_shows_its_headline(app, client, variant):
+def test_each_experiment_variant_shows_its_headline(client, force_flag, variant):
     """Whichever HOMEPAGE_EXPERIMENT variant a visitor gets decides the headline, and the page says which."""
-    with forced_variant("HOMEPAGE_EXPERIMENT", variant, app=app):
-        page = client.get("/").text
+    force_flag("HOMEPAGE_EXPERIMENT", variant)
+    page = client.get("/").text
     assert experiment_variant(page) == variant
     assert EXPERIMENT_HEADLINES[variant] in page
     others = [headline for name, headline in EXPERIMENT_HEADLINES.items() if name != variant]
@@ -88,3 +86,17 @@ def test_other_users_get_no_dashboard_link(client, user, login):
     """Users who are not admins see no link to a page they cannot open."""
     login(client, user)
     assert 'href="/gatekeeper/"' not in client.get("/").text
+
+
+def test_force_flag_shows_my_new_feature_to_a_user_outside_the_team(client, user, login, force_flag):
+    """The `force_flag` fixture overrides the flag's rule for everyone, so tests need not pick team ids."""
+    force_flag("MY_NEW_FEATURE", "VISIBLE")
+    login(client, user)
+    assert sees_my_new_feature(client)
+
+
+def test_force_flag_can_hide_my_new_feature_from_the_team(client, admin, login, force_flag):
+    """Forcing the other variant hides the block even from a team member."""
+    force_flag("MY_NEW_FEATURE", "NOT_VISIBLE")
+    login(client, admin)
+    assert not sees_my_new_feature(client)
