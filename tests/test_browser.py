@@ -1,0 +1,240 @@
+"""A real browser on a real server: the defaults bake served by gunicorn, driven by headless Chromium.
+
+One server per test module (per pytest-xdist worker); every test opens its own browser contexts, so tests do
+not share cookies and may run in any order. Screenshots land in build/test-output/browser/.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bakery import BUILD_DIR, copy_project, run
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SCREENSHOTS = BUILD_DIR / "test-output" / "browser"
+PASSWORD = "a browser test password"
+ADMIN = "admin@example.com"
+VIEWER = "viewer@example.com"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@dataclass
+class Server:
+    url: str
+    project: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server exited {server.returncode}:\n{server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not answer {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(baked_project, baked_env, tmp_path_factory) -> Iterator[Server]:
+    """The defaults bake on its own SQLite file, with an admin (id 1) and a non-admin viewer (id 2)."""
+    project = copy_project(baked_project, tmp_path_factory.mktemp("browser"))
+    env = {**baked_env(), "DATABASE_URL": f"sqlite:///{project / 'browser.db'}"}
+    flask = ["python", "-m", "flask", "--app", "gatekeeper_app"]
+    run([*flask, "init-db"], cwd=project, env=env)
+    run([*flask, "users", "create", ADMIN, "--admin", "--password", PASSWORD], cwd=project, env=env)
+    run([*flask, "users", "create", VIEWER, "--password", PASSWORD], cwd=project, env=env)
+    port = free_port()
+    command = ["python", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
+    process = subprocess.Popen(
+        [*command, "gatekeeper_app:create_app()"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url + "/", process)
+        yield Server(url, project)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_as(browser, server):
+    """`open_as(email)`: a fresh browser context logged in through the login form, on a new page."""
+    contexts = []
+
+    def open_page(email: str, viewport: dict[str, int] | None = None):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{server.url}/auth/login")
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_url(f"{server.url}/")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def home_shows_my_new_feature(page, server: Server) -> bool:
+    page.goto(f"{server.url}/")
+    return page.locator("#my-new-feature").count() == 1
+
+
+def experiment_variant(page, server: Server) -> str:
+    page.goto(f"{server.url}/")
+    return page.get_attribute("#homepage-experiment", "data-variant")
+
+
+def force_for_everyone(page, server: Server, flag: str, variant: str) -> None:
+    page.goto(f"{server.url}/gatekeeper/flags/{flag}")
+    form = page.locator("form", has=page.locator("button:has-text('Force for everyone')"))
+    form.locator("select[name=variant]").select_option(variant)
+    form.locator("input[name=confirm]").check()
+    form.locator("button:has-text('Force for everyone')").click()
+    page.wait_for_load_state()
+
+
+def stop_forcing(page, server: Server, flag: str) -> None:
+    page.goto(f"{server.url}/gatekeeper/flags/{flag}")
+    form = page.locator("form", has=page.locator("button:has-text('Stop forcing')"))
+    form.locator("input[name=confirm]").check()
+    form.locator("button:has-text('Stop forcing')").click()
+    page.wait_for_load_state()
+
+
+def test_logging_in_as_admin_opens_the_dashboard_with_every_flag(open_as, server):
+    """The admin logs in through the form, follows the header's Flags link and sees both sample flags."""
+    page = open_as(ADMIN)
+    page.click("header a:has-text('Flags')")
+    page.wait_for_url(f"{server.url}/gatekeeper/")
+    names = page.locator("a.gk-flag-name").all_inner_texts()
+    assert {"MY_NEW_FEATURE", "HOMEPAGE_EXPERIMENT"} <= set(names)
+    assert screenshot(page, "flag-list").stat().st_size > 0
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert screenshot(page, "flag-list-phone").stat().st_size > 0
+
+
+def test_a_browser_override_changes_the_admins_home_page(open_as, server):
+    """Admin (id 1, on the team) sees MY_NEW_FEATURE; a browser override to NOT_VISIBLE hides it."""
+    page = open_as(ADMIN)
+    assert home_shows_my_new_feature(page, server)
+
+    page.goto(f"{server.url}/gatekeeper/flags/MY_NEW_FEATURE")
+    page.select_option("#gk-browser-variant", "NOT_VISIBLE")
+    page.click("form:has(#gk-browser-variant) button:has-text('Save')")
+    page.wait_for_load_state()
+    assert "browser override" in page.inner_text(".gk-you-get")
+    assert screenshot(page, "flag-page").stat().st_size > 0
+    assert not home_shows_my_new_feature(page, server)
+
+    page.goto(f"{server.url}/gatekeeper/flags/MY_NEW_FEATURE")
+    page.select_option("#gk-browser-variant", "")
+    page.click("form:has(#gk-browser-variant) button:has-text('Save')")
+    page.wait_for_load_state()
+    assert home_shows_my_new_feature(page, server)
+
+
+def test_a_variant_forced_for_everyone_reaches_another_users_browser_until_cleared(open_as, server):
+    """Forcing HOMEPAGE_EXPERIMENT to a variant the viewer does not get reaches the viewer's browser; stopping
+    gives the viewer their own variant back."""
+    viewer = open_as(VIEWER)
+    own = experiment_variant(viewer, server)
+    other = next(variant for variant in ("VARIANT_A", "VARIANT_B", "CONTROL") if variant != own)
+
+    admin = open_as(ADMIN)
+    force_for_everyone(admin, server, "HOMEPAGE_EXPERIMENT", other)
+    assert other in admin.inner_text(".gk-card-forced")
+    assert experiment_variant(viewer, server) == other
+
+    stop_forcing(admin, server, "HOMEPAGE_EXPERIMENT")
+    assert admin.locator(".gk-card-forced").count() == 0
+    assert experiment_variant(viewer, server) == own
+
+
+def test_the_audit_log_shows_who_forced_and_cleared_a_flag(open_as, server):
+    """Every forced change is in the audit log, newest first, with the admin as the actor."""
+    admin = open_as(ADMIN)
+    force_for_everyone(admin, server, "MY_NEW_FEATURE", "VISIBLE")
+    stop_forcing(admin, server, "MY_NEW_FEATURE")
+
+    admin.goto(f"{server.url}/gatekeeper/audit")
+    rows = admin.locator("table.gk-audit tbody tr")
+    newest, previous = rows.nth(0).inner_text(), rows.nth(1).inner_text()
+    assert ADMIN in newest and "MY_NEW_FEATURE" in newest and "stopped forcing" in newest
+    assert ADMIN in previous and "MY_NEW_FEATURE" in previous and "forced for everyone" in previous
+    assert "VISIBLE" in newest and "VISIBLE" in previous  # the variant before, and after
+    assert screenshot(admin, "audit-log").stat().st_size > 0
+
+
+def test_a_non_admin_gets_403_from_the_dashboard(open_as, server):
+    """The viewer is logged in but not an admin: the dashboard answers 403 and no Flags link is shown."""
+    viewer = open_as(VIEWER)
+    assert viewer.locator("header a:has-text('Flags')").count() == 0
+    response = viewer.goto(f"{server.url}/gatekeeper/")
+    assert response.status == 403
+
+
+def test_forcing_without_ticking_the_confirmation_box_changes_nothing(open_as, server):
+    """The browser will not submit the kill switch until its confirmation box is ticked."""
+    admin = open_as(ADMIN)
+    admin.goto(f"{server.url}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    admin.click("button:has-text('Force for everyone')")
+    assert admin.locator("input[name=confirm]:invalid").count() == 1  # the browser flags the box
+    admin.reload()
+    assert admin.locator(".gk-card-forced").count() == 0
