@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.gatekeeper import ANONYMOUS_COOKIE, FeatureFlagConfig, Gatekeeper
+from {{ cookiecutter.package_name }}.gatekeeper import (
+    ANONYMOUS_COOKIE,
+    FeatureFlagConfig,
+    Gatekeeper,
+    rollout_bucket,
+)
 from tests.bare_app import cookies_set, make_app
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +44,13 @@ def test_rollout_follows_the_documented_algorithm():
         bucket = int.from_bytes(digest[:8], "big") % 10000
         expected = "A" if bucket < 2500 else "B" if bucket < 5000 else "C"
         assert assign("EXP", weights, range(unit_id, unit_id + 1), salt="pepper") == [expected]
+
+
+def test_rollout_bucket_is_the_documented_formula():
+    """`rollout_bucket(key)`, public for analytics and migrations, is the bucket rollout() uses."""
+    for key in ("EXP:pepper:1", "MY_FLAG::ann@example.com", "Ünïcode:salt:42"):
+        digest = hashlib.sha256(key.encode()).digest()
+        assert rollout_bucket(key) == int.from_bytes(digest[:8], "big") % 10000
 
 
 def test_same_ids_get_same_variants_in_processes_with_different_hash_seeds():

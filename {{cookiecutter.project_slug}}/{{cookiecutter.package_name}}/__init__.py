@@ -21,8 +21,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     extensions.init_app(app)
     database.init_app(app)
-    store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
-    gatekeeper.init_app(app, FF_CONFIG_MAP, store=store)
+    overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
+    gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import re
 import secrets
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -53,6 +54,9 @@ ROLLOUT_BUCKETS = 10_000
 _SIGNER_SALT = "gatekeeper-browser-overrides"
 _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING: Any = object()
+_first_8_bytes = struct.Struct(">Q").unpack_from
+_EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
+_NO_ANSWERS: dict[Any, Any] = {}  # an unknown flag's answer table: every question is a mistake
 
 flag_evaluated = Namespace().signal(
     "flag-evaluated",
@@ -75,6 +79,15 @@ class Evaluation(NamedTuple):
     variant: str
     reason: str
     detail: str = ""
+
+
+def rollout_bucket(key: str) -> int:
+    """The rollout bucket, 0 to 9999, of a key such as ``"FLAG:SALT:UNIT"``: stable across processes.
+
+    The first 8 bytes of the SHA-256 of the key's UTF-8 bytes, read as a big-endian unsigned integer,
+    modulo 10,000: the same on every machine and Python version, and independent between flags.
+    """
+    return _first_8_bytes(hashlib.sha256(key.encode()).digest())[0] % ROLLOUT_BUCKETS
 
 
 class FeatureFlagConfig(ABC):
@@ -100,9 +113,13 @@ class FeatureFlagConfig(ABC):
         self._members = {name: self.variants_enum[name] for name in names}
         self.default_variant = self.DEFAULT_VARIANT if self.DEFAULT_VARIANT is not None else names[-1]
         self._code_overrides = self._index_overrides(overrides or {})
-        self._rollout_prefix = hashlib.sha256(f"{self._flag_name()}:{self.ROLLOUT_SALT}:".encode())
-        # Built once so that the common answer, "the rule says X", allocates nothing per request.
-        self._rule_evaluations = {name: Evaluation(self._flag_name(), name, RULE) for name in names}
+        self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
+        # Per variant, the answer to `ff(flag, v)` for every v: a first evaluation picks one of these.
+        self._answer_tables = {name: {other: other == name for other in names} for name in names}
+        # The common answer, "the rule says X", prebuilt so that it allocates nothing per request.
+        self._rule_answers = {
+            name: self._answers(Evaluation(self._flag_name(), name, RULE)) for name in names
+        }
 
     # -- the rule ---------------------------------------------------------------------------------
 
@@ -119,25 +136,24 @@ class FeatureFlagConfig(ABC):
     def rollout(self, unit_id: Any, weights: Mapping[str, float]) -> Enum:
         """Pick a variant by weight (percentages summing to 100), sticky for ``unit_id``.
 
-        The unit's bucket is ``int.from_bytes(sha256(f"{FLAG_NAME}:{ROLLOUT_SALT}:{unit_id}").digest()[:8],
-        "big") % 10000``; variants own consecutive ranges of buckets in the order given, the first from 0.
-        Raising a variant's weight keeps everyone who had it, as long as the variants before it keep theirs.
-        A ``unit_id`` of None means the visitor's anonymous id (a long-lived cookie) inside a request.
+        The unit's bucket is ``rollout_bucket(f"{FLAG_NAME}:{ROLLOUT_SALT}:{unit_id}")``, 0 to 9999; variants
+        own consecutive ranges of buckets in the order given, the first from 0. Raising a variant's weight
+        keeps everyone who had it, as long as the variants before it keep theirs. A ``unit_id`` of None means
+        the visitor's anonymous id (a long-lived cookie) inside a request.
         """
         if unit_id is None:
             unit_id = anonymous_id()
-        total = sum(weights.values())
-        if abs(total - 100) > 1e-9:
-            raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
-        digest = self._rollout_prefix.copy()
-        digest.update(str(unit_id).encode())
-        point = (int.from_bytes(digest.digest()[:8], "big") % ROLLOUT_BUCKETS) / (ROLLOUT_BUCKETS // 100)
-        edge = 0.0
+        key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
+        point = _first_8_bytes(hashlib.sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
+        total, chosen = 0, None
         for variant, weight in weights.items():
-            edge += weight
-            if point < edge:
-                return self._members[variant]
-        return self._members[variant]  # float rounding left the top bucket over: the last variant owns it
+            total += weight
+            if chosen is None and point < total:
+                chosen = variant
+        if total != 100 and abs(total - 100) > 1e-9:
+            raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
+        # With float weights a rounding can leave the top bucket over: the last variant owns it.
+        return self._members[chosen if chosen is not None else variant]
 
     # -- the seed's API, kept ---------------------------------------------------------------------
 
@@ -195,6 +211,10 @@ class FeatureFlagConfig(ABC):
         return response
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _answers(self, evaluation: Evaluation) -> dict[Any, Any]:
+        """What a Gatekeeper remembers for this flag: ``ff()``'s answer per variant, and the evaluation."""
+        return {**self._answer_tables[evaluation.variant], _EVALUATION: evaluation}
 
     def _flag_name(self) -> str:
         return getattr(self, "FLAG_NAME", type(self).__name__)
@@ -302,21 +322,7 @@ class GatekeeperState:
         self.can_override = can_override or _default_can_override
         self.user_loader = user_loader or _default_user_loader
         self.pinned: dict[str, str] = {}
-        # Every valid (flag, variant) question, so `ff()` checks its arguments with one set lookup.
-        self.questions = frozenset(
-            (flag, name) for flag, config in config_map.items() for name in config._names
-        )
         self._warned: set[Any] = set()
-
-    def snapshot(self) -> Any:
-        if self.store is None:
-            return _EMPTY_SNAPSHOT
-        try:
-            return self.store.snapshot()
-        except Exception as error:
-            # The store should never raise here; if it does, flags still answer from code rules.
-            self.warn_once(("store", type(error)), "gatekeeper: the store failed (%r); ignoring it", error)
-            return _EMPTY_SNAPSHOT
 
     def warn_once(self, key: Any, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -351,18 +357,15 @@ class Gatekeeper:
     Outside a request (CLI, jobs) build one with ``Gatekeeper(user_id=...)`` inside an app context.
     """
 
+    # Built on every request: it holds little, and looks up the user and the overrides when first asked.
     __slots__ = (
         "_anonymous_id",
-        "_answers",
-        "_browser",
-        "_memo",
-        "_overridden",
-        "_snapshot",
+        "_flags",
+        "_overrides",
         "_state",
         "_user",
         "_user_id",
         "app",
-        "config_map",
         "request",
         "session",
     )
@@ -384,16 +387,18 @@ class Gatekeeper:
         self.request = request
         self.session = session
         self._state = state
-        self.config_map = state.config_map
         # In a request the user is looked up on the first flag check, so requests that check none pay nothing.
         self._user_id = _MISSING if user_id is None and request is not None else user_id
         self._user = _MISSING
-        self._memo: dict[str, Evaluation] = {}
-        self._answers: dict[tuple[str, str], bool] = {}
-        self._browser: dict[str, str] | None = None
-        self._snapshot: Any = None
-        self._overridden: bool | None = None
+        # flag -> {variant: ff()'s answer, ..., _EVALUATION: the Evaluation}, filled as flags are asked.
+        self._flags: dict[str, dict[Any, Any]] = {}
+        # (pinned, browser overrides, store snapshot), or () when nothing can override; loaded on first use.
+        self._overrides: tuple[Any, ...] | None = None
         self._anonymous_id: str | None = None
+
+    @property
+    def config_map(self) -> Mapping[str, FeatureFlagConfig]:
+        return self._state.config_map
 
     @property
     def user_id(self) -> Any:
@@ -413,18 +418,15 @@ class Gatekeeper:
 
     def ff(self, flag: str, variant: str) -> bool:
         """Shorthand for `feature_flag`: does this user get `variant` of `flag`?"""
-        # The hot path: a repeated question is one dict lookup; a first one evaluates the flag once.
-        key = (flag, variant)
+        # The hot path: two dict lookups, after one evaluation per flag. A question naming no flag or
+        # variant (or an unhashable one) ends in KeyError or TypeError.
         try:
-            answer = self._answers.get(key)
-        except TypeError:  # an unhashable argument names no flag
+            answers = self._flags.get(flag)
+            if answers is None:
+                answers = self._evaluate_flag(flag)
+            return answers[variant]
+        except (KeyError, TypeError):
             return self._mistaken(flag, variant)
-        if answer is None:
-            if key not in self._state.questions:
-                return self._mistaken(flag, variant)
-            evaluation = self._memo.get(flag) or self._first_evaluation(flag, self.config_map[flag])
-            answer = self._answers[key] = evaluation.variant == variant
-        return answer
 
     def feature_flag(self, flag: str, variant: str) -> bool:
         return self.ff(flag, variant)
@@ -445,7 +447,8 @@ class Gatekeeper:
         """The browser overrides in force for this request (valid, signed and allowed ones only)."""
         if request is not None and request is not self.request:
             return read_browser_overrides(request)
-        return dict(self._browser_overrides())
+        overrides = self._overrides if self._overrides is not None else self._load_overrides()
+        return dict(overrides[1]) if overrides else {}
 
     def set_browser_override_variant(
         self, request: Request, flag: str, variant: str | None
@@ -459,18 +462,29 @@ class Gatekeeper:
 
     def explain(self, flag: str, user_id_override: Any = None) -> Evaluation | None:
         """The variant `flag` gives and the reason; None for an unknown flag in production."""
+        config = self._config(flag)
+        if config is None:
+            return None
         if user_id_override is not None:
-            config = self._config(flag)
-            return None if config is None else self._evaluate(flag, config, user_id_override)
-        evaluation = self._memo.get(flag)
-        if evaluation is None:
-            config = self._config(flag)
-            if config is None:
-                return None
-            evaluation = self._first_evaluation(flag, config)
-        return evaluation
+            return self._evaluate(flag, config, user_id_override)[_EVALUATION]
+        answers = self._flags.get(flag) or self._evaluate_flag(flag)
+        return answers[_EVALUATION]
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
+        """Evaluate `flag` for this Gatekeeper's user, remember it, announce it; {} for an unknown flag."""
+        config = self._state.config_map.get(flag)
+        if config is None:
+            return _NO_ANSWERS
+        user_id = self._user_id if self._user_id is not _MISSING else self.user_id
+        answers = self._flags[flag] = self._evaluate(flag, config, user_id)
+        if flag_evaluated.receivers:
+            evaluation = answers[_EVALUATION]
+            flag_evaluated.send(
+                self.app, flag=flag, variant=evaluation.variant, reason=evaluation.reason, user_id=user_id
+            )
+        return answers
 
     def _mistaken(self, flag: Any, variant: Any) -> bool:
         """`ff()` named an unknown flag or variant: raise in development, answer False in production."""
@@ -479,17 +493,7 @@ class Gatekeeper:
             self._mistake(("variant", flag, repr(variant)), f"{flag} has no variant {variant!r}", config)
         return False
 
-    def _first_evaluation(self, flag: str, config: FeatureFlagConfig) -> Evaluation:
-        """Evaluate `flag` for this Gatekeeper's user, remember it, and announce it once."""
-        user_id = self._user_id if self._user_id is not _MISSING else self.user_id
-        evaluation = self._memo[flag] = self._evaluate(flag, config, user_id)
-        if flag_evaluated.receivers:
-            flag_evaluated.send(
-                self.app, flag=flag, variant=evaluation.variant, reason=evaluation.reason, user_id=user_id
-            )
-        return evaluation
-
-    def _config(self, flag: str) -> FeatureFlagConfig | None:
+    def _config(self, flag: Any) -> FeatureFlagConfig | None:
         try:
             config = self.config_map.get(flag)
         except TypeError:
@@ -505,26 +509,30 @@ class Gatekeeper:
             raise UnknownFlagError(message + hint)
         self._state.warn_once(key, "gatekeeper: %s; answering False", message)
 
-    def _evaluate(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> Evaluation:
-        """Walk the evaluation order for one flag and one user."""
-        overridden = self._overridden if self._overridden is not None else self._load_overrides()
-        if overridden:
-            evaluation = self._runtime_override(flag, config, user_id)
+    def _evaluate(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
+        """Walk the evaluation order for one flag and one user; return the flag's answer table."""
+        overrides = self._overrides if self._overrides is not None else self._load_overrides()
+        if overrides:
+            evaluation = self._runtime_override(flag, config, user_id, *overrides)
             if evaluation is not None:
-                return evaluation
+                return config._answers(evaluation)
         if user_id is not None and config._code_overrides:
             name = config._code_overrides.get(str(user_id))
             if name is not None:
-                return Evaluation(flag, name, USER_OVERRIDE, f"overrides in code for user {user_id}")
+                return config._answers(
+                    Evaluation(flag, name, USER_OVERRIDE, f"overrides in code for user {user_id}")
+                )
         try:
             result = config._get_variant(
                 user_id=user_id, app=self.app, request=self.request, session=self.session
             )
         except Exception as error:
             log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
-            return Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
+            return config._answers(
+                Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
+            )
         if type(result) is config.variants_enum:
-            return config._rule_evaluations[result._name_]
+            return config._rule_answers[result._name_]
         name = config._variant_name(result)
         if name is None:
             log.error(
@@ -533,40 +541,46 @@ class Gatekeeper:
                 result,
                 config.default_variant,
             )
-            return Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}")
-        return config._rule_evaluations[name]
+            return config._answers(
+                Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}")
+            )
+        return config._rule_answers[name]
 
-    def _load_overrides(self) -> bool:
-        """Fetch, once per Gatekeeper, everything that can override a rule; True if anything might."""
+    def _load_overrides(self) -> tuple[Any, ...]:
+        """Fetch, once per Gatekeeper, everything that can override a rule; () when nothing can."""
         state = self._state
-        self._snapshot = snapshot = state.snapshot()
-        browser = self._browser_overrides()
-        self._overridden = bool(state.pinned or browser or snapshot.forced or snapshot.user_overrides)
-        return self._overridden
+        snapshot = _EMPTY_SNAPSHOT
+        if state.store is not None:
+            try:
+                snapshot = state.store.snapshot()
+            except Exception as error:
+                # The store should never raise here; if it does, flags still answer from code rules.
+                state.warn_once(("store", type(error)), "gatekeeper: the store failed (%r), ignored", error)
+        browser = read_browser_overrides(self.request, gatekeeper=self) if self.request is not None else None
+        if state.pinned or browser or snapshot.forced or snapshot.user_overrides:
+            self._overrides = (state.pinned, browser or {}, snapshot)
+        else:
+            self._overrides = ()
+        return self._overrides
 
-    def _runtime_override(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> Evaluation | None:
+    def _runtime_override(
+        self, flag: str, config: FeatureFlagConfig, user_id: Any, pinned: Any, browser: Any, snapshot: Any
+    ) -> Evaluation | None:
         """A variant from forced_variant(), the browser cookie or the store, in that order; else None."""
-        pinned = self._state.pinned.get(flag)
-        if pinned is not None:
-            return Evaluation(flag, pinned, FORCED, "forced_variant() in code")
-        name = self._browser.get(flag) if self._browser else None
+        name = pinned.get(flag)
+        if name is not None:
+            return Evaluation(flag, name, FORCED, "forced_variant() in code")
+        name = browser.get(flag)
         if name is not None:
             return Evaluation(flag, name, BROWSER_OVERRIDE, "your override cookie")
-        name = self._snapshot.forced.get(flag)
+        name = snapshot.forced.get(flag)
         if name is not None and name in config._names:
             return Evaluation(flag, name, FORCED, "forced for everyone")
-        stored = self._snapshot.user_overrides.get(flag) if user_id is not None else None
+        stored = snapshot.user_overrides.get(flag) if user_id is not None else None
         name = stored.get(str(user_id)) if stored else None
         if name is not None and name in config._names:
             return Evaluation(flag, name, USER_OVERRIDE, f"stored override for user {user_id}")
         return None
-
-    def _browser_overrides(self) -> dict[str, str]:
-        if self._browser is None:
-            self._browser = (
-                read_browser_overrides(self.request, gatekeeper=self) if self.request is not None else {}
-            )
-        return self._browser
 
     def _get_anonymous_id(self) -> str:
         """This visitor's long-lived random id, set as a cookie the first time a rollout needs it."""
@@ -696,7 +710,8 @@ def init_app(
 
     def attach_gatekeeper() -> None:
         request = flask_request._get_current_object()
-        request.gk = Gatekeeper(app=app, request=request, session=flask_session)
+        # Positional: CPython builds the object noticeably faster than with keywords, on every request.
+        request.gk = Gatekeeper(None, app, request, flask_session)
 
     app.before_request(attach_gatekeeper)
     app.jinja_env.globals["ff"] = _template_ff

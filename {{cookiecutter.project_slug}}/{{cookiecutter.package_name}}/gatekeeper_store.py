@@ -218,8 +218,12 @@ class _VersionRow(_Base):
 # --- Per-app state ------------------------------------------------------------------------------------------
 
 
-class _AppStore:
-    """One app's view of the store: its engine, its current snapshot, and whether the database answered."""
+class AppStore:
+    """One app's view of the store: its engine, its current snapshot, and whether the database answered.
+
+    `store.init_app(app, db)` returns it; give it to `gatekeeper.init_app(app, ..., store=...)` so flag checks
+    reach the snapshot directly instead of finding the current app on every request.
+    """
 
     def __init__(
         self, db: Any, ttl: float, user_lookup: UserLookup | None, clock: Callable[[], float]
@@ -228,7 +232,7 @@ class _AppStore:
         self.ttl = ttl
         self.user_lookup = user_lookup
         self.clock = clock
-        self.snapshot = EMPTY_SNAPSHOT
+        self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
         self.error: str | None = None
@@ -238,14 +242,30 @@ class _AppStore:
     def engine(self) -> Engine:
         return self.db if isinstance(self.db, Engine) else self.db.engine
 
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """The current overrides, at most `GATEKEEPER_STORE_TTL` seconds old (or `max_age`, when given).
+
+        Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
+        one thread while the others keep serving the current snapshot. Never raises.
+        """
+        if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age):
+            return self.current
+        # blocking=False: while one thread asks the database, the others serve what they have.
+        if self.lock.acquire(blocking=False):
+            try:
+                self.refresh()
+            finally:
+                self.lock.release()
+        return self.current
+
     def refresh(self) -> None:
         """Reload the snapshot if the version counter moved; on failure keep the old one and say why."""
         checked_at = self.clock()
         try:
             with Session(self.engine) as session:
                 version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
-                if version is None or version != self.snapshot.version:
-                    self.snapshot = _read_snapshot(session, -1 if version is None else version)
+                if version is None or version != self.current.version:
+                    self.current = _read_snapshot(session, -1 if version is None else version)
         except Exception as exc:  # never raise into a flag check; the dashboard shows the error
             self.mark_unavailable(exc)
         else:
@@ -318,7 +338,7 @@ class OverrideStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
 
-    def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> None:
+    def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> AppStore:
         """Attach to `app`. `db` is the Flask-SQLAlchemy object (or a SQLAlchemy Engine).
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
@@ -326,7 +346,8 @@ class OverrideStore:
         """
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
-        app.extensions[_EXTENSION_KEY] = _AppStore(db, ttl, user_lookup, self._clock)
+        app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
+        return app_store
 
     def create_tables(self) -> None:
         """Create the store's tables on the current app's database (idempotent)."""
@@ -340,21 +361,8 @@ class OverrideStore:
     # Reading ------------------------------------------------------------------------------------------------
 
     def snapshot(self, max_age: float | None = None) -> Snapshot:
-        """The current overrides, at most `GATEKEEPER_STORE_TTL` seconds old (or `max_age`, when given).
-
-        Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
-        one thread while the others keep serving the current snapshot. Never raises.
-        """
-        state: _AppStore = current_app.extensions[_EXTENSION_KEY]
-        if state.clock() - state.checked_at < (state.ttl if max_age is None else max_age):
-            return state.snapshot
-        # blocking=False: while one thread asks the database, the others serve what they have.
-        if state.lock.acquire(blocking=False):
-            try:
-                state.refresh()
-            finally:
-                state.lock.release()
-        return state.snapshot
+        """The current app's overrides; see `AppStore.snapshot`. Never raises."""
+        return _state().snapshot(max_age)
 
     @property
     def available(self) -> bool:
@@ -539,7 +547,7 @@ class OverrideStore:
             raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc
 
 
-def _state() -> _AppStore:
+def _state() -> AppStore:
     try:
         return current_app.extensions[_EXTENSION_KEY]
     except KeyError:
