@@ -32,8 +32,6 @@ from benchcommon import (
     import_baked_package,
     median_per_item,
     project_argument,
-    stand_in_for_placeholder_auth,
-    warn_if_placeholder,
 )
 
 forbid_network()
@@ -78,7 +76,6 @@ def build_app(package: ModuleType, database: Path) -> Any:
     app = package.create_app(
         {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "SECRET_KEY": "bench-secret"}
     )
-    stand_in_for_placeholder_auth(package, app)
     with app.app_context():
         package.extensions.db.create_all()
         package.gatekeeper_store.store.create_tables()
@@ -209,7 +206,7 @@ def evaluation_ns(package: ModuleType, app: Any, flag: str) -> float:
 
     def run(_: None) -> None:
         for uid in ids:
-            Gatekeeper(user_id=uid, app=app).ff(flag, "ON")
+            Gatekeeper(uid, app).ff(flag, "ON")
 
     with app.app_context():
         return median_per_item(run, len(ids))
@@ -228,7 +225,6 @@ def timed_write_ms(package: ModuleType, app: Any, flag: str, admin_id: int) -> f
 def main() -> None:
     project = project_argument(__doc__.splitlines()[0])
     package = import_baked_package(project)
-    warn_if_placeholder(package, "gatekeeper", "gatekeeper_store", "gatekeeper_dashboard", "auth")
     importlib.import_module(f"{package.__name__}.models")
     config_map = package.gatekeeper_config.FF_CONFIG_MAP
     config_map.update(bench_flags(package.gatekeeper, FLAGS - len(config_map)))

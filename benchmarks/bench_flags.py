@@ -33,8 +33,6 @@ from benchcommon import (
     median_per_item,
     print_table,
     project_argument,
-    stand_in_for_placeholder_auth,
-    warn_if_placeholder,
 )
 
 forbid_network()  # before any SDK is imported
@@ -175,24 +173,20 @@ def gatekeeper_scenario(
 ) -> dict[str, float]:
     """A request builds one Gatekeeper and asks it; a later question in that request hits its memo."""
     if scenario == "C":
-        check_results(
-            "gatekeeper", scenario, [Gatekeeper(user_id=uid, app=app).ff_variant(flag) for uid in IDS]
-        )
+        check_results("gatekeeper", scenario, [Gatekeeper(uid, app).ff_variant(flag) for uid in IDS])
     else:
-        check_results(
-            "gatekeeper", scenario, [Gatekeeper(user_id=uid, app=app).ff(flag, variant) for uid in IDS]
-        )
+        check_results("gatekeeper", scenario, [Gatekeeper(uid, app).ff(flag, variant) for uid in IDS])
 
     def first(_: None) -> None:
         for uid in IDS:
-            Gatekeeper(user_id=uid, app=app).ff(flag, variant)
+            Gatekeeper(uid, app).ff(flag, variant)
 
     def construct(_: None) -> None:
         for uid in IDS:
-            Gatekeeper(user_id=uid, app=app)
+            Gatekeeper(uid, app)
 
     def fresh() -> list[Any]:
-        return [Gatekeeper(user_id=uid, app=app) for uid in IDS]
+        return [Gatekeeper(uid, app) for uid in IDS]
 
     def evaluate(gatekeepers: list[Any]) -> None:
         for gk in gatekeepers:
@@ -530,7 +524,6 @@ def build_apps(package: ModuleType, workdir: Path) -> dict[str, Any]:
             {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / name}.db", "SECRET_KEY": "bench-secret"}
         )
         app.register_blueprint(bench_blueprint(flask))
-        stand_in_for_placeholder_auth(package, app)
         with app.app_context():
             package.extensions.db.create_all()
             package.gatekeeper_store.store.create_tables()
@@ -627,7 +620,6 @@ def ns(value: float) -> str:
 def main() -> None:
     project = project_argument(__doc__.splitlines()[0])
     package = import_baked_package(project)
-    warn_if_placeholder(package, "gatekeeper", "gatekeeper_store", "auth")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     package.gatekeeper_config.FF_CONFIG_MAP.update(bench_flag_configs(package.gatekeeper))
@@ -685,7 +677,7 @@ def report(
     rows = [
         row("dict lookup (the floor)", floor),
         row("gatekeeper: first evaluation in a request", gk["first"]),
-        row("  = new Gatekeeper(user_id=uid, app=app)", gk["construct"]),
+        row("  = new Gatekeeper(uid, app)", gk["construct"]),
         row("  + its first ff() (pure evaluation)", gk["evaluate"]),
         row("      of which store.snapshot()", parts["snapshot"]),
         row("      of which the flag's rule (_get_variant)", parts["rule"]),

@@ -58,40 +58,6 @@ def import_baked_package(project: Path) -> ModuleType:
     return importlib.import_module(found[0])
 
 
-def warn_if_placeholder(package: ModuleType, *modules: str) -> list[str]:
-    """The baked modules still marked TEMPORARY (their owners have not landed them yet)."""
-    pending = []
-    for name in modules:
-        module = importlib.import_module(f"{package.__name__}.{name}")
-        if "TEMPORARY" in (module.__doc__ or ""):
-            pending.append(name)
-    if pending:
-        names = ", ".join(pending)
-        print(f"warning: {names} still TEMPORARY placeholders (see benchcommon.py); numbers are provisional")
-    return pending
-
-
-def stand_in_for_placeholder_auth(package: ModuleType, app: Any) -> None:
-    """While the baked `auth` is still a TEMPORARY placeholder, give `app` what the real one provides.
-
-    Flask-Login needs a user loader to answer any flag check in a request, and the store needs a user
-    lookup to name users. Both stand-ins do what the contract says auth does (`User.find`); once the real
-    `auth` lands this does nothing.
-    """
-    auth = importlib.import_module(f"{package.__name__}.auth")
-    if "TEMPORARY" not in (auth.__doc__ or ""):
-        return
-    models = importlib.import_module(f"{package.__name__}.models")
-    store_module = importlib.import_module(f"{package.__name__}.gatekeeper_store")
-    app.login_manager.user_loader(lambda user_id: models.User.find(user_id))
-
-    def lookup(text: str) -> Any:
-        user = models.User.find(text)
-        return store_module.UserRef(id=str(user.id), label=user.email) if user else None
-
-    app.extensions["gatekeeper_store"].user_lookup = lookup
-
-
 def median_per_item(
     run: Callable[[Any], object],
     items: int,
