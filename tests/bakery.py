@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,13 @@ def cookiecutter_cli(
         config.write_text(f"replay_dir: {json.dumps(home)}\ncookiecutters_dir: {json.dumps(home)}\n")
         command += ["--config-file", config, "-o", output_dir, TEMPLATE_DIR, *answers]
         return run(command, check=check, stdin=typed)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def copy_project(project: Path, destination: Path) -> Path:

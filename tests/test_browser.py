@@ -6,7 +6,6 @@ not share cookies and may run in any order. Screenshots land in build/test-outpu
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import BUILD_DIR, copy_project, run
+from bakery import BUILD_DIR, copy_project, free_port, run
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +40,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 class Server:
     url: str
     project: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_serving(url: str, server: subprocess.Popen[str], timeout: float = 60) -> None:

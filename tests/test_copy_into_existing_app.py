@@ -1,4 +1,4 @@
-"""The README's "Add gatekeeper to an existing Flask app" works, step by step, in an app we did not generate."""
+"""The README's "Add gatekeeper to an existing Flask app" works, step by step, in an app we did not make."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def create_app():
     return app
 '''
 
-EXISTING_APP_TESTS = '''
+EXISTING_APP_TESTS = """
 from shop import create_app
 
 
@@ -60,7 +60,7 @@ def test_anonymous_visitors_keep_their_experiment_variant():
 def test_gk_cli_lists_the_flags():
     result = create_app().test_cli_runner().invoke(args=["gk", "list"])
     assert "MY_NEW_FEATURE" in result.output and "HOMEPAGE_EXPERIMENT" in result.output
-'''
+"""
 
 
 def readme_section() -> str:
