@@ -54,7 +54,7 @@ def test_cookiecutter_command_line_bakes_the_defaults(tmp_path):
 
 def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     """Answering the prompts (Enter keeps a default, a number picks a choice) bakes those answers."""
-    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n"  # python_version 2 = 3.11, ci 2 = none
+    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n"  # python_version 2 = 3.12, ci 2 = none
     completed = cookiecutter_cli(tmp_path, typed=typed)
     for question in (
         "Project name",
@@ -66,7 +66,7 @@ def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     project = tmp_path / "my_shop"
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert (pyproject["name"], pyproject["description"]) == ("my_shop", "Sells things.")
-    assert pyproject["requires-python"] == ">=3.11"
+    assert pyproject["requires-python"] == ">=3.12"
     assert (project / "my_shop" / "__init__.py").is_file()
     assert not (project / ".github").exists()
 
