@@ -6,7 +6,7 @@ DEMO_VENV := build/demo-venv
 DEMO_DIR := build/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint format bench clean chromium
+.PHONY: demo test lint format bench clean system-packages
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo: $(DEMO_VENV)/.installed
@@ -14,7 +14,7 @@ demo: $(DEMO_VENV)/.installed
 	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed system-packages
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff on the template's own code (hooks, tests, benchmarks)
@@ -45,12 +45,16 @@ $(DEMO_VENV)/.installed: requirements-dev.txt
 	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check "$$(grep -E '^cookiecutter' requirements-dev.txt)"
 	touch $@
 
-# The browser test drives Debian's Chromium; install it when missing (needs root, as in CI).
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server:
+# install whichever is missing (needs root, as in CI; otherwise those tests are skipped and say so).
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	else \
-		echo "note: /usr/bin/chromium is missing and this is not root: the browser test will be skipped."; \
-		echo "      Install it with: sudo apt-get install -y chromium"; \
+		echo "note:$$missing not installed and this is not root: their tests will be skipped."; \
+		echo "      Install with: sudo apt-get install -y$$missing"; \
 	fi

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import http.cookiejar
 import json
 import os
 import re
@@ -16,7 +17,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import tomllib
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +126,66 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@contextmanager
+def serving(
+    command: Sequence[str | os.PathLike[str]], url: str, cwd: Path, env: Mapping[str, str]
+) -> Iterator[None]:
+    """Run a server until the block ends; enter once `url` answers (fail with the server's output if it
+    exits first or takes over a minute). Its output is drained all along, so a chatty server never blocks."""
+    server = subprocess.Popen(
+        [str(arg) for arg in command],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    drain = threading.Thread(target=lambda: output.extend(iter(server.stdout.readline, "")), daemon=True)
+    drain.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not serve {url}:\n{''.join(output)[-5000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def answers(url: str) -> bool:
+    """Whether something serves `url` now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def log_in(url: str, email: str, password: str) -> tuple[urllib.request.OpenerDirector, str]:
+    """Log in through the real form, CSRF token and all, as a browser without JavaScript would.
+
+    Returns the session (an opener that keeps its cookies) and the page the login landed on.
+    """
+    session = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    token = csrf_token(session.open(f"{url}/auth/login").read().decode())
+    form = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password}).encode()
+    return session, session.open(f"{url}/auth/login", data=form).read().decode()
+
+
 def copy_project(project: Path, destination: Path) -> Path:
     """Copy a baked project so a test can run tools in it without touching the shared bake."""
     target = destination / project.name
@@ -161,10 +226,11 @@ def _reports_version(executable: str, version: str) -> bool:
     return completed.returncode == 0 and completed.stdout.strip() == version
 
 
-def baked_dependencies(project: Path) -> list[str]:
-    """The runtime and `dev` requirements a baked project declares in its pyproject.toml."""
+def baked_dependencies(project: Path, extras: Sequence[str] = ("dev",)) -> list[str]:
+    """The runtime requirements a baked project declares in its pyproject.toml, plus those of `extras`."""
     project_table = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [*project_table["dependencies"], *project_table.get("optional-dependencies", {}).get("dev", [])]
+    optional = project_table.get("optional-dependencies", {})
+    return [*project_table["dependencies"], *(req for extra in extras for req in optional[extra])]
 
 
 def ensure_virtualenv(python: str, requirements: Sequence[str], purpose: str | None = None) -> Path:

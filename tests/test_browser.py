@@ -6,16 +6,12 @@ not share cookies and may run in any order. Screenshots land in build/test-outpu
 
 from __future__ import annotations
 
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import BUILD_DIR, copy_project, free_port, run
+from bakery import BUILD_DIR, copy_project, free_port, run, serving
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +38,6 @@ class Server:
     project: Path
 
 
-def wait_until_serving(url: str, server: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the server exited {server.returncode}:\n{server.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    raise AssertionError(f"the server did not answer {url} within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def server(baked_project, baked_env, tmp_path_factory) -> Iterator[Server]:
     """The defaults bake on its own SQLite file, with an admin (id 1) and a non-admin viewer (id 2)."""
@@ -65,25 +48,10 @@ def server(baked_project, baked_env, tmp_path_factory) -> Iterator[Server]:
     run([*flask, "users", "create", ADMIN, "--admin", "--password", PASSWORD], cwd=project, env=env)
     run([*flask, "users", "create", VIEWER, "--password", PASSWORD], cwd=project, env=env)
     port = free_port()
-    command = ["python", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
-    process = subprocess.Popen(
-        [*command, "gatekeeper_app:create_app()"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    gunicorn = ["python", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url + "/", process)
+    with serving([*gunicorn, "gatekeeper_app:create_app()"], url + "/", cwd=project, env=env):
         yield Server(url, project)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")

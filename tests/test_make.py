@@ -7,7 +7,6 @@ every test here.
 
 from __future__ import annotations
 
-import http.cookiejar
 import os
 import re
 import shutil
@@ -15,14 +14,13 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bakery import TEMPLATE_DIR, free_port, run
+from bakery import TEMPLATE_DIR, answers, free_port, log_in, run
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +55,6 @@ def fresh_copy(destination: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return destination
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +92,6 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def log_in(url: str, email: str, password: str) -> str:
-    """Log in through the real form (CSRF token and all) and return the page it lands on."""
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    form = browser.open(f"{url}/auth/login").read().decode()
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form) or re.search(
-        r'name="csrf_token" value="([^"]+)"', form
-    )
-    assert token, "the login form has no CSRF token"
-    data = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email, "password": password})
-    return browser.open(f"{url}/auth/login", data=data.encode()).read().decode()
-
-
 def test_make_demo_serves_the_home_page_with_the_sample_flags(demo):
     """The served home page shows the headline experiment, whatever variant this visitor gets."""
     with urllib.request.urlopen(demo.url + "/") as response:
@@ -125,14 +103,14 @@ def test_make_demo_serves_the_home_page_with_the_sample_flags(demo):
 def test_the_admin_make_demo_prints_can_log_in(demo):
     """The email and password `make demo` prints open a session: the header then names the admin."""
     email, password = demo.printed("email"), demo.printed("password")
-    page = log_in(demo.url, email, password)
+    _, page = log_in(demo.url, email, password)
     assert re.search(rf'id="whoami">{re.escape(email)}<', page)
     assert 'href="/gatekeeper/">Flags</a>' in page
 
 
 def test_a_wrong_password_does_not_log_in(demo):
     """The printed email with another password stays on the login form."""
-    page = log_in(demo.url, demo.printed("email"), "not-the-password")
+    _, page = log_in(demo.url, demo.printed("email"), "not-the-password")
     assert 'id="whoami"' not in page
 
 

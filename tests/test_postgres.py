@@ -1,0 +1,185 @@
+"""The defaults bake on a real PostgreSQL server, as two gunicorn worker processes: the store works there, and
+a change made in one process (the CLI, the dashboard) reaches every worker within `GATEKEEPER_STORE_TTL`.
+
+The server is Debian's PostgreSQL (`make test` installs it when run as root), started for this module on a
+free port of 127.0.0.1 with a throwaway data folder, and stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bakery import (
+    DEFAULT_PYTHON,
+    baked_dependencies,
+    copy_project,
+    csrf_token,
+    ensure_virtualenv,
+    find_python,
+    free_port,
+    log_in,
+    run,
+    serving,
+    venv_env,
+)
+
+pytestmark = pytest.mark.slow
+
+TTL = 1  # seconds: GATEKEEPER_STORE_TTL of the served app
+CONVERGE = TTL + 10  # every worker must agree within the TTL; the rest is slack for a busy machine
+PASSWORD = "a postgres test password"
+ADMIN, VIEWER = "admin@example.com", "viewer@example.com"
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL server and database; its SQLAlchemy URL."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (make test installs it with apt-get when run as root)")
+    # initdb refuses to run as root: then the server runs as Debian's `postgres` user, in a folder it owns.
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="gatekeeper-pg-"))
+    if as_owner:
+        shutil.chown(home, "postgres")
+    data, port = home / "data", free_port()
+    run(
+        [
+            *as_owner,
+            bin_dir / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off"
+    pg_ctl = [*as_owner, bin_dir / "pg_ctl", "-D", data, "-w"]
+    run([*pg_ctl, "-l", home / "server.log", "-o", options, "start"])
+    try:
+        run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "gatekeeper"])
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/gatekeeper"
+    finally:
+        run([*pg_ctl, "-m", "immediate", "stop"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Served:
+    url: str
+    project: Path
+    env: dict[str, str]
+
+    def flask(self, *args: str) -> str:
+        """Run `flask ARGS` in the project (another process than the server's workers); its output."""
+        command = ["python", "-m", "flask", "--app", "gatekeeper_app", *args]
+        return run(command, cwd=self.project, env=self.env).stdout
+
+    def page(self, path: str = "/") -> str:
+        with urllib.request.urlopen(self.url + path) as response:
+            return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def served(baked_project, database_url, tmp_path_factory) -> Iterator[Served]:
+    """The defaults bake with the `postgres` extra, its tables and users made, served by two workers."""
+    python = find_python(DEFAULT_PYTHON)
+    if python is None:
+        pytest.skip(f"Python {DEFAULT_PYTHON} not found")
+    venv = ensure_virtualenv(python, baked_dependencies(baked_project, ["postgres"]), "postgres")
+    project = copy_project(baked_project, tmp_path_factory.mktemp("postgres"))
+    env = {
+        **venv_env(venv),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "postgres-test-secret",
+        "GATEKEEPER_STORE_TTL": str(TTL),
+    }
+    served = Served("", project, env)
+    served.flask("init-db")
+    # The viewer gets id 4: outside MY_NEW_FEATURE's team (ids 1, 2 and 3).
+    for email in (ADMIN, "two@example.com", "three@example.com", VIEWER):
+        served.flask(
+            "users", "create", email, "--password", PASSWORD, *(["--admin"] if email == ADMIN else [])
+        )
+    port = free_port()
+    gunicorn = ["python", "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    served.url = f"http://127.0.0.1:{port}"
+    with serving([*gunicorn, "gatekeeper_app:create_app()"], served.url + "/", cwd=project, env=env):
+        yield served
+
+
+def experiment_variants(served: Served, requests: int = 30) -> set[str]:
+    """The HOMEPAGE_EXPERIMENT variants that many new visitors get, whichever worker answers each."""
+    pages = (served.page() for _ in range(requests))
+    return {
+        re.search(r'id="homepage-experiment" data-flag="\w+" data-variant="(\w+)"', p).group(1) for p in pages
+    }
+
+
+def eventually(check, timeout: float = CONVERGE) -> bool:
+    """Whether `check()` comes true before `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_variant_forced_from_the_cli_reaches_every_worker_within_the_ttl(served):
+    """`flask gk force` writes from a third process; both workers soon serve the forced variant to everyone,
+    and after `flask gk unforce` visitors are spread over the variants again."""
+    served.flask("gk", "force", "HOMEPAGE_EXPERIMENT", "VARIANT_B")
+    assert eventually(lambda: experiment_variants(served) == {"VARIANT_B"})
+    served.flask("gk", "unforce", "HOMEPAGE_EXPERIMENT")
+    assert eventually(lambda: experiment_variants(served) != {"VARIANT_B"})
+
+
+def test_a_user_override_from_the_cli_reaches_that_user(served):
+    """An override for the viewer (outside the team) shows them MY_NEW_FEATURE once the workers reload."""
+    session, home = log_in(served.url, VIEWER, PASSWORD)
+    assert 'id="my-new-feature"' not in home
+    served.flask("gk", "override", "MY_NEW_FEATURE", "VISIBLE", "--user", VIEWER)
+    assert eventually(lambda: 'id="my-new-feature"' in session.open(served.url + "/").read().decode())
+
+
+def test_a_dashboard_change_is_stored_and_audited_in_postgresql(served):
+    """The admin forces a variant on the dashboard; the CLI, another process, reads it from the audit log."""
+    session, _ = log_in(served.url, ADMIN, PASSWORD)
+    flag_page = session.open(f"{served.url}/gatekeeper/flags/MY_NEW_FEATURE").read().decode()
+    form = {"csrf_token": csrf_token(flag_page), "variant": "NOT_VISIBLE", "confirm": "yes"}
+    session.open(
+        f"{served.url}/gatekeeper/flags/MY_NEW_FEATURE/force", data=urllib.parse.urlencode(form).encode()
+    )
+    audit = served.flask("gk", "audit", "--flag", "MY_NEW_FEATURE")
+    assert ADMIN in audit and "NOT_VISIBLE" in audit
+    audit_page = session.open(f"{served.url}/gatekeeper/audit").read().decode()
+    assert "forced for everyone" in audit_page
+    served.flask("gk", "unforce", "MY_NEW_FEATURE")
+
+
+def test_the_flag_list_renders_from_postgresql(served):
+    """The flag list, with stored overrides and audit entries, answers 200 and lists both flags."""
+    session, _ = log_in(served.url, ADMIN, PASSWORD)
+    page = session.open(f"{served.url}/gatekeeper/").read().decode()
+    assert "MY_NEW_FEATURE" in page and "HOMEPAGE_EXPERIMENT" in page
