@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from flask import request
+from flask import request, session
 
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, initialize_gatekeeper
-from tests.bare_app import ADMIN, cookies_set, log_in, make_app
+from tests.bare_app import ADMIN, MEMBER, cookies_set, log_in, make_app, override_cookie
 
 
 class SeedFeatureFFConfig(FeatureFlagConfig):
@@ -109,3 +109,54 @@ def test_unknown_flag_no_longer_returns_none_silently_in_development(seed_app):
     """The seed returned None for a typo; in testing and debug it now raises with the fix."""
     with seed_app.app_context(), pytest.raises(gatekeeper.UnknownFlagError, match="FF_CONFIG_MAP"):
         Gatekeeper(app=seed_app).get_feature_flag_variant("MY_NEW_FEATUR")
+
+
+@pytest.fixture
+def seed_config(seed_app):
+    return seed_app.extensions["gatekeeper"].config_map["MY_NEW_FEATURE"]
+
+
+def test_config_get_variant_answers_from_code_overrides_then_the_rule(seed_app, seed_config):
+    """The seed's `config.get_variant(user_id=...)` still returns a member of the config's enum."""
+    with seed_app.app_context():
+        assert seed_config.get_variant(user_id=2, app=seed_app) is seed_config.variants_enum.VISIBLE
+        assert seed_config.get_variant(user_id=7, app=seed_app).name == "VISIBLE"  # overrides in code
+        assert seed_config.get_variant(user_id=42, app=seed_app).name == "NOT_VISIBLE"
+        assert seed_config.get_override_variant(user_id=42) is None
+
+
+def test_config_level_browser_override_api_reads_an_admins_cookie(seed_app, seed_config):
+    """`config.get_variant(request=...)` and `get_browser_override_variant(s)` honour an admin's cookie."""
+    cookie = override_cookie(seed_app, {"MY_NEW_FEATURE": "NOT_VISIBLE"})
+    with seed_app.test_request_context(headers={"Cookie": f"{gatekeeper.OVERRIDE_COOKIE}={cookie}"}):
+        session["uid"] = ADMIN.id
+        assert seed_config.get_variant(user_id=2, app=seed_app, request=request).name == "NOT_VISIBLE"
+        assert seed_config.get_browser_override_variants(request) == {"MY_NEW_FEATURE": "NOT_VISIBLE"}
+        assert seed_config.get_browser_override_variant(request).name == "NOT_VISIBLE"
+
+
+def test_config_level_browser_override_api_ignores_a_non_admins_cookie(seed_app, seed_config):
+    """The same signed cookie in a non-admin's browser changes nothing."""
+    cookie = override_cookie(seed_app, {"MY_NEW_FEATURE": "VISIBLE"})
+    with seed_app.test_request_context(headers={"Cookie": f"{gatekeeper.OVERRIDE_COOKIE}={cookie}"}):
+        session["uid"] = MEMBER.id
+        assert seed_config.get_variant(user_id=MEMBER.id, app=seed_app, request=request).name == "NOT_VISIBLE"
+        assert seed_config.get_browser_override_variant(request) is None
+
+
+def test_config_set_browser_override_variant_sets_clears_and_checks_the_variant(seed_app, seed_config):
+    """Setting writes a signed cookie, '' clears it, and a variant the flag lacks is refused."""
+    with seed_app.test_request_context():
+        set_cookie = cookies_set(seed_config.set_browser_override_variant(request, "VISIBLE"))
+        cleared = cookies_set(seed_config.set_browser_override_variant(request, ""))
+        with pytest.raises(gatekeeper.UnknownFlagError, match="MAYBE"):
+            seed_config.set_browser_override_variant(request, "MAYBE")
+    assert set_cookie[gatekeeper.OVERRIDE_COOKIE].value
+    assert set_cookie[gatekeeper.OVERRIDE_COOKIE]["httponly"]
+    assert cleared[gatekeeper.OVERRIDE_COOKIE]["max-age"] == "0"
+
+
+def test_set_browser_override_variant_for_an_unknown_flag_answers_none(seed_app):
+    """As in the seed, asking the Gatekeeper to override a flag it does not know gives None."""
+    with seed_app.test_request_context():
+        assert initialize_gatekeeper(app=seed_app).set_browser_override_variant(request, "NOPE", "ON") is None
