@@ -199,3 +199,18 @@ def test_forcing_without_ticking_the_confirmation_box_changes_nothing(open_as, s
     assert admin.locator("input[name=confirm]:invalid").count() == 1  # the browser flags the box
     admin.reload()
     assert admin.locator(".gk-card-forced").count() == 0
+
+
+def test_the_filter_box_narrows_the_flag_list_as_you_type(open_as, server):
+    """With JavaScript the filter hides non-matching flags at each keystroke, without a round trip."""
+    page = open_as(ADMIN)
+    page.goto(f"{server.url}/gatekeeper/")
+    page.keyboard.press("/")  # focuses the filter, as in most developer tools
+    page.keyboard.type("headline")  # in HOMEPAGE_EXPERIMENT's description only
+    visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
+    assert visible == ["HOMEPAGE_EXPERIMENT"]
+    assert page.inner_text("[data-gk-count]") == "1 of 2 flags shown."
+    assert page.url == f"{server.url}/gatekeeper/"  # nothing was submitted
+    page.keyboard.type("zzz")
+    assert page.locator("#gk-flags tbody tr:visible").count() == 0
+    assert page.locator("[data-gk-empty]").is_visible()
