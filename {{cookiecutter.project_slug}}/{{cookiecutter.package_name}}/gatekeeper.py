@@ -6,7 +6,8 @@ blinker, click) and, when it is installed, Flask-Login. Nothing from the app it 
 Evaluation order for a flag (the first that applies wins, and the result records why):
 
 1. ``browser_override``: the signed ``gatekeeper`` cookie, honoured only for users allowed to override;
-2. ``forced``: a variant forced for everyone (the store's kill switch, or ``forced_variant`` in tests);
+2. ``forced``: a variant forced for everyone (the store's kill switch; ``forced_variant`` in tests, which
+   comes first of all, so that a test's choice holds whatever cookie or store it meets);
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
 4. ``rule``: the config's ``_get_variant``;
 5. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
