@@ -14,6 +14,13 @@ from bakery import TEMPLATE_DIR, ensure_virtualenv, run, venv_env
 
 SECTION = "## Add gatekeeper to an existing Flask app"
 ENGINE_FILES = ("gatekeeper.py", "gatekeeper_config.py")
+DASHBOARD_FILES = (
+    "gatekeeper_store.py",
+    "gatekeeper_dashboard.py",
+    "templates/gatekeeper/",
+    "static/gatekeeper.css",
+    "static/gatekeeper.js",
+)
 # What the engine may import: the standard library, Flask and the packages Flask itself depends on.
 ALLOWED_THIRD_PARTY = {"flask", "werkzeug", "jinja2", "itsdangerous", "click", "blinker", "markupsafe"}
 
@@ -69,34 +76,48 @@ def readme_section() -> str:
     return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
 
 
-def wiring_code() -> str:
-    """The first Python block of the README section: the lines a user adds to their factory."""
+def wiring_code(number: int = 0) -> str:
+    """A Python block of the README section: the lines a user adds to their factory (the first for the
+    engine alone, the second for the engine with the store and the dashboard)."""
     blocks = re.findall(r"```python\n(.*?)```", readme_section(), flags=re.DOTALL)
-    assert blocks, "the README section shows no ```python block of wiring"
-    return blocks[0]
+    assert len(blocks) > number, "the README section shows too few ```python blocks of wiring"
+    return blocks[number]
 
 
 def test_readme_names_the_files_to_copy():
-    """The section tells the reader which files to copy."""
+    """The section tells the reader which files to copy, for the engine and for the dashboard."""
     section = readme_section()
-    for name in ENGINE_FILES:
+    for name in (*ENGINE_FILES, *DASHBOARD_FILES):
         assert name in section
+
+
+def imports_of(path: Path) -> tuple[set[str], set[str]]:
+    """The top-level packages a module imports, and the sibling modules it imports relatively."""
+    packages, siblings = set(), set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            packages |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            siblings |= {node.module} if node.module else {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            packages.add(node.module.split(".")[0])
+    return packages - set(sys.stdlib_module_names), siblings
 
 
 def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_project):
     """gatekeeper.py is a drop-in: no import of the generated app, nothing outside Flask's own stack."""
-    package = baked_project / baked_project.name
-    tree = ast.parse((package / "gatekeeper.py").read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"relative import in gatekeeper.py: {ast.unparse(node)}"
-            imported.add(node.module.split(".")[0])
+    packages, siblings = imports_of(baked_project / baked_project.name / "gatekeeper.py")
+    assert not siblings, f"gatekeeper.py imports the app's {siblings}"
     optional = {"flask_login"}  # used only when the app has a LoginManager
-    outside = imported - set(sys.stdlib_module_names) - ALLOWED_THIRD_PARTY - optional
-    assert not outside, f"gatekeeper.py imports {outside}"
+    assert packages <= ALLOWED_THIRD_PARTY | optional
+
+
+@pytest.mark.parametrize("module", ["gatekeeper_store.py", "gatekeeper_dashboard.py"])
+def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
+    """The store and the dashboard import the engine, each other, SQLAlchemy and Flask-Login: no app code."""
+    packages, siblings = imports_of(baked_project / baked_project.name / module)
+    assert siblings <= {"gatekeeper", "gatekeeper_store"}, f"{module} imports the app's {siblings}"
+    assert packages <= ALLOWED_THIRD_PARTY | {"flask_login", "sqlalchemy"}
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +141,120 @@ def test_copied_files_work_in_an_app_we_did_not_generate(baked_project, flask_on
         env=venv_env(flask_only_venv),
     )
     assert "3 passed" in result.stdout
+
+
+EXISTING_APP_WITH_LOGINS = '''
+"""Somebody's shop with logins and a database: Flask-Login, Flask-WTF, SQLAlchemy without Flask-SQLAlchemy."""
+
+import os
+
+from flask import Flask, request
+from flask_login import LoginManager, UserMixin, login_user
+from flask_wtf import CSRFProtect
+from sqlalchemy import create_engine
+
+
+class Shopper(UserMixin):
+    def __init__(self, id, is_admin):
+        self.id, self.is_admin = id, is_admin
+
+
+SHOPPERS = {"1": Shopper("1", True), "2": Shopper("2", False)}
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "shop-secret"
+    app.config.update(test_config or {})
+    LoginManager(app).user_loader(SHOPPERS.get)
+    CSRFProtect(app)
+    engine = create_engine("sqlite:///" + os.environ["SHOP_DB"])
+
+    {wiring}
+
+    @app.get("/login/<shopper>")
+    def login(shopper):
+        login_user(SHOPPERS[shopper])
+        return "ok"
+
+    @app.get("/")
+    def home():
+        return "new" if request.gk.ff("MY_NEW_FEATURE", "VISIBLE") else "old"
+
+    return app
+'''
+
+EXISTING_APP_WITH_LOGINS_TESTS = """
+from shop import create_app
+
+
+def app_and_client(**config):
+    app = create_app(config)
+    return app, app.test_client()
+
+
+def test_an_admin_sees_the_flag_list():
+    app, client = app_and_client()
+    client.get("/login/1")
+    page = client.get("/gatekeeper/").text
+    assert "MY_NEW_FEATURE" in page and "HOMEPAGE_EXPERIMENT" in page
+
+
+def test_other_shoppers_get_403():
+    app, client = app_and_client()
+    client.get("/login/2")
+    assert client.get("/gatekeeper/").status_code == 403
+
+
+def test_forms_carry_a_csrf_token():
+    app, client = app_and_client()
+    client.get("/login/1")
+    assert 'name="csrf_token"' in client.get("/gatekeeper/flags/MY_NEW_FEATURE").text
+
+
+def test_forcing_a_variant_reaches_everyone_and_is_audited():
+    app, client = app_and_client(WTF_CSRF_ENABLED=False)
+    assert app.test_client().get("/").text == "old"
+    client.get("/login/1")
+    response = client.post(
+        "/gatekeeper/flags/MY_NEW_FEATURE/force", data={"variant": "VISIBLE", "confirm": "yes"}
+    )
+    assert response.status_code == 302
+    assert app.test_client().get("/").text == "new"
+    audit = app.test_cli_runner().invoke(args=["gk", "audit"]).output
+    assert "MY_NEW_FEATURE" in audit
+"""
+
+
+@pytest.fixture(scope="module")
+def logins_venv() -> Path:
+    """A virtualenv with Flask, Flask-Login, Flask-WTF and SQLAlchemy: what the store and dashboard need."""
+    requirements = ["Flask>=3.1", "Flask-Login>=0.6.3", "Flask-WTF>=1.2", "SQLAlchemy>=2.0", "pytest>=8"]
+    return ensure_virtualenv(sys.executable, requirements)
+
+
+def test_copied_dashboard_works_in_an_app_we_did_not_generate(baked_project, logins_venv, tmp_path):
+    """Copy the engine, the store, the dashboard and its templates and assets, add the README's second
+    wiring to a Flask app with its own logins, and the dashboard, the store and the CLI work."""
+    baked_package = baked_project / baked_project.name
+    package = tmp_path / "shop"
+    package.mkdir()
+    for name in (*ENGINE_FILES, *DASHBOARD_FILES):
+        source, target = baked_package / name, package / name
+        if name.endswith("/"):
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+    wiring = textwrap.indent(wiring_code(1).strip(), "    ").lstrip()
+    (package / "__init__.py").write_text(
+        EXISTING_APP_WITH_LOGINS.replace("{wiring}", wiring), encoding="utf-8"
+    )
+    (tmp_path / "test_shop.py").write_text(EXISTING_APP_WITH_LOGINS_TESTS, encoding="utf-8")
+    env = {**venv_env(logins_venv), "SHOP_DB": str(tmp_path / "shop.db")}
+    result = run(
+        [logins_venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert "4 passed" in result.stdout
