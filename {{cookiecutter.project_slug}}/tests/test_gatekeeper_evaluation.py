@@ -121,6 +121,19 @@ def test_flag_evaluated_signal_fires_once_per_flag_per_request():
     assert seen == [{"flag": "ON_OFF", "variant": "OFF", "reason": "rule", "user_id": MEMBER.id}]
 
 
+def test_a_receiver_written_as_in_the_readme_gets_each_exposure():
+    """`record_exposure(app, flag, variant, reason, user_id)`, the README's receiver, is called by name."""
+    app = make_app()
+    seen = []
+
+    def record_exposure(app, flag, variant, reason, user_id):
+        seen.append((app.name, flag, variant, reason, user_id))
+
+    with gatekeeper.flag_evaluated.connected_to(record_exposure, app):
+        app.test_client().get("/ff?flag=ON_OFF&variant=ON")
+    assert seen == [(app.name, "ON_OFF", "OFF", "rule", None)]
+
+
 def test_unknown_flag_raises_in_testing():
     """A typo in a flag name fails the test that makes it, with the fix in the message."""
     app = make_app()
