@@ -37,6 +37,11 @@ from flask.cli import AppGroup, with_appcontext
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.local import LocalProxy
 
+try:  # optional: without it, pass init_app a user_loader
+    from flask_login import current_user as _login_current_user
+except ImportError:
+    _login_current_user = None
+
 log = logging.getLogger(__name__)
 
 BROWSER_OVERRIDE = "browser_override"
@@ -57,7 +62,6 @@ _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING: Any = object()
 _first_8_bytes = struct.Struct(">Q").unpack_from
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
-_NO_ANSWERS: dict[Any, Any] = {}  # an unknown flag's answer table: every question is a mistake
 
 flag_evaluated = Namespace().signal(
     "flag-evaluated",
@@ -115,11 +119,14 @@ class FeatureFlagConfig(ABC):
         self.default_variant = self.DEFAULT_VARIANT if self.DEFAULT_VARIANT is not None else names[-1]
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
-        # Per variant, the answer to `ff(flag, v)` for every v: a first evaluation picks one of these.
-        self._answer_tables = {name: {other: other == name for other in names} for name in names}
-        # The common answer, "the rule says X", prebuilt so that it allocates nothing per request.
+        # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
+        # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
         self._rule_answers = {
-            name: self._answers(Evaluation(self._flag_name(), name, RULE)) for name in names
+            name: {
+                **{other: other == name for other in names},
+                _EVALUATION: Evaluation(self._flag_name(), name, RULE),
+            }
+            for name in names
         }
 
     # -- the rule ---------------------------------------------------------------------------------
@@ -215,7 +222,7 @@ class FeatureFlagConfig(ABC):
 
     def _answers(self, evaluation: Evaluation) -> dict[Any, Any]:
         """What a Gatekeeper remembers for this flag: ``ff()``'s answer per variant, and the evaluation."""
-        return {**self._answer_tables[evaluation.variant], _EVALUATION: evaluation}
+        return {**self._rule_answers[evaluation.variant], _EVALUATION: evaluation}
 
     def _flag_name(self) -> str:
         return getattr(self, "FLAG_NAME", type(self).__name__)
@@ -295,11 +302,9 @@ _EMPTY_SNAPSHOT = _Snapshot()
 
 def _default_user_loader() -> Any:
     """The logged-in user from Flask-Login, or None (also when the app does not use Flask-Login)."""
-    if not has_request_context() or not hasattr(current_app, "login_manager"):
+    if _login_current_user is None or not hasattr(current_app, "login_manager"):
         return None
-    from flask_login import current_user
-
-    user = current_user._get_current_object()
+    user = _login_current_user._get_current_object()
     return user if getattr(user, "is_authenticated", False) else None
 
 
@@ -474,10 +479,8 @@ class Gatekeeper:
     # -- internals --------------------------------------------------------------------------------
 
     def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
-        """Evaluate `flag` for this Gatekeeper's user, remember it, announce it; {} for an unknown flag."""
-        config = self._state.config_map.get(flag)
-        if config is None:
-            return _NO_ANSWERS
+        """Evaluate `flag` for this Gatekeeper's user, remember it, announce it (KeyError: no such flag)."""
+        config = self._state.config_map[flag]
         user_id = self._user_id if self._user_id is not _MISSING else self.user_id
         answers = self._flags[flag] = self._evaluate(flag, config, user_id)
         if flag_evaluated.receivers:
