@@ -205,8 +205,11 @@ class FeatureFlagConfig(ABC):
         name = read_browser_overrides(request).get(self._flag_name())
         return self._members[name] if name is not None else None
 
-    def set_browser_override_variant(self, request: Request, variant: str | None) -> Response:
-        """A response that sets (or, for '' or None, clears) this flag's browser override."""
+    def set_browser_override_variant(
+        self, request: Request, variant: str | None, response: Response | None = None
+    ) -> Response:
+        """Set (or, for '' or None, clear) this flag's browser override on `response` (default: a new,
+        empty one), keeping the cookie's other flags; returns the response."""
         overrides = read_browser_overrides(request, check_permission=False)
         if variant:
             if variant not in self._names:
@@ -214,9 +217,9 @@ class FeatureFlagConfig(ABC):
             overrides[self._flag_name()] = variant
         else:
             overrides.pop(self._flag_name(), None)
-        response = current_app.make_response("")
-        write_browser_overrides(response, overrides)
-        return response
+        if response is None:
+            response = current_app.make_response("")
+        return write_browser_overrides(response, overrides)
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from . import gatekeeper
-from .gatekeeper_store import AuditEntry, Snapshot, StoreError, store
+from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store
 
 bp = Blueprint("gatekeeper", __name__)
 
@@ -110,7 +110,7 @@ def flag(name: str) -> str:
         flag_config=config,
         variants=config.get_variants() if config else [],
         evaluation=request.gk.explain(name) if config else None,
-        browser_override=gatekeeper.read_browser_overrides(request).get(name),
+        browser_override=request.gk.get_browser_override_variants().get(name),
         forced=snapshot.forced.get(name),
         forced_stale=any(item.user_id is None for item in stale),
         user_overrides=user_overrides,
@@ -138,19 +138,14 @@ def set_browser_override(name: str) -> Response:
     """Set or clear (empty variant) this browser's own override: a signed cookie, never stored or audited."""
     config = _config_or_404(name)
     variant = request.form.get("variant", "")
-    overrides = dict(gatekeeper.read_browser_overrides(request))
-    if not variant:
-        overrides.pop(name, None)
-        flash(f"{name}: your browser override is cleared.", "success")
-    elif variant in config.get_variants():
-        overrides[name] = variant
+    if variant and variant not in config.get_variants():
+        flash(f"{name} has no variant {shorten(variant)!r}; nothing changed.", "error")
+        return _back(name)
+    if variant:
         flash(f"{name}: this browser now gets {variant}.", "success")
     else:
-        flash(f"{name} has no variant {_short(variant)!r}; nothing changed.", "error")
-        return _back(name)
-    response = _back(name)
-    gatekeeper.write_browser_overrides(response, overrides)
-    return response
+        flash(f"{name}: your browser override is cleared.", "success")
+    return config.set_browser_override_variant(request, variant, response=_back(name))
 
 
 @bp.post("/flags/<name>/force")
@@ -160,7 +155,7 @@ def force(name: str) -> Response:
     variant = request.form.get("variant", "")
     if not request.form.get("confirm"):
         flash(
-            f"Tick the confirmation box to force {_short(variant) or 'a variant'}; nothing changed.", "error"
+            f"Tick the confirmation box to force {shorten(variant) or 'a variant'}; nothing changed.", "error"
         )
     else:
         _change(store.force, name, variant, unchanged=f"{name} is already forced to {variant}.")
@@ -171,9 +166,9 @@ def force(name: str) -> Response:
 def unforce(name: str) -> Response:
     """Stop forcing; needs the confirmation box ticked. Also clears a stale forced variant."""
     if not request.form.get("confirm"):
-        flash(f"Tick the confirmation box to stop forcing {_short(name)}; nothing changed.", "error")
+        flash(f"Tick the confirmation box to stop forcing {shorten(name)}; nothing changed.", "error")
     else:
-        _change(store.unforce, name, unchanged=f"{_short(name)} was not forced.")
+        _change(store.unforce, name, unchanged=f"{shorten(name)} was not forced.")
     return _back(name)
 
 
@@ -251,11 +246,6 @@ def _change(operation: Any, *args: str, unchanged: str) -> None:
         flash(str(exc), "error")
     else:
         flash(entry.summary if entry else f"{unchanged} Nothing changed.", "success" if entry else "info")
-
-
-def _short(text: str, limit: int = 60) -> str:
-    """User input cut short for a flash message, so a pasted novel cannot overflow the session cookie."""
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _back(name: str) -> Response:

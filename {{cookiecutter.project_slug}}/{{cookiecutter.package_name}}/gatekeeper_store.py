@@ -237,6 +237,8 @@ class AppStore:
         self.available = True
         self.error: str | None = None
         self.lock = threading.Lock()
+        # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
+        self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -377,20 +379,18 @@ class OverrideStore:
     def stale_overrides(
         self, snapshot: Snapshot | None = None, config_map: Mapping[str, Any] | None = None
     ) -> list[StaleOverride]:
-        """Stored overrides naming a flag or variant the code no longer has (the engine ignores them)."""
+        """Stored overrides naming a flag or variant the code no longer has (the engine ignores them).
+
+        Worked out once per snapshot: every dashboard page asks, and with many overrides stored the walk
+        is the slow part of the page.
+        """
         snapshot = snapshot or self.snapshot()
         config_map = _config_map() if config_map is None else config_map
-        stale = []
-        for flag, variant in sorted(snapshot.forced.items()):
-            reason = _stale_reason(config_map, flag, variant)
-            if reason:
-                stale.append(StaleOverride(flag, variant, None, reason))
-        for flag, users in sorted(snapshot.user_overrides.items()):
-            for user_id, variant in sorted(users.items()):
-                reason = _stale_reason(config_map, flag, variant)
-                if reason:
-                    stale.append(StaleOverride(flag, variant, user_id, reason))
-        return stale
+        state = _state()
+        cached = state.stale
+        if cached is None or cached[0] is not snapshot or cached[1] is not config_map:
+            cached = state.stale = (snapshot, config_map, _find_stale(snapshot, config_map))
+        return list(cached[2])
 
     def audit_entries(self, page: int = 1, per_page: int = 50, flag: str | None = None) -> AuditPage:
         """One page of the audit log, newest first, optionally for one flag. Raises StoreUnavailableError.
@@ -583,18 +583,34 @@ def _storable(text: str, limit: int) -> bool:
     return 0 < len(text) <= limit and "\x00" not in text
 
 
-def _quote(text: str, limit: int = 60) -> str:
-    """`text` quoted for an error message, cut short so a pasted novel cannot overflow the session cookie."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+def shorten(text: str, limit: int = 60) -> str:
+    """User input cut short for a message, so a pasted novel cannot overflow the session cookie."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _stale_reason(config_map: Mapping[str, Any], flag: str, variant: str) -> str | None:
-    config = config_map.get(flag)
-    if config is None:
-        return f"flag {flag} is no longer in the code"
-    if variant not in config.get_variants():
-        return f"variant {variant} is no longer one of {', '.join(config.get_variants())}"
-    return None
+def _quote(text: str) -> str:
+    return repr(shorten(text))
+
+
+def _find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[StaleOverride]:
+    variants = {flag: config.get_variants() for flag, config in config_map.items()}
+
+    def reason(flag: str, variant: str) -> str | None:
+        if flag not in variants:
+            return f"flag {flag} is no longer in the code"
+        if variant not in variants[flag]:
+            return f"variant {variant} is no longer one of {', '.join(variants[flag])}"
+        return None
+
+    stale = []
+    for flag, variant in sorted(snapshot.forced.items()):
+        if why := reason(flag, variant):
+            stale.append(StaleOverride(flag, variant, None, why))
+    for flag, users in sorted(snapshot.user_overrides.items()):
+        for user_id, variant in sorted(users.items()):
+            if why := reason(flag, variant):
+                stale.append(StaleOverride(flag, variant, user_id, why))
+    return stale
 
 
 def _audit(
