@@ -14,7 +14,13 @@ from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_store import OverrideStore, UserRef
+from {{ cookiecutter.package_name }}.gatekeeper_store import (
+    AuditEntry,
+    OverrideStore,
+    Snapshot,
+    UserRef,
+    store,
+)
 
 
 class FakeClock:
@@ -67,6 +73,18 @@ class Process(NamedTuple):
     app: Flask
     store: OverrideStore
     engine: Engine
+
+
+def snapshot(app: Flask) -> Snapshot:
+    """What the store holds now, read from the database."""
+    with app.app_context():
+        return store.snapshot(max_age=0)
+
+
+def audit_log(app: Flask, flag: str | None = None) -> list[AuditEntry]:
+    """The newest audit entries (up to 100), optionally for one flag."""
+    with app.app_context():
+        return store.audit_entries(page=1, per_page=100, flag=flag).entries
 
 
 def another_process(

@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }}.gatekeeper import OVERRIDE_COOKIE, Gatekeep
 from {{ cookiecutter.package_name }}.gatekeeper_config import MyNewFeatureFFConfig
 from {{ cookiecutter.package_name }}.gatekeeper_store import store
 from {{ cookiecutter.package_name }}.models import User
-from tests.store_helpers import drop_store_tables, write_stale_overrides
+from tests.store_helpers import audit_log, drop_store_tables, snapshot, write_stale_overrides
 
 FLAG_PAGE = "/gatekeeper/flags/MY_NEW_FEATURE"
 PAGES = ["/gatekeeper/", FLAG_PAGE, "/gatekeeper/audit"]
@@ -30,16 +30,6 @@ CHANGES = [
 def admin_client(client, admin, login):
     login(client, admin)
     return client
-
-
-def snapshot(app):
-    with app.app_context():
-        return store.snapshot(max_age=0)
-
-
-def audit_log(app, flag=None):
-    with app.app_context():
-        return store.audit_entries(page=1, per_page=100, flag=flag).entries
 
 
 def seen_by_user(app, user_id, flag="MY_NEW_FEATURE"):

@@ -2,21 +2,11 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from tests.store_helpers import audit_log, snapshot
 
 
 def gk(runner, *args):
     return runner.invoke(args=["gk", *args])
-
-
-def snapshot(app):
-    with app.app_context():
-        return store.snapshot(max_age=0)
-
-
-def audit_log(app):
-    with app.app_context():
-        return store.audit_entries(page=1, per_page=100).entries
 
 
 def test_force_serves_a_variant_to_everyone(app, runner):
