@@ -218,7 +218,7 @@ def _flag_row(
         name=name,
         description=str(getattr(config, "DESCRIPTION", "") or ""),
         variants=config.get_variants(),
-        default=getattr(config, "DEFAULT_VARIANT", None),
+        default=config.default_variant,
         evaluation=request.gk.explain(name),
         forced=snapshot.forced.get(name),
         override_count=len(snapshot.user_overrides.get(name, ())),
