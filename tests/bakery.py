@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import tomllib
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +39,7 @@ CHOICES: dict[str, list[str]] = {
     key: value for key, value in CONTEXT.items() if isinstance(value, list) and not key.startswith("_")
 }
 DEFAULT_PYTHON = CHOICES["python_version"][0]
+RUFF = Path(sys.executable).with_name("ruff")  # the template's own tools run from the test's virtualenv
 
 
 # Answers that break naive templating: quotes of both kinds, triple quotes, backslashes and non-ASCII text.
@@ -128,10 +130,16 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    command: Sequence[str | os.PathLike[str]], url: str, cwd: Path, env: Mapping[str, str]
-) -> Iterator[None]:
-    """Run a server until the block ends; enter once `url` answers (fail with the server's output if it
-    exits first or takes over a minute). Its output is drained all along, so a chatty server never blocks."""
+    command: Sequence[str | os.PathLike[str]],
+    url: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float = 60,
+) -> Iterator[list[str]]:
+    """Run a server until the block ends; enter once `url` answers, failing with the server's output if it
+    exits first or `timeout` seconds pass. Yields the server's output lines (a list that keeps growing: it
+    is drained all along, so a chatty server never blocks). The server gets its own process group, so
+    whatever it started (a reloader, workers, `make`'s children) stops with it."""
     server = subprocess.Popen(
         [str(arg) for arg in command],
         cwd=cwd,
@@ -140,26 +148,47 @@ def serving(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     output: list[str] = []
     drain = threading.Thread(target=lambda: output.extend(iter(server.stdout.readline, "")), daemon=True)
     drain.start()
     try:
-        deadline = time.monotonic() + 60
-        while not answers(url):
+        deadline = time.monotonic() + timeout
+        while not _answers(url):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the server did not serve {url}:\n{''.join(output)[-5000:]}")
             time.sleep(0.2)
-        yield
+        yield output
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop_group(server)
 
 
-def answers(url: str) -> bool:
+def _stop_group(server: subprocess.Popen[str]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+@contextmanager
+def gunicorn(project: Path, env: Mapping[str, str], *options: str) -> Iterator[str]:
+    """Serve the baked app in `project` with gunicorn (and `options`) on a free port; yields its URL."""
+    address = f"127.0.0.1:{free_port()}"
+    command = ["python", "-m", "gunicorn", "--bind", address, *options, f"{project.name}:create_app()"]
+    with serving(command, f"http://{address}/", cwd=project, env=env):
+        yield f"http://{address}"
+
+
+def flask_cli(project: Path, env: Mapping[str, str], *args: str) -> str:
+    """Run `flask ARGS` for the baked app in `project`; its output."""
+    return run(["python", "-m", "flask", "--app", project.name, *args], cwd=project, env=env).stdout
+
+
+def _answers(url: str) -> bool:
     """Whether something serves `url` now."""
     try:
         with urllib.request.urlopen(url, timeout=2):

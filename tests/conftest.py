@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from bakery import (
+    CHOICES,
     DEFAULT_PYTHON,
     TEMPLATE_DIR,
     baked_dependencies,
@@ -45,7 +46,8 @@ def bake(cookies_session) -> Callable[..., Path]:
     bakes: dict[tuple[tuple[str, str], ...], Path] = {}
 
     def _bake(**answers: str) -> Path:
-        key = tuple(sorted(answers.items()))
+        # An answer that is its choice's default bakes the same project as leaving it out.
+        key = tuple(sorted((k, v) for k, v in answers.items() if CHOICES.get(k, [None])[0] != v))
         if key not in bakes:
             result = cookies_session.bake(extra_context=answers, template=str(TEMPLATE_DIR))
             assert result.exit_code == 0, f"bake with {answers} failed: {result.exception!r}"
@@ -62,25 +64,28 @@ def baked_project(bake) -> Path:
 
 
 @pytest.fixture(scope="session")
-def baked_venv(baked_project) -> Callable[[str], Path]:
-    """A virtualenv per Python version with the baked project's dependencies (skips if no such Python)."""
-    venvs: dict[str, Path] = {}
+def baked_venv(baked_project) -> Callable[..., Path]:
+    """A virtualenv per Python version with the baked project's dependencies and the optional ones of
+    `extras` (default: `dev`); skips if no such Python is found."""
+    venvs: dict[tuple[str, tuple[str, ...]], Path] = {}
 
-    def _venv(python_version: str = DEFAULT_PYTHON) -> Path:
-        if python_version not in venvs:
+    def _venv(python_version: str = DEFAULT_PYTHON, extras: tuple[str, ...] = ("dev",)) -> Path:
+        key = (python_version, extras)
+        if key not in venvs:
             python = find_python(python_version)
             if python is None:
                 pytest.skip(f"Python {python_version} not found (python{python_version} on PATH or pyenv)")
-            venvs[python_version] = ensure_virtualenv(python, baked_dependencies(baked_project), "baked")
-        return venvs[python_version]
+            purpose = "baked" if extras == ("dev",) else "-".join(extras)
+            venvs[key] = ensure_virtualenv(python, baked_dependencies(baked_project, extras), purpose)
+        return venvs[key]
 
     return _venv
 
 
 @pytest.fixture(scope="session")
-def baked_env(baked_venv) -> Callable[[str], dict[str, str]]:
-    """Environment variables that run a baked project's tools from the virtualenv of a Python version."""
-    return lambda python_version=DEFAULT_PYTHON: venv_env(baked_venv(python_version))
+def baked_env(baked_venv) -> Callable[..., dict[str, str]]:
+    """Environment variables that run a baked project's tools from one of those virtualenvs."""
+    return lambda python_version=DEFAULT_PYTHON, extras=("dev",): venv_env(baked_venv(python_version, extras))
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ not share cookies and may run in any order. Screenshots land in build/test-outpu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import BUILD_DIR, copy_project, free_port, run, serving
+from bakery import BUILD_DIR, copy_project, flask_cli, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -32,26 +31,16 @@ VIEWER = "viewer@example.com"
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
-@dataclass
-class Server:
-    url: str
-    project: Path
-
-
 @pytest.fixture(scope="module")
-def server(baked_project, baked_env, tmp_path_factory) -> Iterator[Server]:
-    """The defaults bake on its own SQLite file, with an admin (id 1) and a non-admin viewer (id 2)."""
+def server(baked_project, baked_env, tmp_path_factory) -> Iterator[str]:
+    """The URL of the defaults bake on its own SQLite file, with an admin (id 1) and a viewer (id 2)."""
     project = copy_project(baked_project, tmp_path_factory.mktemp("browser"))
     env = {**baked_env(), "DATABASE_URL": f"sqlite:///{project / 'browser.db'}"}
-    flask = ["python", "-m", "flask", "--app", "gatekeeper_app"]
-    run([*flask, "init-db"], cwd=project, env=env)
-    run([*flask, "users", "create", ADMIN, "--admin", "--password", PASSWORD], cwd=project, env=env)
-    run([*flask, "users", "create", VIEWER, "--password", PASSWORD], cwd=project, env=env)
-    port = free_port()
-    gunicorn = ["python", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"]
-    url = f"http://127.0.0.1:{port}"
-    with serving([*gunicorn, "gatekeeper_app:create_app()"], url + "/", cwd=project, env=env):
-        yield Server(url, project)
+    flask_cli(project, env, "init-db")
+    flask_cli(project, env, "users", "create", ADMIN, "--admin", "--password", PASSWORD)
+    flask_cli(project, env, "users", "create", VIEWER, "--password", PASSWORD)
+    with gunicorn(project, env, "--workers", "1", "--threads", "4") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +62,11 @@ def open_as(browser, server):
         context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
         contexts.append(context)
         page = context.new_page()
-        page.goto(f"{server.url}/auth/login")
+        page.goto(f"{server}/auth/login")
         page.fill("#email", email)
         page.fill("#password", PASSWORD)
         page.click("button:has-text('Log in')")
-        page.wait_for_url(f"{server.url}/")
+        page.wait_for_url(f"{server}/")
         return page
 
     yield open_page
@@ -92,18 +81,18 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def home_shows_my_new_feature(page, server: Server) -> bool:
-    page.goto(f"{server.url}/")
+def home_shows_my_new_feature(page, server: str) -> bool:
+    page.goto(f"{server}/")
     return page.locator("#my-new-feature").count() == 1
 
 
-def experiment_variant(page, server: Server) -> str:
-    page.goto(f"{server.url}/")
+def experiment_variant(page, server: str) -> str:
+    page.goto(f"{server}/")
     return page.get_attribute("#homepage-experiment", "data-variant")
 
 
-def force_for_everyone(page, server: Server, flag: str, variant: str) -> None:
-    page.goto(f"{server.url}/gatekeeper/flags/{flag}")
+def force_for_everyone(page, server: str, flag: str, variant: str) -> None:
+    page.goto(f"{server}/gatekeeper/flags/{flag}")
     form = page.locator("form", has=page.locator("button:has-text('Force for everyone')"))
     form.locator("select[name=variant]").select_option(variant)
     form.locator("input[name=confirm]").check()
@@ -111,8 +100,8 @@ def force_for_everyone(page, server: Server, flag: str, variant: str) -> None:
     page.wait_for_load_state()
 
 
-def stop_forcing(page, server: Server, flag: str) -> None:
-    page.goto(f"{server.url}/gatekeeper/flags/{flag}")
+def stop_forcing(page, server: str, flag: str) -> None:
+    page.goto(f"{server}/gatekeeper/flags/{flag}")
     form = page.locator("form", has=page.locator("button:has-text('Stop forcing')"))
     form.locator("input[name=confirm]").check()
     form.locator("button:has-text('Stop forcing')").click()
@@ -123,7 +112,7 @@ def test_logging_in_as_admin_opens_the_dashboard_with_every_flag(open_as, server
     """The admin logs in through the form, follows the header's Flags link and sees both sample flags."""
     page = open_as(ADMIN)
     page.click("header a:has-text('Flags')")
-    page.wait_for_url(f"{server.url}/gatekeeper/")
+    page.wait_for_url(f"{server}/gatekeeper/")
     names = page.locator("a.gk-flag-name").all_inner_texts()
     assert {"MY_NEW_FEATURE", "HOMEPAGE_EXPERIMENT"} <= set(names)
     assert screenshot(page, "flag-list").stat().st_size > 0
@@ -136,7 +125,7 @@ def test_a_browser_override_changes_the_admins_home_page(open_as, server):
     page = open_as(ADMIN)
     assert home_shows_my_new_feature(page, server)
 
-    page.goto(f"{server.url}/gatekeeper/flags/MY_NEW_FEATURE")
+    page.goto(f"{server}/gatekeeper/flags/MY_NEW_FEATURE")
     page.select_option("#gk-browser-variant", "NOT_VISIBLE")
     page.click("form:has(#gk-browser-variant) button:has-text('Save')")
     page.wait_for_load_state()
@@ -144,7 +133,7 @@ def test_a_browser_override_changes_the_admins_home_page(open_as, server):
     assert screenshot(page, "flag-page").stat().st_size > 0
     assert not home_shows_my_new_feature(page, server)
 
-    page.goto(f"{server.url}/gatekeeper/flags/MY_NEW_FEATURE")
+    page.goto(f"{server}/gatekeeper/flags/MY_NEW_FEATURE")
     page.select_option("#gk-browser-variant", "")
     page.click("form:has(#gk-browser-variant) button:has-text('Save')")
     page.wait_for_load_state()
@@ -174,7 +163,7 @@ def test_the_audit_log_shows_who_forced_and_cleared_a_flag(open_as, server):
     force_for_everyone(admin, server, "MY_NEW_FEATURE", "VISIBLE")
     stop_forcing(admin, server, "MY_NEW_FEATURE")
 
-    admin.goto(f"{server.url}/gatekeeper/audit")
+    admin.goto(f"{server}/gatekeeper/audit")
     rows = admin.locator("table.gk-audit tbody tr")
     newest, previous = rows.nth(0).inner_text(), rows.nth(1).inner_text()
     assert ADMIN in newest and "MY_NEW_FEATURE" in newest and "stopped forcing" in newest
@@ -187,14 +176,14 @@ def test_a_non_admin_gets_403_from_the_dashboard(open_as, server):
     """The viewer is logged in but not an admin: the dashboard answers 403 and no Flags link is shown."""
     viewer = open_as(VIEWER)
     assert viewer.locator("header a:has-text('Flags')").count() == 0
-    response = viewer.goto(f"{server.url}/gatekeeper/")
+    response = viewer.goto(f"{server}/gatekeeper/")
     assert response.status == 403
 
 
 def test_forcing_without_ticking_the_confirmation_box_changes_nothing(open_as, server):
     """The browser will not submit the kill switch until its confirmation box is ticked."""
     admin = open_as(ADMIN)
-    admin.goto(f"{server.url}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    admin.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
     admin.click("button:has-text('Force for everyone')")
     assert admin.locator("input[name=confirm]:invalid").count() == 1  # the browser flags the box
     admin.reload()
@@ -204,13 +193,13 @@ def test_forcing_without_ticking_the_confirmation_box_changes_nothing(open_as, s
 def test_the_filter_box_narrows_the_flag_list_as_you_type(open_as, server):
     """With JavaScript the filter hides non-matching flags at each keystroke, without a round trip."""
     page = open_as(ADMIN)
-    page.goto(f"{server.url}/gatekeeper/")
+    page.goto(f"{server}/gatekeeper/")
     page.keyboard.press("/")  # focuses the filter, as in most developer tools
     page.keyboard.type("headline")  # in HOMEPAGE_EXPERIMENT's description only
     visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
     assert visible == ["HOMEPAGE_EXPERIMENT"]
     assert page.inner_text("[data-gk-count]") == "1 of 2 flags shown."
-    assert page.url == f"{server.url}/gatekeeper/"  # nothing was submitted
+    assert page.url == f"{server}/gatekeeper/"  # nothing was submitted
     page.keyboard.type("zzz")
     assert page.locator("#gk-flags tbody tr:visible").count() == 0
     assert page.locator("[data-gk-empty]").is_visible()

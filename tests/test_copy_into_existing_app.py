@@ -40,8 +40,8 @@ def create_app():
     def home():
         new = "new" if request.gk.ff("MY_NEW_FEATURE", "VISIBLE") else "old"
         return new + " " + render_template_string(
-            "{{% if ff('MY_NEW_FEATURE', 'VISIBLE') %}}new{{% else %}}old{{% endif %}} "
-            "{{{{ gk.ff_variant('HOMEPAGE_EXPERIMENT') }}}}"
+            "{% if ff('MY_NEW_FEATURE', 'VISIBLE') %}new{% else %}old{% endif %} "
+            "{{ gk.ff_variant('HOMEPAGE_EXPERIMENT') }}"
         )
 
     return app
@@ -70,13 +70,37 @@ def test_gk_cli_lists_the_flags():
 """
 
 
+def make_shop(
+    root: Path, baked_project: Path, files: tuple[str, ...], app_code: str, wiring: str, tests: str
+) -> None:
+    """Somebody's app in `root`: a `shop` package holding `files` copied from the bake (folders end in
+    "/") and `app_code` with the README's `wiring` in place of {wiring}, and `tests` beside it."""
+    baked_package, package = baked_project / baked_project.name, root / "shop"
+    for name in files:
+        source, target = baked_package / name, package / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            shutil.copytree(source, target)
+        else:
+            shutil.copy(source, target)
+    indented = textwrap.indent(wiring.strip(), "    ").lstrip()
+    (package / "__init__.py").write_text(app_code.replace("{wiring}", indented), encoding="utf-8")
+    (root / "test_shop.py").write_text(tests, encoding="utf-8")
+
+
+def shop_tests(root: Path, venv: Path, **env: str) -> str:
+    """Run the shop's tests with the virtualenv's pytest; their output."""
+    command = [venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    return run(command, cwd=root, env={**venv_env(venv), **env}).stdout
+
+
 def readme_section() -> str:
     text = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
     assert SECTION in text, f"README.md has no section {SECTION!r}"
     return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
 
 
-def wiring_code(number: int = 0) -> str:
+def wiring_code(number: int) -> str:
     """A Python block of the README section: the lines a user adds to their factory (the first for the
     engine alone, the second for the engine with the store and the dashboard)."""
     blocks = re.findall(r"```python\n(.*?)```", readme_section(), flags=re.DOTALL)
@@ -128,19 +152,8 @@ def flask_only_venv() -> Path:
 
 def test_copied_files_work_in_an_app_we_did_not_generate(baked_project, flask_only_venv, tmp_path):
     """Copy the two files, add the README's wiring to a plain Flask factory, and the flags work."""
-    package = tmp_path / "shop"
-    package.mkdir()
-    for name in ENGINE_FILES:
-        shutil.copy(baked_project / baked_project.name / name, package / name)
-    wiring = textwrap.indent(wiring_code().strip(), "    ").lstrip()
-    (package / "__init__.py").write_text(EXISTING_APP.format(wiring=wiring), encoding="utf-8")
-    (tmp_path / "test_shop.py").write_text(EXISTING_APP_TESTS, encoding="utf-8")
-    result = run(
-        [flask_only_venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env=venv_env(flask_only_venv),
-    )
-    assert "3 passed" in result.stdout
+    make_shop(tmp_path, baked_project, ENGINE_FILES, EXISTING_APP, wiring_code(0), EXISTING_APP_TESTS)
+    assert "3 passed" in shop_tests(tmp_path, flask_only_venv)
 
 
 EXISTING_APP_WITH_LOGINS = '''
@@ -236,25 +249,6 @@ def logins_venv() -> Path:
 def test_copied_dashboard_works_in_an_app_we_did_not_generate(baked_project, logins_venv, tmp_path):
     """Copy the engine, the store, the dashboard and its templates and assets, add the README's second
     wiring to a Flask app with its own logins, and the dashboard, the store and the CLI work."""
-    baked_package = baked_project / baked_project.name
-    package = tmp_path / "shop"
-    package.mkdir()
-    for name in (*ENGINE_FILES, *DASHBOARD_FILES):
-        source, target = baked_package / name, package / name
-        if name.endswith("/"):
-            shutil.copytree(source, target)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)
-    wiring = textwrap.indent(wiring_code(1).strip(), "    ").lstrip()
-    (package / "__init__.py").write_text(
-        EXISTING_APP_WITH_LOGINS.replace("{wiring}", wiring), encoding="utf-8"
-    )
-    (tmp_path / "test_shop.py").write_text(EXISTING_APP_WITH_LOGINS_TESTS, encoding="utf-8")
-    env = {**venv_env(logins_venv), "SHOP_DB": str(tmp_path / "shop.db")}
-    result = run(
-        [logins_venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env=env,
-    )
-    assert "4 passed" in result.stdout
+    app_code, tests = EXISTING_APP_WITH_LOGINS, EXISTING_APP_WITH_LOGINS_TESTS
+    make_shop(tmp_path, baked_project, (*ENGINE_FILES, *DASHBOARD_FILES), app_code, wiring_code(1), tests)
+    assert "4 passed" in shop_tests(tmp_path, logins_venv, SHOP_DB=str(tmp_path / "shop.db"))

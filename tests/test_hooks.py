@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from bakery import CONTEXT, load_hook
+from bakery import CHOICES, CONTEXT, DEFAULT_PYTHON, load_hook
 
 pre_gen = load_hook("pre_gen_project")
 post_gen = load_hook("post_gen_project")
@@ -17,8 +17,8 @@ DEFAULT_ANSWERS = {
     "description": CONTEXT["description"],
     "author_name": CONTEXT["author_name"],
     "author_email": CONTEXT["author_email"],
-    "python_version": "3.12",
-    "ci": "github",
+    "python_version": DEFAULT_PYTHON,
+    "ci": CHOICES["ci"][0],
 }
 TRICKY_TEXT = 'Zoë "Z" O\'Brien \\ """ \'\'\' {{ not jinja }} 🚀'
 

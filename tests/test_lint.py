@@ -1,11 +1,6 @@
 """The template's own Python (hooks, extensions, tests, benchmarks) is ruff clean: `make test` checks it."""
 
-import sys
-from pathlib import Path
-
-from bakery import TEMPLATE_DIR, run
-
-RUFF = Path(sys.executable).with_name("ruff")
+from bakery import RUFF, TEMPLATE_DIR, run
 
 
 def test_template_code_passes_ruff_check():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ast
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from bakery import load_template_module, run
+from bakery import RUFF, load_template_module, run
 
 quoting = load_template_module("local_extensions.py")
 py_string, toml_string = quoting.py_string, quoting.toml_string
@@ -45,5 +44,4 @@ def test_py_string_is_already_ruff_formatted(tmp_path: Path):
     source = "".join(f"VALUE_{number} = {py_string(text)}\n" for number, text in enumerate(TEXTS))
     module = tmp_path / "names.py"
     module.write_text(source, encoding="utf-8")
-    ruff = Path(sys.executable).with_name("ruff")
-    run([ruff, "format", "--check", "--no-cache", "--isolated", module])
+    run([RUFF, "format", "--check", "--no-cache", "--isolated", module])

@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import TEMPLATE_DIR, answers, free_port, log_in, run
+from bakery import TEMPLATE_DIR, free_port, log_in, run, serving
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +27,7 @@ DEMO_TIMEOUT = 900  # seconds for `make demo` to install, bake and serve on a sl
 class Demo:
     checkout: Path
     url: str
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
+    output: list[str]
 
     def printed(self, label: str) -> str:
         """A value `make demo` printed on a line `label: value` (e.g. the demo admin's password)."""
@@ -61,35 +56,11 @@ def fresh_copy(destination: Path) -> Path:
 def demo(tmp_path_factory) -> Iterator[Demo]:
     checkout = fresh_copy(tmp_path_factory.mktemp("clone") / "flask-gatekeeper")
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     # A new user's shell: no virtualenv of ours active.
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    process = subprocess.Popen(
-        ["make", "demo", f"PORT={port}"],
-        cwd=checkout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: the server and its reloader stop together
-    )
-    demo = Demo(checkout, f"http://127.0.0.1:{port}", process)
-    collect_output = threading.Thread(target=lambda: demo.output.extend(iter(process.stdout.readline, "")))
-    collect_output.daemon = True
-    collect_output.start()
-    try:
-        deadline = time.monotonic() + DEMO_TIMEOUT
-        while not answers(demo.url + "/"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`make demo` did not serve the app:\n{''.join(demo.output)[-5000:]}")
-            time.sleep(0.5)
-        yield demo
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    with serving(["make", "demo", f"PORT={port}"], url + "/", checkout, env, timeout=DEMO_TIMEOUT) as output:
+        yield Demo(checkout, url, output)
 
 
 def test_make_demo_serves_the_home_page_with_the_sample_flags(demo):

@@ -20,19 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import (
-    DEFAULT_PYTHON,
-    baked_dependencies,
-    copy_project,
-    csrf_token,
-    ensure_virtualenv,
-    find_python,
-    free_port,
-    log_in,
-    run,
-    serving,
-    venv_env,
-)
+from bakery import copy_project, csrf_token, flask_cli, free_port, gunicorn, log_in, run
 
 pytestmark = pytest.mark.slow
 
@@ -92,8 +80,7 @@ class Served:
 
     def flask(self, *args: str) -> str:
         """Run `flask ARGS` in the project (another process than the server's workers); its output."""
-        command = ["python", "-m", "flask", "--app", "gatekeeper_app", *args]
-        return run(command, cwd=self.project, env=self.env).stdout
+        return flask_cli(self.project, self.env, *args)
 
     def page(self, path: str = "/") -> str:
         with urllib.request.urlopen(self.url + path) as response:
@@ -101,31 +88,22 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(baked_project, database_url, tmp_path_factory) -> Iterator[Served]:
+def served(baked_project, baked_env, database_url, tmp_path_factory) -> Iterator[Served]:
     """The defaults bake with the `postgres` extra, its tables and users made, served by two workers."""
-    python = find_python(DEFAULT_PYTHON)
-    if python is None:
-        pytest.skip(f"Python {DEFAULT_PYTHON} not found")
-    venv = ensure_virtualenv(python, baked_dependencies(baked_project, ["postgres"]), "postgres")
     project = copy_project(baked_project, tmp_path_factory.mktemp("postgres"))
     env = {
-        **venv_env(venv),
+        **baked_env(extras=("postgres",)),
         "DATABASE_URL": database_url,
         "SECRET_KEY": "postgres-test-secret",
         "GATEKEEPER_STORE_TTL": str(TTL),
     }
-    served = Served("", project, env)
-    served.flask("init-db")
+    flask_cli(project, env, "init-db")
     # The viewer gets id 4: outside MY_NEW_FEATURE's team (ids 1, 2 and 3).
     for email in (ADMIN, "two@example.com", "three@example.com", VIEWER):
-        served.flask(
-            "users", "create", email, "--password", PASSWORD, *(["--admin"] if email == ADMIN else [])
-        )
-    port = free_port()
-    gunicorn = ["python", "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
-    served.url = f"http://127.0.0.1:{port}"
-    with serving([*gunicorn, "gatekeeper_app:create_app()"], served.url + "/", cwd=project, env=env):
-        yield served
+        admin = ["--admin"] if email == ADMIN else []
+        flask_cli(project, env, "users", "create", email, "--password", PASSWORD, *admin)
+    with gunicorn(project, env, "--workers", "2") as url:
+        yield Served(url, project, env)
 
 
 def experiment_variants(served: Served, requests: int = 30) -> set[str]:
