@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from benchcommon import (
+    build_baked_app,
     check_offline,
     forbid_network,
     import_baked_package,
@@ -70,16 +71,6 @@ def bench_flags(gatekeeper: ModuleType, count: int) -> dict[str, Any]:
         attributes = {"FLAG_NAME": name, "DESCRIPTION": description}
         configs[name] = type(f"BenchFlag{number:04d}FFConfig", (base,), attributes)()
     return configs
-
-
-def build_app(package: ModuleType, database: Path) -> Any:
-    app = package.create_app(
-        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "SECRET_KEY": "bench-secret"}
-    )
-    with app.app_context():
-        package.extensions.db.create_all()
-        package.gatekeeper_store.store.create_tables()
-    return app
 
 
 def seed(package: ModuleType, app: Any, config_map: Mapping[str, Any]) -> int:
@@ -232,9 +223,9 @@ def main() -> None:
     bench_flag = next(name for name in flags if name.startswith("BENCH_FLAG_"))
 
     with tempfile.TemporaryDirectory(prefix="gatekeeper-dashboard-bench-") as tmp:
-        empty = build_app(package, Path(tmp) / "empty.db")
-        one = build_app(package, Path(tmp) / "one.db")
-        full = build_app(package, Path(tmp) / "full.db")
+        empty = build_baked_app(package, Path(tmp) / "empty.db")
+        one = build_baked_app(package, Path(tmp) / "one.db")
+        full = build_baked_app(package, Path(tmp) / "full.db")
         seed_one(package, one, [name for name in flags if name.startswith("BENCH_FLAG_")][-1])
         seed_start = time.perf_counter()
         admin_id = seed(package, full, config_map)

@@ -58,6 +58,16 @@ def import_baked_package(project: Path) -> ModuleType:
     return importlib.import_module(found[0])
 
 
+def build_baked_app(package: ModuleType, database: Path) -> Any:
+    """The baked `create_app` on a fresh SQLite file, with every table made."""
+    app = package.create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "SECRET_KEY": "bench-secret"}
+    )
+    with app.app_context():
+        package.database.init_db()
+    return app
+
+
 def median_per_item(
     run: Callable[[Any], object],
     items: int,
