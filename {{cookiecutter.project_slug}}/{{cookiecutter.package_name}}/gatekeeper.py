@@ -11,12 +11,21 @@ Evaluation order for a flag (the first that applies wins, and the result records
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
 4. ``rule``: the config's ``_get_variant``;
 5. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
+
+Who the flags are for comes from one hook, ``init_app(..., user_loader=...)`` (default: Flask-Login's current
+user when the app has a LoginManager). It may return what apps have: a user object with an ``id``, a mapping
+or row with an ``"id"`` key (a ``sqlite3.Row`` included), a plain id (``int`` or ``str``), or None for an
+anonymous visitor (as is an object whose ``is_authenticated`` is false). Anything else, such as a user with
+no readable id, raises ``TypeError`` in debug and testing and logs one warning in production, where the
+visitor is then served as anonymous: never silently. ``can_override(user)`` and ``can_manage(user)`` (who
+may use browser overrides, who may open the dashboard) get what the hook returned.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import logging
 import re
 import secrets
@@ -311,9 +320,51 @@ def _default_user_loader() -> Any:
     return user if getattr(user, "is_authenticated", False) else None
 
 
+def user_attribute(user: Any, name: str) -> Any:
+    """`name` of what the user hook returned: an attribute of a user object, or a key of a mapping or row;
+    None when it has none."""
+    value = getattr(user, name, None)
+    if value is None and user is not None and not isinstance(user, str | int):
+        try:
+            value = user[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
 def _default_can_override(user: Any) -> bool:
     """Admins may override their own flags; everyone may while the app runs in debug mode."""
-    return current_app.debug or bool(getattr(user, "is_admin", False))
+    return current_app.debug or bool(user_attribute(user, "is_admin"))
+
+
+def _default_can_manage(user: Any) -> bool:
+    """Admins (a true `is_admin`, attribute or column) may open the dashboard."""
+    return bool(user_attribute(user, "is_admin"))
+
+
+def _user_id_of(user: Any, state: GatekeeperState, app: Flask) -> Any:
+    """The id in what the user hook returned (see the module docstring for what it may return)."""
+    if user is None:
+        return None
+    if isinstance(user, str | int) and not isinstance(user, bool):
+        return user
+    user_id = getattr(user, "id", _MISSING)
+    if user_id is not _MISSING:
+        return user_id
+    if getattr(user, "is_authenticated", True) is False:  # e.g. Flask-Login's anonymous user
+        return None
+    try:
+        return user["id"]
+    except (KeyError, IndexError, TypeError):
+        pass
+    message = (
+        f"the user hook (user_loader) returned {type(user).__name__!r} with no id: return an object with "
+        "`id`, a mapping or row with an 'id' key, a plain id, or None for an anonymous visitor"
+    )
+    if app.debug or app.testing:
+        raise TypeError(f"gatekeeper: {message}")
+    state.warn_once(("user", type(user)), "gatekeeper: %s; serving the visitor as anonymous", message)
+    return None
 
 
 class GatekeeperState:
@@ -325,10 +376,12 @@ class GatekeeperState:
         store: Any = None,
         can_override: Callable[[Any], bool] | None = None,
         user_loader: Callable[[], Any] | None = None,
+        can_manage: Callable[[Any], bool] | None = None,
     ) -> None:
         self.config_map = config_map
         self.store = store
         self.can_override = can_override or _default_can_override
+        self.can_manage = can_manage or _default_can_manage
         self.user_loader = user_loader or _default_user_loader
         self.pinned: dict[str, str] = {}
         self._warned: set[Any] = set()
@@ -351,7 +404,25 @@ def get_state(app: Flask | None = None) -> GatekeeperState:
 def _standalone_state(config_map: Mapping[str, FeatureFlagConfig] | None) -> GatekeeperState:
     """State for a Gatekeeper given its own config map, outside an app that ran `init_app`."""
     if config_map is None:
-        raise RuntimeError("gatekeeper.init_app(app, FF_CONFIG_MAP) was not called for this app")
+        return _seed_state()
+    validate_config_map(config_map)
+    return GatekeeperState(config_map)
+
+
+@functools.cache
+def _seed_state() -> GatekeeperState:
+    """The blog post's fallback without `init_app`: `FF_CONFIG_MAP` of the `gatekeeper_config` module
+    beside this one (in the same package, or top-level in a flat layout); validated once per process."""
+    name = f"{__package__}.gatekeeper_config" if __package__ else "gatekeeper_config"
+    try:
+        config_map = importlib.import_module(name).FF_CONFIG_MAP
+    except (ModuleNotFoundError, AttributeError) as error:
+        if isinstance(error, ModuleNotFoundError) and error.name != name:
+            raise
+        raise RuntimeError(
+            f"gatekeeper.init_app(app, FF_CONFIG_MAP) was not called for this app, and {name}.FF_CONFIG_MAP "
+            "was not found to fall back on"
+        ) from None
     validate_config_map(config_map)
     return GatekeeperState(config_map)
 
@@ -413,12 +484,12 @@ class Gatekeeper:
     def user_id(self) -> Any:
         """The id of the user the flags are for; in a request, the logged-in user's, looked up lazily."""
         if self._user_id is _MISSING:
-            self._user_id = getattr(self.user, "id", None)
+            self._user_id = _user_id_of(self.user, self._state, self.app)
         return self._user_id
 
     @property
     def user(self) -> Any:
-        """The logged-in user object in a request (None when anonymous or outside a request)."""
+        """What the user hook returned in this request (None when anonymous or outside a request)."""
         if self._user is _MISSING:
             self._user = self._state.user_loader() if self.request is not None else None
         return self._user
@@ -704,15 +775,26 @@ def init_app(
     *,
     store: Any = None,
     can_override: Callable[[Any], bool] | None = None,
+    can_manage: Callable[[Any], bool] | None = None,
     user_loader: Callable[[], Any] | None = None,
 ) -> GatekeeperState:
     """Validate the flags and wire them into `app`: `request.gk`, Jinja `ff`/`gk`, `flask gk`.
 
-    `store` supplies runtime overrides (any object with `snapshot()`); `can_override(user)` decides who may
-    use browser overrides; `user_loader()` returns the logged-in user (default: Flask-Login's).
+    `store` supplies runtime overrides (any object with `snapshot()`). The hooks, each optional:
+    `user_loader()` returns the logged-in user: an object with `id`, a mapping or row with "id", a plain
+    id, or None (default: Flask-Login's current user when the app has a LoginManager, else None);
+    `can_override(user)` decides who may use browser overrides (default: admins, everyone in debug);
+    `can_manage(user)` decides who may open the dashboard (default: a true `is_admin`). Both get what
+    `user_loader` returned, for a signed-in user.
     """
     validate_config_map(config_map)
-    state = GatekeeperState(config_map, store=store, can_override=can_override, user_loader=user_loader)
+    state = GatekeeperState(
+        config_map,
+        store=store,
+        can_override=can_override,
+        user_loader=user_loader,
+        can_manage=can_manage,
+    )
     app.extensions["gatekeeper"] = state
 
     def attach_gatekeeper() -> None:
@@ -793,9 +875,22 @@ def explain_command(flag: str, user_id: str | None) -> None:
         raise click.BadParameter(
             f"unknown flag; known flags: {', '.join(sorted(state.config_map))}", param_hint="FLAG"
         )
-    if user_id is not None and user_id.isdigit():
-        user_id = int(user_id)
-    evaluation = Gatekeeper(user_id=user_id).explain(flag)
+    if user_id is None:
+        evaluation = _explain_for_a_new_visitor(flag)
+    else:
+        evaluation = Gatekeeper(user_id=int(user_id) if user_id.isdigit() else user_id).explain(flag)
     assert evaluation is not None
     detail = f" ({evaluation.detail})" if evaluation.detail else ""
     click.echo(f"{flag} = {evaluation.variant}  because: {evaluation.reason}{detail}")
+    if user_id is None:
+        click.echo("  for an anonymous visitor with a new anonymous id; pass --user ID to ask about a user")
+
+
+def _explain_for_a_new_visitor(flag: str) -> Evaluation | None:
+    """What `flag` gives a first-time anonymous visitor: a request of our own with no cookies, so that a
+    rollout buckets a fresh anonymous id; the app's user hook is not asked (there is nobody to ask about)."""
+    with current_app.test_request_context():
+        request = flask_request._get_current_object()
+        gk = request.gk = Gatekeeper(None, current_app._get_current_object(), request, flask_session)
+        gk._user = gk._user_id = None
+        return gk.explain(flag)

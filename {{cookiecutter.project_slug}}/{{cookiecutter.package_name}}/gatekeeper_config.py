@@ -5,7 +5,10 @@ in `_get_variant`), add it to FF_CONFIG_MAP, and ask for it with `request.gk.ff(
 or `ff('FLAG', 'VARIANT')` in a template.
 """
 
-from .gatekeeper import FeatureFlagConfig, FFConfigMap
+if __package__:  # beside the app's __init__.py, in its package
+    from .gatekeeper import FeatureFlagConfig, FFConfigMap
+else:  # beside a single-module app.py, as in the blog post (`import gatekeeper`)
+    from gatekeeper import FeatureFlagConfig, FFConfigMap
 
 TEAM_USER_IDS = [1, 2, 3]
 

@@ -1,24 +1,46 @@
 """The admin dashboard: every flag and why you get your variant; override it for you, one user, or everyone.
 
 A blueprint (`gatekeeper`) with its own layout under `templates/gatekeeper/`, so it can be copied into
-another app. Admins only (a user whose `is_admin` is true); every change is a CSRF-protected POST answered
-by a redirect. Reads come from the store's snapshot, so the pages keep working (and say so) when the
-database is down.
+another app. Who may open it is the engine's `can_manage(user)` (default: a true `is_admin`), asked with
+the engine's user hook, so it needs no particular login library. Every change is a POST answered by a
+redirect and carries a signed CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
+else its own), so the app needs no app-wide `CSRFProtect`, and works unchanged with one. Reads come from the
+store's snapshot, so the pages keep working (and say so) when the database is down.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import gatekeeper
 from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store
+
+try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
+    from flask_wtf.csrf import generate_csrf as _wtf_generate_csrf
+    from flask_wtf.csrf import validate_csrf as _wtf_validate_csrf
+    from wtforms import ValidationError as _WTFValidationError
+except ImportError:
+    _wtf_generate_csrf = _wtf_validate_csrf = None
 
 bp = Blueprint("gatekeeper", __name__)
 
@@ -26,14 +48,33 @@ AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
 
 
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE = 3600  # seconds a form stays valid, as Flask-WTF's default
+_CSRF_SALT = "gatekeeper-dashboard-csrf"
+_CSRF_SESSION_KEY = "gatekeeper_csrf"
+
+
 @bp.before_request
 def _require_admin() -> Response | None:
-    """Anonymous visitors go to the login page; signed-in users who are not admins get 403."""
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    if not getattr(current_user, "is_admin", False):
+    """Anonymous visitors go to the app's login view (401 when it has none); others need `can_manage`."""
+    gk = gatekeeper.current_gatekeeper()
+    if gk.user_id is None:
+        return _login_or_401()
+    if not gatekeeper.get_state().can_manage(gk.user):
         abort(403)
     return None
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    """Every POST carries the token its form was given; nothing changes without it (400)."""
+    if request.method != "POST" or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    if g.get("csrf_valid"):  # the app's CSRFProtect checked this request already
+        return
+    problem = _csrf_problem(request.form.get(CSRF_FIELD, ""))
+    if problem is not None:
+        abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
 
 
 @bp.context_processor
@@ -42,7 +83,62 @@ def _store_status() -> dict[str, Any]:
         "store_available": store.available,
         "store_error": store.error,
         "store_loaded_at": store.snapshot().loaded_at,
+        "store_checks_users": store.checks_users,
     }
+
+
+@bp.context_processor
+def _csrf_token_function() -> dict[str, Callable[[], str]]:
+    """`csrf_token()` for the dashboard's forms, unless the app already provides one (Flask-WTF's)."""
+    if "csrf_token" in current_app.jinja_env.globals:
+        return {}
+    return {"csrf_token": _csrf_token}
+
+
+def _login_or_401() -> Response:
+    """The app's login view with `next`: GATEKEEPER_LOGIN_VIEW (an endpoint), else Flask-Login's."""
+    login_view = current_app.config.get("GATEKEEPER_LOGIN_VIEW")
+    if login_view:
+        return redirect(url_for(login_view, next=request.full_path.rstrip("?")))
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is not None:
+        return login_manager.unauthorized()
+    abort(401)
+
+
+def _csrf_token() -> str:
+    """A signed token bound to this session: Flask-WTF's when installed, else the dashboard's own."""
+    if _wtf_generate_csrf is not None:
+        return _wtf_generate_csrf()
+    if _CSRF_SESSION_KEY not in session:
+        session[_CSRF_SESSION_KEY] = secrets.token_hex(20)
+    return _csrf_serializer().dumps(session[_CSRF_SESSION_KEY])
+
+
+def _csrf_problem(token: str) -> str | None:
+    """What is wrong with a form's CSRF token, in a sentence; None when it is valid for this session."""
+    if _wtf_validate_csrf is not None:
+        try:
+            _wtf_validate_csrf(token)
+        except _WTFValidationError as error:
+            return str(error)
+        return None
+    if not token:
+        return "The CSRF token is missing."
+    expected = session.get(_CSRF_SESSION_KEY)
+    try:
+        value = _csrf_serializer().loads(token, max_age=CSRF_MAX_AGE)
+    except SignatureExpired:
+        return "The CSRF token has expired."
+    except BadData:
+        return "The CSRF token is invalid."
+    if not (isinstance(expected, str) and isinstance(value, str) and hmac.compare_digest(value, expected)):
+        return "The CSRF token does not belong to this session."
+    return None
+
+
+def _csrf_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=_CSRF_SALT)
 
 
 # --- Pages --------------------------------------------------------------------------------------------------
@@ -178,10 +274,21 @@ def add_user_override(name: str) -> Response:
     _config_or_404(name)
     user_text = request.form.get("user", "")
     variant = request.form.get("variant", "")
+    unchecked = "" if store.checks_users else _UNCHECKED_USER.format(user_id=shorten(user_text.strip()))
     _change(
-        store.set_user_override, name, user_text, variant, unchanged=f"{user_text} already gets {variant}."
+        store.set_user_override,
+        name,
+        user_text,
+        variant,
+        unchanged=f"{user_text} already gets {variant}.",
+        note=unchecked,
     )
     return _back(name)
+
+
+_UNCHECKED_USER = (
+    " The id {user_id!r} was not checked: this app gives the store no user_lookup, so any text is an id."
+)
 
 
 @bp.post("/flags/<name>/users/remove")
@@ -235,17 +342,23 @@ def _last_changes() -> dict[str, AuditEntry]:
 
 
 def _actor() -> str:
-    """Who the audit log names for a change made here: the admin's email, or their id."""
-    return getattr(current_user, "email", None) or f"user {current_user.get_id()}"
+    """Who the audit log names for a change made here: the admin's email or name, or their id."""
+    gk = gatekeeper.current_gatekeeper()
+    for field in ("email", "username", "name"):
+        value = gatekeeper.user_attribute(gk.user, field)
+        if isinstance(value, str) and value:
+            return value
+    return f"user {gk.user_id}"
 
 
-def _change(operation: Any, *args: str, unchanged: str) -> None:
+def _change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
     try:
         entry = operation(*args, actor=_actor())
     except StoreError as exc:
         flash(str(exc), "error")
     else:
-        flash(entry.summary if entry else f"{unchanged} Nothing changed.", "success" if entry else "info")
+        message = entry.summary + note if entry else f"{unchanged} Nothing changed."
+        flash(message, "success" if entry else "info")
 
 
 def _back(name: str) -> Response:

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import DateTime, Engine, Index, String, func, select, update
+from sqlalchemy import URL, DateTime, Engine, Index, String, create_engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -341,11 +341,14 @@ class OverrideStore:
         self._clock = clock
 
     def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> AppStore:
-        """Attach to `app`. `db` is the Flask-SQLAlchemy object (or a SQLAlchemy Engine).
+        """Attach to `app`. `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or the
+        Flask-SQLAlchemy object.
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id.
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so).
         """
+        if isinstance(db, str | URL):
+            db = create_engine(db)
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
@@ -375,6 +378,11 @@ class OverrideStore:
     def error(self) -> str | None:
         """Why the store is unavailable, in the database's words; None when it is available."""
         return _state().error
+
+    @property
+    def checks_users(self) -> bool:
+        """Whether the current app gave a `user_lookup`, so that an override can only name a real user."""
+        return _state().user_lookup is not None
 
     def stale_overrides(
         self, snapshot: Snapshot | None = None, config_map: Mapping[str, Any] | None = None
