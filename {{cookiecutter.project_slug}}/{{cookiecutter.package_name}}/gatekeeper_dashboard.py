@@ -88,6 +88,12 @@ def _store_status() -> dict[str, Any]:
 
 
 @bp.context_processor
+def _who() -> dict[str, str]:
+    """The admin the layout names, as the audit log will."""
+    return {"gatekeeper_user": _actor()}
+
+
+@bp.context_processor
 def _csrf_token_function() -> dict[str, Callable[[], str]]:
     """`csrf_token()` for the dashboard's forms, unless the app already provides one (Flask-WTF's)."""
     if "csrf_token" in current_app.jinja_env.globals:
