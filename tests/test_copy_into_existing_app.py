@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 import shutil
 import sys
 import textwrap
@@ -75,17 +76,23 @@ def make_shop(
 ) -> None:
     """Somebody's app in `root`: a `shop` package holding `files` copied from the bake (folders end in
     "/") and `app_code` with the README's `wiring` in place of {wiring}, and `tests` beside it."""
-    baked_package, package = baked_project / baked_project.name, root / "shop"
+    package = root / "shop"
+    copy_baked_files(baked_project, package, files)
+    indented = textwrap.indent(wiring.strip(), "    ").lstrip()
+    (package / "__init__.py").write_text(app_code.replace("{wiring}", indented), encoding="utf-8")
+    (root / "test_shop.py").write_text(tests, encoding="utf-8")
+
+
+def copy_baked_files(baked_project: Path, package: Path, files: tuple[str, ...]) -> None:
+    """Copy `files` (folders end in "/") from the bake's package into `package`, as the README says."""
+    baked_package = baked_project / baked_project.name
     for name in files:
         source, target = baked_package / name, package / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith("/"):
-            shutil.copytree(source, target)
+            shutil.copytree(source, target, dirs_exist_ok=True)
         else:
             shutil.copy(source, target)
-    indented = textwrap.indent(wiring.strip(), "    ").lstrip()
-    (package / "__init__.py").write_text(app_code.replace("{wiring}", indented), encoding="utf-8")
-    (root / "test_shop.py").write_text(tests, encoding="utf-8")
 
 
 def shop_tests(root: Path, venv: Path, **env: str) -> str:
@@ -100,12 +107,26 @@ def readme_section() -> str:
     return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
 
 
-def wiring_code(number: int) -> str:
-    """A Python block of the README section: the lines a user adds to their factory (the first for the
-    engine alone, the second for the engine with the store and the dashboard)."""
+# The first lines of the README's wiring blocks: which app each is for.
+ENGINE_ONLY = "# Engine only: for an app with Flask-Login, or with no logins"
+ENGINE_ONLY_OWN_LOGIN = "# Engine only: for an app that keeps its logged-in user in g.user"
+WITH_DASHBOARD = "# Engine, store and dashboard: for an app with Flask-Login and users with is_admin"
+WITH_DASHBOARD_OWN_LOGIN = "# Engine, store and dashboard: for an app on raw sqlite3 that keeps its logged-in user"
+
+
+def wiring_code(first_line: str) -> str:
+    """The ```python block of the README section that starts with `first_line`: the lines a user adds."""
     blocks = re.findall(r"```python\n(.*?)```", readme_section(), flags=re.DOTALL)
-    assert len(blocks) > number, "the README section shows too few ```python blocks of wiring"
-    return blocks[number]
+    matching = [block for block in blocks if block.startswith(first_line)]
+    assert len(matching) == 1, f"the README section has no ```python block starting {first_line!r}"
+    return matching[0]
+
+
+def pip_requirements(level: int) -> list[str]:
+    """The packages of the README's `pip install` line for level 1, 2 or 3 (one line per level, in order)."""
+    lines = re.findall(r"^pip install (.+)$", readme_section(), flags=re.MULTILINE)
+    assert len(lines) == 3, "the README section should show one `pip install` line per level"
+    return shlex.split(lines[level - 1])
 
 
 def test_readme_names_the_files_to_copy():
@@ -138,10 +159,11 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
 
 @pytest.mark.parametrize("module", ["gatekeeper_store.py", "gatekeeper_dashboard.py"])
 def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
-    """The store and the dashboard import the engine, each other, SQLAlchemy and Flask-Login: no app code."""
+    """The store and the dashboard import the engine, each other, SQLAlchemy and optional libraries only."""
     packages, siblings = imports_of(baked_project / baked_project.name / module)
     assert siblings <= {"gatekeeper", "gatekeeper_store"}, f"{module} imports the app's {siblings}"
-    assert packages <= ALLOWED_THIRD_PARTY | {"flask_login", "sqlalchemy"}
+    optional = {"flask_login", "flask_wtf", "wtforms"}  # Flask-WTF's CSRF tokens, when the app has it
+    assert packages <= ALLOWED_THIRD_PARTY | optional | {"sqlalchemy"}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +174,7 @@ def flask_only_venv() -> Path:
 
 def test_copied_files_work_in_an_app_we_did_not_generate(baked_project, flask_only_venv, tmp_path):
     """Copy the two files, add the README's wiring to a plain Flask factory, and the flags work."""
-    make_shop(tmp_path, baked_project, ENGINE_FILES, EXISTING_APP, wiring_code(0), EXISTING_APP_TESTS)
+    make_shop(tmp_path, baked_project, ENGINE_FILES, EXISTING_APP, wiring_code(ENGINE_ONLY), EXISTING_APP_TESTS)
     assert "3 passed" in shop_tests(tmp_path, flask_only_venv)
 
 
@@ -250,5 +272,5 @@ def test_copied_dashboard_works_in_an_app_we_did_not_generate(baked_project, log
     """Copy the engine, the store, the dashboard and its templates and assets, add the README's second
     wiring to a Flask app with its own logins, and the dashboard, the store and the CLI work."""
     app_code, tests = EXISTING_APP_WITH_LOGINS, EXISTING_APP_WITH_LOGINS_TESTS
-    make_shop(tmp_path, baked_project, (*ENGINE_FILES, *DASHBOARD_FILES), app_code, wiring_code(1), tests)
+    make_shop(tmp_path, baked_project, (*ENGINE_FILES, *DASHBOARD_FILES), app_code, wiring_code(WITH_DASHBOARD), tests)
     assert "4 passed" in shop_tests(tmp_path, logins_venv, SHOP_DB=str(tmp_path / "shop.db"))
