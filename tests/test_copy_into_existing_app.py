@@ -111,11 +111,12 @@ def readme_section() -> str:
 ENGINE_ONLY = "# Engine only: for an app with Flask-Login, or with no logins"
 ENGINE_ONLY_OWN_LOGIN = "# Engine only: for an app that keeps its logged-in user in g.user"
 WITH_DASHBOARD = "# Engine, store and dashboard: for an app with Flask-Login and users with is_admin"
-WITH_DASHBOARD_OWN_LOGIN = "# Engine, store and dashboard: for an app on raw sqlite3 that keeps its logged-in user"
+WITH_DASHBOARD_OWN_LOGIN = "# Engine, store and dashboard: for an app on raw sqlite3"
 
 
 def wiring_code(first_line: str) -> str:
-    """The ```python block of the README section that starts with `first_line`: the lines a user adds."""
+    """The ```python block of the README section that starts with `first_line` (the comment that says which
+    app it is for): the lines a user adds to their factory."""
     blocks = re.findall(r"```python\n(.*?)```", readme_section(), flags=re.DOTALL)
     matching = [block for block in blocks if block.startswith(first_line)]
     assert len(matching) == 1, f"the README section has no ```python block starting {first_line!r}"
@@ -174,7 +175,8 @@ def flask_only_venv() -> Path:
 
 def test_copied_files_work_in_an_app_we_did_not_generate(baked_project, flask_only_venv, tmp_path):
     """Copy the two files, add the README's wiring to a plain Flask factory, and the flags work."""
-    make_shop(tmp_path, baked_project, ENGINE_FILES, EXISTING_APP, wiring_code(ENGINE_ONLY), EXISTING_APP_TESTS)
+    wiring = wiring_code(ENGINE_ONLY)
+    make_shop(tmp_path, baked_project, ENGINE_FILES, EXISTING_APP, wiring, EXISTING_APP_TESTS)
     assert "3 passed" in shop_tests(tmp_path, flask_only_venv)
 
 
@@ -272,5 +274,6 @@ def test_copied_dashboard_works_in_an_app_we_did_not_generate(baked_project, log
     """Copy the engine, the store, the dashboard and its templates and assets, add the README's second
     wiring to a Flask app with its own logins, and the dashboard, the store and the CLI work."""
     app_code, tests = EXISTING_APP_WITH_LOGINS, EXISTING_APP_WITH_LOGINS_TESTS
-    make_shop(tmp_path, baked_project, (*ENGINE_FILES, *DASHBOARD_FILES), app_code, wiring_code(WITH_DASHBOARD), tests)
+    files, wiring = (*ENGINE_FILES, *DASHBOARD_FILES), wiring_code(WITH_DASHBOARD)
+    make_shop(tmp_path, baked_project, files, app_code, wiring, tests)
     assert "4 passed" in shop_tests(tmp_path, logins_venv, SHOP_DB=str(tmp_path / "shop.db"))

@@ -74,7 +74,7 @@ def test_the_readme_gives_the_lowest_python():
 # --- Level 1: the engine only ----------------------------------------------------------------------------
 
 # A page that asks flags, as the app's views will once it has flags: added by the tests, not the wiring.
-FLAG_PAGE = '''
+FLAG_PAGE = """
 import pytest
 from flask import render_template_string, request
 
@@ -92,7 +92,7 @@ def flag_page(app):
 def register_and_log_in(client, username):
     client.post("/auth/register", data={"username": username, "password": "pw"})
     client.post("/auth/login", data={"username": username, "password": "pw"})
-'''
+"""
 
 ENGINE_CHECKS = (
     FLAG_PAGE
@@ -190,7 +190,8 @@ def test_an_override_names_a_real_user_through_the_lookup(client, auth):
     register_and_log_in(client, "admin")
     page = post_form(client, "users", user="dave", variant="VISIBLE").text
     assert "No user matches &#39;dave&#39;" in page
-    assert "other now gets NOT_VISIBLE" in post_form(client, "users", user="other", variant="NOT_VISIBLE").text
+    page = post_form(client, "users", user="other", variant="NOT_VISIBLE").text
+    assert "other now gets NOT_VISIBLE" in page
     auth.login("other", "other")
     assert client.get("/flag").text == "2 NOT_VISIBLE False"
 '''
