@@ -288,7 +288,7 @@ def test_without_init_app_gatekeeper_falls_back_on_gatekeeper_config(tmp_path):
 
 
 FLAT_APP = """
-from flask import Flask, render_template_string, request
+from flask import Flask, request
 
 app = Flask(__name__)
 app.config["SECRET_KEY"] = "flat"
@@ -305,9 +305,7 @@ def register_gatekeeper():
 
 @app.get("/")
 def home():
-    return render_template_string(
-        "{% raw %}{% if request.gk.ff('MY_NEW_FEATURE', 'VISIBLE') %}new{% else %}old{% endif %}{% endraw %}"
-    )
+    return "new" if request.gk.ff("MY_NEW_FEATURE", "VISIBLE") else "old"
 
 
 print(app.test_client().get("/").text)
