@@ -241,6 +241,14 @@ def test_without_user_lookup_the_override_says_the_id_was_not_checked(tmp_path):
     assert "The id &#39;dave&#39; was not checked" in page
 
 
+def test_without_user_lookup_the_cli_says_the_id_was_not_checked(tmp_path):
+    """`flask gk override` stores the id as typed, and says so."""
+    runner = dashboard_app(tmp_path).test_cli_runner()
+    output = runner.invoke(args=["gk", "override", "MY_NEW_FEATURE", "VISIBLE", "--user", "dave"]).output
+    assert "dave now gets VISIBLE" in output
+    assert "The id 'dave' was not checked" in output
+
+
 def test_a_post_without_the_dashboards_csrf_token_is_refused(tmp_path):
     """With no CSRFProtect in the app, the dashboard checks its own forms: 400, and nothing changed."""
     app = dashboard_app(tmp_path)

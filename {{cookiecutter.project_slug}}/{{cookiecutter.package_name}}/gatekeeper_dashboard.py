@@ -33,7 +33,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import gatekeeper
-from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store
+from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store, unchecked_user_note
 
 try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
     from flask_wtf.csrf import generate_csrf as _wtf_generate_csrf
@@ -280,7 +280,7 @@ def add_user_override(name: str) -> Response:
     _config_or_404(name)
     user_text = request.form.get("user", "")
     variant = request.form.get("variant", "")
-    unchecked = "" if store.checks_users else _UNCHECKED_USER.format(user_id=shorten(user_text.strip()))
+    unchecked = "" if store.checks_users else " " + unchecked_user_note(user_text)
     _change(
         store.set_user_override,
         name,
@@ -290,11 +290,6 @@ def add_user_override(name: str) -> Response:
         note=unchecked,
     )
     return _back(name)
-
-
-_UNCHECKED_USER = (
-    " The id {user_id!r} was not checked: this app gives the store no user_lookup, so any text is an id."
-)
 
 
 @bp.post("/flags/<name>/users/remove")

@@ -600,6 +600,14 @@ def _quote(text: str) -> str:
     return repr(shorten(text))
 
 
+def unchecked_user_note(user_text: str) -> str:
+    """What to say after storing an override for `user_text` in an app that gave no `user_lookup`."""
+    return (
+        f"The id {_quote(user_text.strip())} was not checked: this app gives the store no user_lookup, "
+        "so any text is taken as an id."
+    )
+
+
 def _find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[StaleOverride]:
     variants = {flag: config.get_variants() for flag, config in config_map.items()}
 
@@ -688,6 +696,8 @@ def override_command(flag: str, variant: str | None, user_text: str, clear: bool
             variant,
             unchanged=f"{user_text} already gets {variant}.",
         )
+        if not store.checks_users:
+            click.echo(unchecked_user_note(user_text))
 
 
 def _clear_override(flag: str, user_text: str) -> None:
