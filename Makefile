@@ -12,12 +12,13 @@ UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_H
 	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_HOME) uv >/dev/null 2>&1; \
 	test -x $(UV_HOME)/bin/uv && echo $(abspath $(UV_HOME))/bin/uv)))$(UV)
 PYTEST_ARGS ?= -n 2
+COOKIECUTTER := $(shell grep -E '^cookiecutter' requirements-dev.txt)
 
 .PHONY: demo test lint format bench clean system-packages
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
-demo: $(DEMO_VENV)/.installed
-	$(DEMO_VENV)/bin/cookiecutter --no-input -f -o $(DEMO_DIR) .
+demo:
+	$(if $(UV),$(UV) tool run --from "$(COOKIECUTTER)",$(MAKE) $(DEMO_VENV)/.installed && $(DEMO_VENV)/bin/)cookiecutter --no-input -f -o $(DEMO_DIR) .
 	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV)
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
@@ -47,7 +48,7 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 $(DEMO_VENV)/.installed: requirements-dev.txt
-	$(call virtualenv,$(DEMO_VENV),"$$(grep -E '^cookiecutter' requirements-dev.txt)")
+	$(call virtualenv,$(DEMO_VENV),"$(COOKIECUTTER)")
 	touch $@
 
 # $(call virtualenv,FOLDER,PIP ARGUMENTS): a fresh virtualenv in FOLDER with those packages, by uv or pip.
