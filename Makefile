@@ -18,7 +18,7 @@ COOKIECUTTER := $(shell grep -E '^cookiecutter' requirements-dev.txt)
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo:
-	$(if $(UV),$(UV) tool run --from "$(COOKIECUTTER)",$(MAKE) $(DEMO_VENV)/.installed && $(DEMO_VENV)/bin/)cookiecutter --no-input -f -o $(DEMO_DIR) .
+	$(if $(UV),$(UV) tool run --from "$(COOKIECUTTER)" ,$(MAKE) $(DEMO_VENV)/.installed && $(DEMO_VENV)/bin/)cookiecutter --no-input -f -o $(DEMO_DIR) .
 	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV)
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
