@@ -37,7 +37,7 @@ format: $(VENV)/.installed
 
 ## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
 bench:
-	bash benchmarks/run.sh
+	UV=$(UV) bash benchmarks/run.sh
 
 ## clean: remove build/ (virtualenvs, demo project, caches)
 clean:
