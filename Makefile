@@ -4,14 +4,22 @@ PYTHON ?= python3
 VENV := build/venv
 DEMO_VENV := build/demo-venv
 DEMO_DIR := build/demo
+# uv (from PATH, else installed into build/uv from the package registry) makes virtualenvs in a second or
+# two; where it cannot be had, pip does the same job, slower.
+UV_HOME := build/uv
+# (Looked up once, on first use, so `make clean` and `make help` never fetch it.)
+UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv || \
+	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_HOME) uv >/dev/null 2>&1; \
+	test -x $(UV_HOME)/bin/uv && echo $(abspath $(UV_HOME))/bin/uv)))$(UV)
 PYTEST_ARGS ?= -n 2
+COOKIECUTTER := $(shell grep -E '^cookiecutter' requirements-dev.txt)
 
 .PHONY: demo test lint format bench clean system-packages
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
-demo: $(DEMO_VENV)/.installed
-	$(DEMO_VENV)/bin/cookiecutter --no-input -f -o $(DEMO_DIR) .
-	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run
+demo:
+	$(if $(UV),$(UV) tool run --from "$(COOKIECUTTER)" ,$(MAKE) $(DEMO_VENV)/.installed && $(DEMO_VENV)/bin/)cookiecutter --no-input -f -o $(DEMO_DIR) .
+	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV)
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
 test: $(VENV)/.installed system-packages
@@ -29,21 +37,25 @@ format: $(VENV)/.installed
 
 ## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
 bench:
-	bash benchmarks/run.sh
+	UV=$(UV) bash benchmarks/run.sh
 
 ## clean: remove build/ (virtualenvs, demo project, caches)
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
 $(VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(call virtualenv,$(VENV),-r requirements-dev.txt)
 	touch $@
 
 $(DEMO_VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check "$$(grep -E '^cookiecutter' requirements-dev.txt)"
+	$(call virtualenv,$(DEMO_VENV),"$(COOKIECUTTER)")
 	touch $@
+
+# $(call virtualenv,FOLDER,PIP ARGUMENTS): a fresh virtualenv in FOLDER with those packages, by uv or pip.
+define virtualenv
+	$(if $(UV),$(UV) venv -q --clear --seed --python $(PYTHON) $(1),rm -rf $(1) && $(PYTHON) -m venv $(1))
+	$(if $(UV),$(UV) pip install -q --python $(1)/bin/python $(2),$(1)/bin/python -m pip install -q --disable-pip-version-check $(2))
+endef
 
 # The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server:
 # install whichever is missing (needs root, as in CI; otherwise those tests are skipped and say so).

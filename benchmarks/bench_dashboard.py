@@ -31,6 +31,7 @@ from benchcommon import (
     check_offline,
     forbid_network,
     import_baked_package,
+    log_in,
     median_per_item,
     project_argument,
 )
@@ -73,10 +74,12 @@ def bench_flags(gatekeeper: ModuleType, count: int) -> dict[str, Any]:
     return configs
 
 
-def seed(package: ModuleType, app: Any, config_map: Mapping[str, Any]) -> int:
-    """An admin, and 10,000 users with one override each (ten per flag, variants in turn); the admin's id."""
+def seed(package: ModuleType, app: Any, config_map: Mapping[str, Any]) -> tuple[int, str]:
+    """An admin, and 10,000 users with one override each (ten per flag, variants in turn); the admin's id
+    and the id Flask-Login keeps in the admin's session."""
     with app.app_context():
-        admin_id, users = create_users(package)
+        admin, users = create_users(package)
+        admin_id, admin_session_id = admin.id, admin.get_id()
         flags = sorted(config_map)
         plan = []
         for n, (user_id, email) in enumerate(users):
@@ -91,10 +94,10 @@ def seed(package: ModuleType, app: Any, config_map: Mapping[str, Any]) -> int:
         stored = sum(len(overrides) for overrides in snapshot.user_overrides.values())
         if stored != USERS:
             raise SystemExit(f"seeding stored {stored} overrides, not {USERS}")
-    return admin_id
+    return admin_id, admin_session_id
 
 
-def create_users(package: ModuleType) -> tuple[int, list[tuple[str, str]]]:
+def create_users(package: ModuleType) -> tuple[Any, list[tuple[str, str]]]:
     """The admin (with a real password hash, shared by every user to keep seeding fast) and 10,000 users."""
     from sqlalchemy import insert
 
@@ -110,7 +113,7 @@ def create_users(package: ModuleType) -> tuple[int, list[tuple[str, str]]]:
     db.session.execute(insert(User), rows)
     db.session.commit()
     query = db.select(User.id, User.email).where(User.id != admin.id).order_by(User.id)
-    return admin.id, [(str(user_id), email) for user_id, email in db.session.execute(query)]
+    return admin, [(str(user_id), email) for user_id, email in db.session.execute(query)]
 
 
 def insert_overrides(package: ModuleType, plan: list[tuple[str, str, str, str]]) -> None:
@@ -157,18 +160,11 @@ def seed_one(package: ModuleType, app: Any, flag: str) -> None:
         package.gatekeeper_store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
 
 
-def log_in(client: Any, user_id: int) -> None:
-    """Flask-Login's session keys, so the benchmark does not depend on the login form."""
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
-
-
-def flag_list_times(app: Any, admin_id: int, flags: list[str]) -> tuple[list[float], str]:
+def flag_list_times(app: Any, admin_session_id: str, flags: list[str]) -> tuple[list[float], str]:
     """Milliseconds per GET of the flag list as an admin, and the profile of one more request."""
     prefix = app.config.get("GATEKEEPER_URL_PREFIX", "/gatekeeper")
     client = app.test_client()
-    log_in(client, admin_id)
+    log_in(client, admin_session_id)
     response = client.get(f"{prefix}/")
     html = response.get_data(as_text=True)
     if response.status_code != 200:
@@ -228,9 +224,9 @@ def main() -> None:
         full = build_baked_app(package, Path(tmp) / "full.db")
         seed_one(package, one, [name for name in flags if name.startswith("BENCH_FLAG_")][-1])
         seed_start = time.perf_counter()
-        admin_id = seed(package, full, config_map)
+        admin_id, admin_session_id = seed(package, full, config_map)
         seed_seconds = time.perf_counter() - seed_start
-        times, profile = flag_list_times(full, admin_id, flags)
+        times, profile = flag_list_times(full, admin_session_id, flags)
         evaluations = {
             0: evaluation_ns(package, empty, bench_flag),
             1: evaluation_ns(package, one, bench_flag),

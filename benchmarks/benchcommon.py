@@ -68,6 +68,24 @@ def build_baked_app(package: ModuleType, database: Path) -> Any:
     return app
 
 
+def bench_user(package: ModuleType, app: Any, email: str = "bench@example.com") -> Any:
+    """A user of the baked app (no password: the benchmark signs in through the session), as its id for
+    Flask-Login's session (`get_id()`)."""
+    User = package.models.User
+    with app.app_context():
+        user = User(email=email, password_hash="-")
+        package.extensions.db.session.add(user)
+        package.extensions.db.session.commit()
+        return user.get_id()
+
+
+def log_in(client: Any, session_id: str) -> None:
+    """Flask-Login's session keys, so the benchmark does not depend on the login form."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(session_id)
+        session["_fresh"] = True
+
+
 def median_per_item(
     run: Callable[[Any], object],
     items: int,

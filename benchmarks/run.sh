@@ -24,20 +24,26 @@ fi
 PY="${PY:-python3}"
 version="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
+# uv when `make` found or fetched one (UV=...) or it is on PATH (seconds), else pip (a minute or two).
+UV="${UV:-$(command -v uv || true)}"
+install() {
+    if [ -n "$UV" ]; then "$UV" pip install --quiet --python "$VENV/bin/python" "$@"
+    else "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@"; fi
+}
 if [ ! -x "$VENV/bin/python" ] || ! is_version "$VENV/bin/python" "$version"; then
     echo "== creating $VENV with Python $version"
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
 fi
 echo "== installing cookiecutter and the peer SDKs (benchmarks/requirements.txt)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+install -r benchmarks/requirements.txt
 
 echo "== baking the template (defaults, python_version=$version) into $BAKE"
 rm -rf "$BAKE"
 "$VENV/bin/cookiecutter" --no-input -f -o "$BAKE" "$ROOT" python_version="$version"
 PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
 echo "== installing the baked project ($PROJECT)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PROJECT"
+install -e "$PROJECT"
 
 echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
