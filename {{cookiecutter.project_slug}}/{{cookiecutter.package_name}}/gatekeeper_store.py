@@ -322,13 +322,11 @@ class AppStore:
         """
         checked_at = self.clock()
         try:
+            self._reload_if_changed()
             if self.due():
                 self.due_tried = self.current.next_due
-                gatekeeper_targeting.apply_due_changes(self.engine, self.now())
-            with Session(self.engine) as session:
-                version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
-                if version is None or version != self.current.version:
-                    self.current = _read_snapshot(session, -1 if version is None else version)
+                if gatekeeper_targeting.apply_due_changes(self.engine, self.now()):
+                    self._reload_if_changed()
         except Exception as exc:  # never raise into a flag check; the dashboard shows the error
             self.mark_unavailable(exc)
         else:
@@ -336,6 +334,12 @@ class AppStore:
                 log.info("Gatekeeper override store is reachable again.")
             self.available, self.error = True, None
         self.checked_at = checked_at
+
+    def _reload_if_changed(self) -> None:
+        with Session(self.engine) as session:
+            version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
+            if version is None or version != self.current.version:
+                self.current = _read_snapshot(session, -1 if version is None else version)
 
     def mark_unavailable(self, exc: BaseException) -> None:
         error = _describe(exc)

@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from flask import current_app, has_app_context
+from flask.cli import AppGroup
 from sqlalchemy import DateTime, Engine, Index, Integer, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -835,7 +836,7 @@ def group_list_command() -> None:
         click.echo("No groups yet: `flask gk group create NAME`.")
 
 
-class _ScheduleGroup(click.Group):
+class _ScheduleGroup(AppGroup):
     """`flask gk schedule FLAG WHEN ACTION ...` adds; `schedule list` and `schedule cancel ID` as named."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
