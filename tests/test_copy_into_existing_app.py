@@ -137,7 +137,9 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
     assert packages <= ALLOWED_THIRD_PARTY | optional
 
 
-@pytest.mark.parametrize("module", ["gatekeeper_store.py", "gatekeeper_targeting.py", "gatekeeper_dashboard.py"])
+@pytest.mark.parametrize(
+    "module", ["gatekeeper_store.py", "gatekeeper_targeting.py", "gatekeeper_dashboard.py"]
+)
 def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
     """The store and the dashboard import the engine, each other, SQLAlchemy and Flask-Login: no app code."""
     packages, siblings = imports_of(baked_project / baked_project.name / module)

@@ -432,6 +432,23 @@ class GatekeeperState:
         self.groups: dict[str, CodeGroup] = {}
         self.user_by_id = user_by_id or _default_user_by_id
         self._warned: set[Any] = set()
+        self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
+
+    def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
+        """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
+        if cookie_or_pinned:
+            return EVALUATION_STEPS
+        cached = self._steps_cache
+        if cached is None or cached[0] is not snapshot:
+            idle = {
+                _pinned_in_tests,
+                _browser_override,
+                *([] if snapshot.forced else [_forced]),
+                *([] if snapshot.user_overrides else [_stored_user_override]),
+                *([] if snapshot.group_targets else [_group_target]),
+            }
+            cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
+        return cached[1]
 
     def register_group(self, name: str, predicate: Callable[[Any], bool], description: str = "") -> None:
         """Define group `name` in code: a flag can target it like a stored group (Flipper's groups)."""
@@ -478,6 +495,7 @@ class Gatekeeper:
         "_flags",
         "_overrides",
         "_state",
+        "_steps",
         "_user",
         "_user_id",
         "_weights",
@@ -511,6 +529,7 @@ class Gatekeeper:
         # (pinned, browser overrides, store snapshot), or () when nothing can override; loaded on first use.
         self._overrides: tuple[Any, ...] | None = None
         self._weights: Mapping[str, Mapping[str, float]] = _NO_WEIGHTS
+        self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._anonymous_id: str | None = None
 
     @property
@@ -628,8 +647,8 @@ class Gatekeeper:
         """Walk the evaluation order for one flag and one user; return the flag's answer table."""
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
         if overrides or config._code_overrides:
-            stored = overrides or _NOTHING_STORED
-            for step in EVALUATION_STEPS:
+            stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
+            for step in steps:
                 evaluation = step(self, flag, config, user_id, *stored)
                 if evaluation is not None:
                     return config._answers(evaluation)
@@ -681,6 +700,7 @@ class Gatekeeper:
         self._weights = snapshot.weights
         if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
             self._overrides = (state.pinned, browser or {}, snapshot)
+            self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
         else:
             self._overrides = ()
         return self._overrides
