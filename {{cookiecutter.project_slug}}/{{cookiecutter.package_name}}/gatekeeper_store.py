@@ -283,6 +283,7 @@ class AppStore:
         self.lock = threading.Lock()
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # for scheduled changes
         self.due_tried: datetime | None = None  # the next_due whose changes this process last tried
+        self.app: Flask | None = None
         # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
         self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
 
@@ -325,7 +326,8 @@ class AppStore:
             self._reload_if_changed()
             if self.due():
                 self.due_tried = self.current.next_due
-                if gatekeeper_targeting.apply_due_changes(self.engine, self.now()):
+                config_map = gatekeeper.get_state(self.app).config_map
+                if gatekeeper_targeting.apply_due_changes(self.engine, self.now(), config_map):
                     self._reload_if_changed()
         except Exception as exc:  # never raise into a flag check; the dashboard shows the error
             self.mark_unavailable(exc)
@@ -415,6 +417,7 @@ class OverrideStore:
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
+        app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
 
     def create_tables(self) -> None:

@@ -654,31 +654,30 @@ def _check_scheduled_action(flag: str, action: str, arguments: list[str]) -> str
     return " ".join(arguments)
 
 
-def _apply(session: Session, row: _ScheduleRow, actor: str) -> AuditEntry | None:
+def _apply(
+    session: Session, row: _ScheduleRow, actor: str, config_map: Mapping[str, Any]
+) -> AuditEntry | None:
     """Make a due change inside the claiming transaction; raises OverrideError when it no longer fits."""
     flag, arguments = row.flag, row.argument.split()
-    config = _store._config_map().get(flag) if has_app_context() else None
-    if config is None and has_app_context():
+    config = config_map.get(flag)
+    if config is None:
         raise OverrideError(f"flag {flag} is no longer in the code")
     if row.action == "force":
-        if config is not None:
-            _check_variant(config, flag, arguments[0])
+        _check_variant(config, flag, arguments[0])
         return _force(session, flag, arguments[0], actor)
     if row.action == "unforce":
         return _unforce(session, flag, actor)
     if row.action == "rollout":
-        points = parse_weights(config, arguments) if config is not None else {}
-        return _set_weights(session, flag, points, actor)
+        return _set_weights(session, flag, parse_weights(config, arguments), actor)
     if row.action == "clear-rollout":
         return _clear_weights(session, flag, actor)
     if row.action == "target":
-        if config is not None:
-            _check_variant(config, flag, arguments[1])
+        _check_variant(config, flag, arguments[1])
         return _target(session, flag, arguments[0], arguments[1], actor)
     return _untarget(session, flag, arguments[0], actor)
 
 
-def apply_due_changes(engine: Engine, now: datetime) -> int:
+def apply_due_changes(engine: Engine, now: datetime, config_map: Mapping[str, Any]) -> int:
     """Apply every pending change due by `now` that no other process has claimed; return how many.
 
     One transaction per change: the conditional UPDATE claims the row (only one process can move it from
@@ -710,7 +709,7 @@ def apply_due_changes(engine: Engine, now: datetime) -> int:
             actor = f"schedule #{row.id} (by {row.created_by})"
             try:
                 with session.begin_nested():
-                    entry = _apply(session, row, actor)
+                    entry = _apply(session, row, actor, config_map)
                 row.outcome = (entry.summary if entry else "nothing to change")[:_LABEL_LENGTH]
             except (OverrideError, IndexError) as exc:
                 row.state, row.outcome = "failed", str(exc)[:_LABEL_LENGTH]
