@@ -5,8 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from tests.store_helpers import audit_log, snapshot
+from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from tests.store_helpers import OLD_CONFIG_MAP, another_process, audit_log, snapshot
 
 CHECKOUT = "/gatekeeper/flags/NEW_CHECKOUT"
 EXPERIMENT = "/gatekeeper/flags/HOMEPAGE_EXPERIMENT"
@@ -174,3 +176,19 @@ def test_targeting_changes_are_in_the_audit_log(admin_client):
     page = admin_client.get("/gatekeeper/audit").text
     assert "group beta created" in page
     assert "rollout weights set" in page
+
+
+def test_stale_targeting_is_listed_and_can_be_removed(app, admin_client):
+    """Weights and a target an older deploy left behind: listed as stale on the dashboard, then cleared."""
+    old = another_process(app, config_map=OLD_CONFIG_MAP)
+    with old.app.app_context():
+        targeting.set_weights("REMOVED_FLAG", ["ON=50", "OFF=50"], actor="old deploy")
+        gatekeeper.register_group("vip", lambda user: True)
+        targeting.target("MY_NEW_FEATURE", "vip", "VISIBLE", actor="old deploy")
+    index = admin_client.get("/gatekeeper/").text
+    assert "REMOVED_FLAG</a>:\n            rollout weights" in index
+    assert "target for group vip\n            (group vip no longer exists)" in index
+    assert "stale" in admin_client.get("/gatekeeper/flags/REMOVED_FLAG").text
+    admin_client.post("/gatekeeper/flags/REMOVED_FLAG/rollout/clear")
+    admin_client.post("/gatekeeper/flags/MY_NEW_FEATURE/targets/remove", data={"group": "vip"})
+    assert 'id="gk-stale-targeting"' not in admin_client.get("/gatekeeper/").text

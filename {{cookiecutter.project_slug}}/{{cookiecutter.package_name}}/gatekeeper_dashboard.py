@@ -79,7 +79,12 @@ def index() -> str:
         if _matches(query, name, config)
     ]
     return render_template(
-        "gatekeeper/index.html", rows=rows, query=query, total=len(config_map), stale=stale
+        "gatekeeper/index.html",
+        rows=rows,
+        query=query,
+        total=len(config_map),
+        stale=stale,
+        stale_targeting=targeting.stale(snapshot),
     )
 
 
