@@ -70,7 +70,7 @@ class Snapshot:
     version: int  # the store's change counter when loaded; -1 before the first load
     loaded_at: datetime | None  # UTC; None before the first successful load
     # Runtime targeting (gatekeeper_targeting.py); every lookup a flag check makes is a dict or set lookup.
-    weights: Mapping[str, Mapping[str, float]] = _nothing()  # flag -> {variant: %}, range order
+    weights: Mapping[str, Mapping[str, float]] = _nothing()  # flag -> {variant: percent}, in range order
     weights_set: Mapping[str, tuple[str, datetime]] = _nothing()  # flag -> (who, when UTC)
     groups: Mapping[str, str] = _nothing()  # stored group -> description
     group_members: Mapping[str, Mapping[str, str]] = _nothing()  # group -> {user id -> label}
