@@ -49,3 +49,5 @@ echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_dashboard.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_targeting.py --project "$PROJECT"

@@ -6,6 +6,8 @@ not share cookies and may run in any order. Screenshots land in build/test-outpu
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,8 +200,44 @@ def test_the_filter_box_narrows_the_flag_list_as_you_type(open_as, server):
     page.keyboard.type("headline")  # in HOMEPAGE_EXPERIMENT's description only
     visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
     assert visible == ["HOMEPAGE_EXPERIMENT"]
-    assert page.inner_text("[data-gk-count]") == "1 of 2 flags shown."
+    assert page.inner_text("[data-gk-count]") == "1 of 3 flags shown."
     assert page.url == f"{server}/gatekeeper/"  # nothing was submitted
     page.keyboard.type("zzz")
     assert page.locator("#gk-flags tbody tr:visible").count() == 0
     assert page.locator("[data-gk-empty]").is_visible()
+
+
+def new_checkout_share(server: str, visitors: int = 200) -> float:
+    """The share of fresh anonymous visitors (plain requests, no cookies) who get NEW_CHECKOUT ON."""
+    on = 0
+    for _ in range(visitors):
+        with urllib.request.urlopen(f"{server}/", timeout=10) as response:
+            page = response.read().decode()
+        on += bool(re.search(r'id="new-checkout" data-flag="NEW_CHECKOUT" data-variant="ON"', page))
+    return on / visitors
+
+
+def save_weights(page, server: str, weights: dict[str, str]) -> None:
+    page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+    form = page.locator("form", has=page.locator("button:has-text('Save weights')"))
+    for variant, percent in weights.items():
+        form.locator(f"input[name=weight-{variant}]").fill(percent)
+    form.locator("button:has-text('Save weights')").click()
+    page.wait_for_load_state()
+
+
+def test_ramping_new_checkout_on_the_dashboard_moves_the_share_of_new_visitors(open_as, server):
+    """10% -> 50% in the Rollout form: of 200 fresh visitors about a tenth, then about half, get ON."""
+    page = open_as(ADMIN)
+    before = new_checkout_share(server)
+    save_weights(page, server, {"ON": "50", "OFF": "50"})
+    try:
+        assert "NEW_CHECKOUT: rolls out ON=50 OFF=50 now." in page.inner_text(".gk-alert-success")
+        assert screenshot(page, "flag-rollout").stat().st_size > 0
+        after = new_checkout_share(server)
+    finally:
+        page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+        page.click("button:has-text('Back to the weights in code')")
+        page.wait_for_load_state()
+    assert before < 0.25  # 10% expected; 50 or more of 200 is vanishingly unlikely
+    assert 0.35 < after < 0.65

@@ -17,6 +17,7 @@ SECTION = "## Add gatekeeper to an existing Flask app"
 ENGINE_FILES = ("gatekeeper.py", "gatekeeper_config.py")
 DASHBOARD_FILES = (
     "gatekeeper_store.py",
+    "gatekeeper_targeting.py",
     "gatekeeper_dashboard.py",
     "templates/gatekeeper/",
     "static/gatekeeper.css",
@@ -158,11 +159,14 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
     assert packages <= ALLOWED_THIRD_PARTY | optional
 
 
-@pytest.mark.parametrize("module", ["gatekeeper_store.py", "gatekeeper_dashboard.py"])
+@pytest.mark.parametrize(
+    "module", ["gatekeeper_store.py", "gatekeeper_targeting.py", "gatekeeper_dashboard.py"]
+)
 def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
     """The store and the dashboard import the engine, each other, SQLAlchemy and optional libraries only."""
     packages, siblings = imports_of(baked_project / baked_project.name / module)
-    assert siblings <= {"gatekeeper", "gatekeeper_store"}, f"{module} imports the app's {siblings}"
+    allowed = {"gatekeeper", "gatekeeper_store", "gatekeeper_targeting"}
+    assert siblings <= allowed, f"{module} imports the app's {siblings}"
     optional = {"flask_login", "flask_wtf", "wtforms"}  # Flask-WTF's CSRF tokens, when the app has it
     assert packages <= ALLOWED_THIRD_PARTY | optional | {"sqlalchemy"}
 

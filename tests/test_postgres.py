@@ -16,6 +16,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +162,24 @@ def test_the_flag_list_renders_from_postgresql(served):
     session, _ = log_in(served.url, ADMIN, PASSWORD)
     page = session.open(f"{served.url}/gatekeeper/").read().decode()
     assert "MY_NEW_FEATURE" in page and "HOMEPAGE_EXPERIMENT" in page
+
+
+def test_a_scheduled_change_is_made_once_by_racing_workers(served):
+    """Two workers on PostgreSQL pass a change's due time under concurrent requests: it is made and audited
+    exactly once (the claiming UPDATE matches for one of them only), and every worker then serves it."""
+    served.flask("gk", "schedule", "NEW_CHECKOUT", "+4s", "force", "ON")
+    time.sleep(4)
+
+    def checkout_variants() -> set[str]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            pages = list(pool.map(lambda _: served.page(), range(40)))
+        return {re.search(r'data-flag="NEW_CHECKOUT" data-variant="(\w+)"', page).group(1) for page in pages}
+
+    try:
+        assert eventually(lambda: checkout_variants() == {"ON"})
+        audit = served.flask("gk", "audit", "--flag", "NEW_CHECKOUT")
+        applied = [line for line in audit.splitlines() if "schedule #" in line and "  force  " in line]
+        assert len(applied) == 1, audit
+        assert "(by cli)" in applied[0]
+    finally:
+        served.flask("gk", "unforce", "NEW_CHECKOUT")

@@ -8,7 +8,7 @@ from flask import Flask
 
 from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, views
 from .config import Settings
-from .gatekeeper_config import FF_CONFIG_MAP
+from .gatekeeper_config import CODE_GROUPS, FF_CONFIG_MAP
 from .gatekeeper_store import store
 
 
@@ -22,7 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     database.init_app(app)
     overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
-    gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides)
+    gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

@@ -9,8 +9,13 @@ Evaluation order for a flag (the first that applies wins, and the result records
 2. ``forced``: a variant forced for everyone (the store's kill switch; ``forced_variant`` in tests, which
    comes first of all, so that a test's choice holds whatever cookie or store it meets);
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
-4. ``rule``: the config's ``_get_variant``;
-5. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
+4. ``group_target``: the user is in a group (stored, or registered in code) that the flag targets;
+5. ``rule``: the config's ``_get_variant``, whose ``self.rollout()`` uses the weights stored at runtime for
+   the flag when there are any, else the weights in code;
+6. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
+
+Steps 1 to 4 are the functions in ``EVALUATION_STEPS``, one question each, asked in that order. The engine
+never knows about time: a scheduled change becomes an ordinary stored change when it is due.
 
 Who the flags are for comes from one hook, ``init_app(..., user_loader=...)`` (default: Flask-Login's current
 user when the app has a LoginManager). It may return what apps have: a user object with an ``id``, a mapping
@@ -31,8 +36,9 @@ import re
 import secrets
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
@@ -57,6 +63,7 @@ log = logging.getLogger(__name__)
 BROWSER_OVERRIDE = "browser_override"
 FORCED = "forced"
 USER_OVERRIDE = "user_override"
+GROUP_TARGET = "group_target"
 RULE = "rule"
 DEFAULT = "default"
 
@@ -72,6 +79,10 @@ _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING: Any = object()
 _first_8_bytes = struct.Struct(">Q").unpack_from
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
+# flag -> weights stored at runtime, while a rule runs (see Gatekeeper._rule): what `rollout()` obeys.
+_runtime_weights: ContextVar[Mapping[str, Mapping[str, float]]] = ContextVar(
+    "gatekeeper_runtime_weights", default=MappingProxyType({})
+)
 
 flag_evaluated = Namespace().signal(
     "flag-evaluated",
@@ -105,12 +116,40 @@ def rollout_bucket(key: str) -> int:
     return _first_8_bytes(hashlib.sha256(key.encode()).digest())[0] % ROLLOUT_BUCKETS
 
 
+def rollout_ranges(weights: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+    """The share of buckets each variant owns, as percent ranges [start, end), in the order given."""
+    ranges, start = {}, 0.0
+    for variant, weight in weights.items():
+        ranges[variant] = (start, start + weight)
+        start += weight
+    return ranges
+
+
+def rollout_moves(old: Mapping[str, float], new: Mapping[str, float]) -> dict[str, float]:
+    """Per variant, the percent of all units that lose it although its weight did not shrink that much.
+
+    A ramp (ON 10 -> 20, OFF 90 -> 80) moves only what it must: {}. Growing the first arm of an experiment
+    shifts the ranges of the arms after it, e.g. A 10 -> 20 with B at 10 moves all of B's units: {"B": 10}.
+    """
+    old_ranges, new_ranges = rollout_ranges(old), rollout_ranges(new)
+    moves = {}
+    for variant, (start, end) in old_ranges.items():
+        new_start, new_end = new_ranges.get(variant, (0.0, 0.0))
+        kept = max(0.0, min(end, new_end) - max(start, new_start))
+        must_lose = max(0.0, (end - start) - (new_end - new_start))
+        extra = round((end - start) - kept - must_lose, 6)
+        if extra > 0:
+            moves[variant] = extra
+    return moves
+
+
 class FeatureFlagConfig(ABC):
     """One flag: its variants and the rule that picks one. Subclass it once per flag.
 
     ``FLAG_NAME``, ``VARIANTS_ENUM_STR`` (space-separated names) and ``DESCRIPTION`` describe the flag;
     ``DEFAULT_VARIANT`` is what users get when the rule fails (the last variant if not set);
-    ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code.
+    ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
+    is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     """
 
     FLAG_NAME: str
@@ -118,6 +157,7 @@ class FeatureFlagConfig(ABC):
     DESCRIPTION: str = ""
     DEFAULT_VARIANT: str | None = None
     ROLLOUT_SALT: str = ""
+    ROLLOUT: Mapping[str, float] | None = None
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -129,6 +169,7 @@ class FeatureFlagConfig(ABC):
         self.default_variant = self.DEFAULT_VARIANT if self.DEFAULT_VARIANT is not None else names[-1]
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
+        self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
         self._rule_answers = {
@@ -151,14 +192,25 @@ class FeatureFlagConfig(ABC):
     ) -> Any:
         """Return one of ``self.variants_enum`` (or its name) for this user."""
 
-    def rollout(self, unit_id: Any, weights: Mapping[str, float]) -> Enum:
+    def rollout(self, unit_id: Any, weights: Mapping[str, float] | None = None) -> Enum:
         """Pick a variant by weight (percentages summing to 100), sticky for ``unit_id``.
+
+        The weights are those stored at runtime for this flag (``flask gk rollout``, the dashboard) when
+        there are any, else ``weights``, else the class's ``ROLLOUT``.
 
         The unit's bucket is ``rollout_bucket(f"{FLAG_NAME}:{ROLLOUT_SALT}:{unit_id}")``, 0 to 9999; variants
         own consecutive ranges of buckets in the order given, the first from 0. Raising a variant's weight
         keeps everyone who had it, as long as the variants before it keep theirs. A ``unit_id`` of None means
         the visitor's anonymous id (a long-lived cookie) inside a request.
         """
+        # Never change this hashing or the order of the ranges: every user would move to another variant.
+        stored = _runtime_weights.get().get(self._rollout_flag)
+        if stored is not None and stored.keys() <= self._names:  # else stale: a variant left the code
+            weights = stored
+        elif weights is None:
+            weights = self.ROLLOUT
+            if weights is None:
+                raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
         if unit_id is None:
             unit_id = anonymous_id()
         key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
@@ -172,6 +224,15 @@ class FeatureFlagConfig(ABC):
             raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
         # With float weights a rounding can leave the top bucket over: the last variant owns it.
         return self._members[chosen if chosen is not None else variant]
+
+    def rollout_order(self, variants: Iterable[str]) -> list[str]:
+        """`variants` in the order their ranges are laid out: ``ROLLOUT``'s order, then the flag's own.
+
+        Stored weights are kept in this order whatever order they were typed in, so that raising ON from 10
+        to 20 with ``ON=20 OFF=80`` or ``OFF=80 ON=20`` keeps every unit that had ON.
+        """
+        rank = {name: index for index, name in enumerate([*(self.ROLLOUT or {}), *self._members])}
+        return sorted(variants, key=lambda name: rank.get(name, len(rank)))
 
     # -- the seed's API, kept ---------------------------------------------------------------------
 
@@ -300,17 +361,46 @@ def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
             raise FlagConfigError(
                 f"{key}: DEFAULT_VARIANT {config.default_variant!r} is not one of {variants}"
             )
+        if config.ROLLOUT is not None:
+            _validate_rollout(key, config)
+
+
+def _validate_rollout(key: str, config: FeatureFlagConfig) -> None:
+    unknown = [name for name in config.ROLLOUT or {} if name not in config._names]
+    if unknown:
+        variants = ", ".join(config._members)
+        raise FlagConfigError(f"{key}: ROLLOUT names {', '.join(map(str, unknown))}; use {variants}")
+    total = sum((config.ROLLOUT or {}).values())
+    if abs(total - 100) > 1e-9:
+        raise FlagConfigError(f"{key}: ROLLOUT weights add up to {total}, not 100")
+
+
+class CodeGroup(NamedTuple):
+    """A group defined in code: ``predicate(user)`` says whether the logged-in user object belongs."""
+
+    name: str
+    predicate: Callable[[Any], bool]
+    description: str = ""
 
 
 # -- per-app state ------------------------------------------------------------------------------------
 
 
 class _Snapshot:
+    """What the engine reads from a store's ``snapshot()``; a store may leave out the targeting fields."""
+
     forced: Mapping[str, str] = MappingProxyType({})
     user_overrides: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+    weights: Mapping[str, Mapping[str, float]] = MappingProxyType({})  # flag -> {variant: percent}
+    group_targets: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
+        {}
+    )  # flag -> (group, variant)
+    memberships: Mapping[str, frozenset[str]] = MappingProxyType({})  # user id -> its stored groups
 
 
 _EMPTY_SNAPSHOT = _Snapshot()
+_NOTHING_STORED = ({}, {}, _EMPTY_SNAPSHOT)  # (pinned, browser, snapshot) when only code overrides apply
+_NO_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType({})
 
 
 def _default_user_loader() -> Any:
@@ -337,6 +427,13 @@ def user_attribute(user: Any, name: str) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return value
+
+
+def _default_user_by_id(user_id: Any) -> Any:
+    """The user object for an id (for code groups outside a request), through Flask-Login's user loader."""
+    manager = getattr(current_app, "login_manager", None)
+    loader = getattr(manager, "_user_callback", None)
+    return loader(str(user_id)) if loader is not None else None
 
 
 def _default_can_override(user: Any) -> bool:
@@ -384,6 +481,7 @@ class GatekeeperState:
         can_override: Callable[[Any], bool] | None = None,
         user_loader: Callable[[], Any] | None = None,
         can_manage: Callable[[Any], bool] | None = None,
+        user_by_id: Callable[[Any], Any] | None = None,
     ) -> None:
         self.config_map = config_map
         self.store = store
@@ -391,7 +489,32 @@ class GatekeeperState:
         self.can_manage = can_manage or _default_can_manage
         self.user_loader = user_loader or _default_user_loader
         self.pinned: dict[str, str] = {}
+        self.groups: dict[str, CodeGroup] = {}
+        self.user_by_id = user_by_id or _default_user_by_id
         self._warned: set[Any] = set()
+        self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
+
+    def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
+        """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
+        if cookie_or_pinned:
+            return EVALUATION_STEPS
+        cached = self._steps_cache
+        if cached is None or cached[0] is not snapshot:
+            idle = {
+                _pinned_in_tests,
+                _browser_override,
+                *([] if snapshot.forced else [_forced]),
+                *([] if snapshot.user_overrides else [_stored_user_override]),
+                *([] if snapshot.group_targets else [_group_target]),
+            }
+            cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
+        return cached[1]
+
+    def register_group(self, name: str, predicate: Callable[[Any], bool], description: str = "") -> None:
+        """Define group `name` in code: a flag can target it like a stored group (Flipper's groups)."""
+        if not isinstance(name, str) or not name.strip() or not callable(predicate):
+            raise FlagConfigError(f"register_group: give a name and a predicate(user), not {name!r}")
+        self.groups[name] = CodeGroup(name, predicate, description)
 
     def warn_once(self, key: Any, message: str, *args: Any) -> None:
         if key not in self._warned:
@@ -450,8 +573,10 @@ class Gatekeeper:
         "_flags",
         "_overrides",
         "_state",
+        "_steps",
         "_user",
         "_user_id",
+        "_weights",
         "app",
         "request",
         "session",
@@ -481,6 +606,8 @@ class Gatekeeper:
         self._flags: dict[str, dict[Any, Any]] = {}
         # (pinned, browser overrides, store snapshot), or () when nothing can override; loaded on first use.
         self._overrides: tuple[Any, ...] | None = None
+        self._weights: Mapping[str, Mapping[str, float]] = _NO_WEIGHTS
+        self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._anonymous_id: str | None = None
 
     @property
@@ -597,16 +724,17 @@ class Gatekeeper:
     def _evaluate(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
         """Walk the evaluation order for one flag and one user; return the flag's answer table."""
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
-        if overrides:
-            evaluation = self._runtime_override(flag, config, user_id, *overrides)
-            if evaluation is not None:
-                return config._answers(evaluation)
-        if user_id is not None and config._code_overrides:
-            name = config._code_overrides.get(str(user_id))
-            if name is not None:
-                return config._answers(
-                    Evaluation(flag, name, USER_OVERRIDE, f"overrides in code for user {user_id}")
-                )
+        if overrides or config._code_overrides:
+            stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
+            for step in steps:
+                evaluation = step(self, flag, config, user_id, *stored)
+                if evaluation is not None:
+                    return config._answers(evaluation)
+        return self._rule(flag, config, user_id)
+
+    def _rule(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
+        """Steps 5 and 6: the rule, with the flag's stored weights for `rollout()`; else the default."""
+        token = _runtime_weights.set(self._weights) if self._weights else None
         try:
             result = config._get_variant(
                 user_id=user_id, app=self.app, request=self.request, session=self.session
@@ -616,6 +744,9 @@ class Gatekeeper:
             return config._answers(
                 Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
             )
+        finally:
+            if token is not None:
+                _runtime_weights.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
         name = config._variant_name(result)
@@ -634,38 +765,33 @@ class Gatekeeper:
     def _load_overrides(self) -> tuple[Any, ...]:
         """Fetch, once per Gatekeeper, everything that can override a rule; () when nothing can."""
         state = self._state
-        snapshot = _EMPTY_SNAPSHOT
+        snapshot: Any = _EMPTY_SNAPSHOT
         if state.store is not None:
             try:
                 snapshot = state.store.snapshot()
             except Exception as error:
                 # The store should never raise here; if it does, flags still answer from code rules.
                 state.warn_once(("store", type(error)), "gatekeeper: the store failed (%r), ignored", error)
+            if not hasattr(snapshot, "group_targets"):
+                snapshot = _adapt_snapshot(snapshot)
         browser = read_browser_overrides(self.request, gatekeeper=self) if self.request is not None else None
-        if state.pinned or browser or snapshot.forced or snapshot.user_overrides:
+        self._weights = snapshot.weights
+        if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
             self._overrides = (state.pinned, browser or {}, snapshot)
+            self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
         else:
             self._overrides = ()
         return self._overrides
 
-    def _runtime_override(
-        self, flag: str, config: FeatureFlagConfig, user_id: Any, pinned: Any, browser: Any, snapshot: Any
-    ) -> Evaluation | None:
-        """A variant from forced_variant(), the browser cookie or the store, in that order; else None."""
-        name = pinned.get(flag)
-        if name is not None:
-            return Evaluation(flag, name, FORCED, "forced_variant() in code")
-        name = browser.get(flag)
-        if name is not None:
-            return Evaluation(flag, name, BROWSER_OVERRIDE, "your override cookie")
-        name = snapshot.forced.get(flag)
-        if name is not None and name in config._names:
-            return Evaluation(flag, name, FORCED, "forced for everyone")
-        stored = snapshot.user_overrides.get(flag) if user_id is not None else None
-        name = stored.get(str(user_id)) if stored else None
-        if name is not None and name in config._names:
-            return Evaluation(flag, name, USER_OVERRIDE, f"stored override for user {user_id}")
-        return None
+    def _user_for(self, user_id: Any) -> Any:
+        """The user object a code group is asked about: the logged-in one, or looked up by id."""
+        if self.request is not None and user_id == self.user_id:
+            return self.user
+        try:
+            return self._state.user_by_id(user_id)
+        except Exception as error:
+            self._state.warn_once(("user_by_id", type(error)), "gatekeeper: user_by_id failed (%r)", error)
+            return None
 
     def _get_anonymous_id(self) -> str:
         """This visitor's long-lived random id, set as a cookie the first time a rollout needs it."""
@@ -684,6 +810,103 @@ def _cookie(request: Request, name: str) -> str | None:
     HTTP exception for every cookie that is missing, which costs more than the rest of a flag check."""
     cookies = request.cookies
     return cookies[name] if name in cookies else None  # noqa: SIM401 (see above)
+
+
+# -- the evaluation steps ---------------------------------------------------------------------------
+# One question each, asked in this order for one flag and one user; the first to answer wins. Each gets
+# (gatekeeper, flag, config, user_id, pinned, browser overrides, store snapshot) and returns an Evaluation,
+# or None to pass. A stored choice naming a variant the flag no longer has is stale: passed over, never an
+# error. After them come the rule and the default (Gatekeeper._rule).
+
+
+def _pinned_in_tests(gk: Gatekeeper, flag: str, config: Any, user_id: Any, pinned: Any, *_: Any) -> Any:
+    """`forced_variant()` in a test holds whatever cookie or store it meets."""
+    name = pinned.get(flag)
+    return Evaluation(flag, name, FORCED, "forced_variant() in code") if name is not None else None
+
+
+def _browser_override(
+    gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, browser: Any, *__: Any
+) -> Any:
+    """1. The signed override cookie (already checked: only users allowed to override have one)."""
+    name = browser.get(flag)
+    return Evaluation(flag, name, BROWSER_OVERRIDE, "your override cookie") if name is not None else None
+
+
+def _forced(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any) -> Any:
+    """2. A variant forced for everyone from the dashboard or `flask gk force`."""
+    name = snapshot.forced.get(flag)
+    if name is not None and name in config._names:
+        return Evaluation(flag, name, FORCED, "forced for everyone")
+    return None
+
+
+def _stored_user_override(
+    gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
+) -> Any:
+    """3a. A per-user override stored from the dashboard or `flask gk override`."""
+    stored = snapshot.user_overrides.get(flag) if user_id is not None else None
+    name = stored.get(str(user_id)) if stored else None
+    if name is not None and name in config._names:
+        return Evaluation(flag, name, USER_OVERRIDE, f"stored override for user {user_id}")
+    return None
+
+
+def _code_user_override(gk: Gatekeeper, flag: str, config: Any, user_id: Any, *_: Any) -> Any:
+    """3b. ``overrides={...}`` given to the config in code."""
+    name = config._code_overrides.get(str(user_id)) if user_id is not None else None
+    if name is not None:
+        return Evaluation(flag, name, USER_OVERRIDE, f"overrides in code for user {user_id}")
+    return None
+
+
+def _group_target(
+    gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
+) -> Any:
+    """4. The user is in a group the flag targets: a stored group (a set lookup) or one defined in code."""
+    targets = snapshot.group_targets.get(flag) if user_id is not None else None
+    if not targets:
+        return None
+    member_of = snapshot.memberships.get(str(user_id), ())
+    for group, variant in targets:  # in the order the targets were added: the first match wins
+        if variant not in config._names:
+            continue
+        if group in member_of:
+            return Evaluation(flag, variant, GROUP_TARGET, f"member of group {group}")
+        code_group = gk._state.groups.get(group)
+        if code_group is not None and _in_code_group(gk, code_group, user_id):
+            return Evaluation(flag, variant, GROUP_TARGET, f"in group {group} (defined in code)")
+    return None
+
+
+EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
+    _pinned_in_tests,
+    _browser_override,
+    _forced,
+    _stored_user_override,
+    _code_user_override,
+    _group_target,
+)
+
+
+def _in_code_group(gk: Gatekeeper, group: CodeGroup, user_id: Any) -> bool:
+    """Ask a code group's predicate; one that raises counts as "not a member" (logged once)."""
+    user = gk._user_for(user_id)
+    if user is None:
+        return False
+    try:
+        return bool(group.predicate(user))
+    except Exception as error:
+        gk._state.warn_once(("group", group.name), "gatekeeper: group %s raised %r", group.name, error)
+        return False
+
+
+def _adapt_snapshot(snapshot: Any) -> _Snapshot:
+    """A store's snapshot with only forced and user overrides, given the targeting fields as empty."""
+    adapted = _Snapshot()
+    adapted.forced = getattr(snapshot, "forced", None) or adapted.forced
+    adapted.user_overrides = getattr(snapshot, "user_overrides", None) or adapted.user_overrides
+    return adapted
 
 
 def _set_anonymous_cookie(value: str, response: Response) -> Response:
@@ -795,6 +1018,8 @@ def init_app(
     can_override: Callable[[Any], bool] | None = None,
     can_manage: Callable[[Any], bool] | None = None,
     user_loader: Callable[[], Any] | None = None,
+    groups: Iterable[CodeGroup] = (),
+    user_by_id: Callable[[Any], Any] | None = None,
 ) -> GatekeeperState:
     """Validate the flags and wire them into `app`: `request.gk`, Jinja `ff`/`gk`, `flask gk`.
 
@@ -803,7 +1028,9 @@ def init_app(
     id, or None (default: Flask-Login's current user when the app has a LoginManager, else None);
     `can_override(user)` decides who may use browser overrides (default: admins, everyone in debug);
     `can_manage(user)` decides who may open the dashboard (default: a true `is_admin`). Both get what
-    `user_loader` returned, for a signed-in user.
+    `user_loader` returned, for a signed-in user. `groups` are code-defined groups
+    (`CodeGroup(name, predicate, description)`, or later `register_group`), whose predicate gets a user
+    object: outside a request `user_by_id(id)` finds it (default: Flask-Login's loader).
     """
     validate_config_map(config_map)
     state = GatekeeperState(
@@ -812,7 +1039,10 @@ def init_app(
         can_override=can_override,
         user_loader=user_loader,
         can_manage=can_manage,
+        user_by_id=user_by_id,
     )
+    for group in groups:
+        state.register_group(*group)
     app.extensions["gatekeeper"] = state
 
     def attach_gatekeeper() -> None:
@@ -825,6 +1055,14 @@ def init_app(
     app.jinja_env.globals["gk"] = LocalProxy(current_gatekeeper)
     app.cli.add_command(cli)
     return state
+
+
+def register_group(
+    name: str, predicate: Callable[[Any], bool], description: str = "", *, app: Flask | None = None
+) -> None:
+    """Define group `name` in code for `app` (default: the current one), e.g. every admin:
+    ``register_group("admins", lambda user: user.is_admin, "Everyone who can open the dashboard")``."""
+    get_state(app).register_group(name, predicate, description)
 
 
 def _template_ff(flag: str, variant: str) -> bool:
@@ -884,19 +1122,25 @@ def list_command() -> None:
 
 @cli.command("explain")
 @click.argument("flag")
-@click.option("--user", "user_id", default=None, help="A user id; without it, an anonymous user.")
+@click.option("--user", "user_id", default=None, help="A user id or email; without it, an anonymous user.")
 @with_appcontext
-def explain_command(flag: str, user_id: str | None) -> None:
+def explain_command(flag: str, user_id: Any) -> None:
     """Show the variant FLAG gives a user, and why."""
     state = get_state()
     if flag not in state.config_map:
         raise click.BadParameter(
             f"unknown flag; known flags: {', '.join(sorted(state.config_map))}", param_hint="FLAG"
         )
+    lookup = getattr(state.store, "lookup_user", None)
+    if user_id is not None and lookup is not None:
+        found = lookup(user_id)  # an email or id, through the store's user_lookup
+        if found is None and not user_id.isdigit():
+            raise click.BadParameter(f"no user matches {user_id!r}", param_hint="--user")
+        user_id = found.id if found is not None else user_id
     if user_id is None:
         evaluation = _explain_for_a_new_visitor(flag)
     else:
-        evaluation = Gatekeeper(user_id=int(user_id) if user_id.isdigit() else user_id).explain(flag)
+        evaluation = Gatekeeper(user_id=int(user_id) if str(user_id).isdigit() else user_id).explain(flag)
     assert evaluation is not None
     detail = f" ({evaluation.detail})" if evaluation.detail else ""
     click.echo(f"{flag} = {evaluation.variant}  because: {evaluation.reason}{detail}")

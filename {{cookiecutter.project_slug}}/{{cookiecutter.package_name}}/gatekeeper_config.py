@@ -6,9 +6,9 @@ or `ff('FLAG', 'VARIANT')` in a template.
 """
 
 if __package__:  # beside the app's __init__.py, in its package
-    from .gatekeeper import FeatureFlagConfig, FFConfigMap
+    from .gatekeeper import CodeGroup, FeatureFlagConfig, FFConfigMap
 else:  # beside a single-module app.py, as in the blog post (`import gatekeeper`)
-    from gatekeeper import FeatureFlagConfig, FFConfigMap
+    from gatekeeper import CodeGroup, FeatureFlagConfig, FFConfigMap
 
 TEAM_USER_IDS = [1, 2, 3]
 
@@ -30,13 +30,33 @@ class HomepageExperimentFFConfig(FeatureFlagConfig):
     VARIANTS_ENUM_STR = "VARIANT_A VARIANT_B CONTROL"
     DEFAULT_VARIANT = "CONTROL"
     DESCRIPTION = "Three-way test of the home page headline: 10% see A, 10% see B, the rest the control."
+    ROLLOUT = {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80}
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
         # Signed-in users are bucketed by user id; visitors by their anonymous id cookie (user_id None).
-        return self.rollout(user_id, {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80})
+        return self.rollout(user_id)
+
+
+class NewCheckoutFFConfig(FeatureFlagConfig):
+    FLAG_NAME = "NEW_CHECKOUT"
+    VARIANTS_ENUM_STR = "ON OFF"
+    DEFAULT_VARIANT = "OFF"
+    DESCRIPTION = "The one-page checkout, for 10% of visitors (signed in or not); ramp it on the dashboard."
+    # The weights self.rollout() uses until someone sets others at runtime (`flask gk rollout`, dashboard).
+    ROLLOUT = {"ON": 10, "OFF": 90}
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        return self.rollout(user_id)
 
 
 FF_CONFIG_MAP: FFConfigMap = {
     "MY_NEW_FEATURE": MyNewFeatureFFConfig(),
     "HOMEPAGE_EXPERIMENT": HomepageExperimentFFConfig(),
+    "NEW_CHECKOUT": NewCheckoutFFConfig(),
 }
+
+# Groups defined in code, for rules no stored list can hold; flags target them like stored groups
+# (`flask gk target FLAG admins VARIANT`). The predicate gets the user object.
+CODE_GROUPS = [
+    CodeGroup("admins", lambda user: bool(getattr(user, "is_admin", False)), "Every admin"),
+]

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -56,6 +56,10 @@ class UserRef:
 UserLookup = Callable[[str], UserRef | None]
 
 
+def _nothing() -> Any:
+    return field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Every stored override at one moment; the engine reads it on every request, so it is never mutated."""
@@ -65,6 +69,14 @@ class Snapshot:
     user_labels: Mapping[str, str]  # user id -> label when the override was set (for the dashboard)
     version: int  # the store's change counter when loaded; -1 before the first load
     loaded_at: datetime | None  # UTC; None before the first successful load
+    # Runtime targeting (gatekeeper_targeting.py); every lookup a flag check makes is a dict or set lookup.
+    weights: Mapping[str, Mapping[str, float]] = _nothing()  # flag -> {variant: percent}, in range order
+    weights_set: Mapping[str, tuple[str, datetime]] = _nothing()  # flag -> (who, when UTC)
+    groups: Mapping[str, str] = _nothing()  # stored group -> description
+    group_members: Mapping[str, Mapping[str, str]] = _nothing()  # group -> {user id -> label}
+    memberships: Mapping[str, frozenset[str]] = _nothing()  # user id -> its stored groups
+    group_targets: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> (group, var)
+    next_due: datetime | None = None  # when the first pending scheduled change is due (UTC)
 
 
 _EMPTY = MappingProxyType({})
@@ -81,7 +93,7 @@ class AuditEntry:
     at: datetime
     actor: str
     flag: str
-    action: str  # "force", "unforce", "user_override", "clear_user_override"
+    action: str  # "force", "unforce", "user_override", "clear_user_override", or one of _TARGETING_WHAT
     target: str  # "everyone", or the user's label
     before: str | None
     after: str | None
@@ -94,6 +106,7 @@ class AuditEntry:
             "unforce": "stopped forcing",
             "user_override": f"override for {self.target}",
             "clear_user_override": f"override removed for {self.target}",
+            **{action: what.format(target=self.target) for action, what in _TARGETING_WHAT.items()},
         }.get(self.action, f"{self.action} for {self.target}")
 
     @property
@@ -106,7 +119,38 @@ class AuditEntry:
             return f"{self.flag}: no longer forced{was}; everyone gets their own variant again."
         if self.action == "user_override":
             return f"{self.flag}: {self.target} now gets {self.after}{was}."
+        if self.action in _TARGETING_SUMMARY:
+            return _TARGETING_SUMMARY[self.action].format(entry=self, was=was)
         return f"{self.flag}: override for {self.target} removed{was}."
+
+
+# Runtime targeting's audit actions (gatekeeper_targeting.py): the audit table's words, then the sentence.
+_TARGETING_WHAT = {
+    "rollout": "rollout weights set",
+    "clear_rollout": "rollout weights back to code",
+    "target": "{target} targeted",
+    "untarget": "{target} no longer targeted",
+    "create_group": "group {target} created",
+    "describe_group": "group {target} described",
+    "add_members": "added to group {target}",
+    "remove_members": "removed from group {target}",
+    "schedule": "change scheduled {target}",
+    "cancel_schedule": "scheduled change {target} cancelled",
+    "schedule_failed": "scheduled change {target} could not be made",
+}
+_TARGETING_SUMMARY = {
+    "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
+    "clear_rollout": "{entry.flag}: back to the weights in code{was}.",
+    "target": "{entry.flag}: {entry.target} now gets {entry.after}{was}.",
+    "untarget": "{entry.flag}: {entry.target} no longer targeted{was}.",
+    "create_group": "Group {entry.target} created.",
+    "describe_group": "Group {entry.target} described.",
+    "add_members": "Group {entry.target}: added {entry.after}.",
+    "remove_members": "Group {entry.target}: removed {entry.before}.",
+    "schedule": "{entry.flag}: {entry.after} scheduled {entry.target}.",
+    "cancel_schedule": "{entry.flag}: scheduled change {entry.target} ({entry.before}) cancelled.",
+    "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
+}
 
 
 @dataclass(frozen=True)
@@ -237,6 +281,9 @@ class AppStore:
         self.available = True
         self.error: str | None = None
         self.lock = threading.Lock()
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # for scheduled changes
+        self.due_tried: datetime | None = None  # the next_due whose changes this process last tried
+        self.app: Flask | None = None
         # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
         self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
 
@@ -250,7 +297,7 @@ class AppStore:
         Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
         one thread while the others keep serving the current snapshot. Never raises.
         """
-        if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age):
+        if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age) and not self.due():
             return self.current
         # blocking=False: while one thread asks the database, the others serve what they have.
         if self.lock.acquire(blocking=False):
@@ -260,14 +307,28 @@ class AppStore:
                 self.lock.release()
         return self.current
 
+    def due(self) -> bool:
+        """Whether a scheduled change has come due that this process has not yet tried to apply."""
+        due = self.current.next_due
+        return due is not None and due != self.due_tried and self.now() >= due
+
+    def lookup_user(self, text: str) -> UserRef | None:
+        """The user an email or id names, through `user_lookup` (the engine's `flask gk explain --user`)."""
+        return self.user_lookup(text) if self.user_lookup is not None else UserRef(id=text, label=text)
+
     def refresh(self) -> None:
-        """Reload the snapshot if the version counter moved; on failure keep the old one and say why."""
+        """Reload the snapshot if the version counter moved; on failure keep the old one and say why.
+
+        Scheduled changes that are due are applied here first, by whichever process gets here first.
+        """
         checked_at = self.clock()
         try:
-            with Session(self.engine) as session:
-                version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
-                if version is None or version != self.current.version:
-                    self.current = _read_snapshot(session, -1 if version is None else version)
+            self._reload_if_changed()
+            if self.due():
+                self.due_tried = self.current.next_due
+                config_map = gatekeeper.get_state(self.app).config_map
+                if gatekeeper_targeting.apply_due_changes(self.engine, self.now(), config_map):
+                    self._reload_if_changed()
         except Exception as exc:  # never raise into a flag check; the dashboard shows the error
             self.mark_unavailable(exc)
         else:
@@ -275,6 +336,12 @@ class AppStore:
                 log.info("Gatekeeper override store is reachable again.")
             self.available, self.error = True, None
         self.checked_at = checked_at
+
+    def _reload_if_changed(self) -> None:
+        with Session(self.engine) as session:
+            version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
+            if version is None or version != self.current.version:
+                self.current = _read_snapshot(session, -1 if version is None else version)
 
     def mark_unavailable(self, exc: BaseException) -> None:
         error = _describe(exc)
@@ -307,6 +374,7 @@ def _read_snapshot(session: Session, version: int) -> Snapshot:
         user_labels=MappingProxyType(labels),
         version=version,
         loaded_at=datetime.now(UTC),
+        **gatekeeper_targeting.read_targeting(session),
     )
 
 
@@ -352,6 +420,7 @@ class OverrideStore:
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
+        app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
 
     def create_tables(self) -> None:
@@ -734,3 +803,8 @@ def audit_command(flag: str | None, limit: int) -> None:
         when = f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
         change = f"{entry.before or '-'} -> {entry.after or '-'}"
         click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}")
+
+
+# The store's other half: rollout weights, groups, group targets and scheduled changes (their tables join
+# this metadata, their commands `flask gk`). Imported last, as it builds on everything above.
+from . import gatekeeper_targeting  # noqa: E402

@@ -1,0 +1,83 @@
+"""Looking up a user: every flag's variant and reason, on the dashboard and in `flask gk explain --user`."""
+
+import re
+
+import pytest
+
+
+@pytest.fixture
+def admin_client(client, admin, login):
+    login(client, admin)
+    return client
+
+
+def flags_for(page):
+    """{flag: (variant, reason)} from the look-up page's table."""
+    rows = re.findall(r'<tr data-flag="(\w+)" data-variant="(\w+)" data-reason="(\w+)">', page)
+    return {flag: (variant, reason) for flag, variant, reason in rows}
+
+
+def test_looking_up_by_email_shows_every_flag_with_its_reason(app, admin_client, runner, make_user):
+    """`/gatekeeper/users?q=EMAIL`: the user's variant of each flag and why, linked to the flag pages."""
+    make_user("ann@example.com", user_id=7)
+    runner.invoke(args=["gk", "override", "NEW_CHECKOUT", "ON", "--user", "ann@example.com"])
+    page = admin_client.get("/gatekeeper/users?q=ann@example.com").text
+    flags = flags_for(page)
+    assert set(flags) == {"MY_NEW_FEATURE", "HOMEPAGE_EXPERIMENT", "NEW_CHECKOUT"}
+    assert flags["NEW_CHECKOUT"] == ("ON", "user_override")
+    assert flags["MY_NEW_FEATURE"] == ("NOT_VISIBLE", "rule")
+    assert 'href="/gatekeeper/flags/NEW_CHECKOUT"' in page
+
+
+def test_looking_up_by_id_finds_the_same_user(admin_client, make_user):
+    """An id works as well as an email."""
+    make_user("ann@example.com", user_id=7)
+    assert "ann@example.com" in admin_client.get("/gatekeeper/users?q=7").text
+
+
+def test_the_look_up_names_the_group_that_gives_a_variant(admin_client, runner, make_user):
+    """A user in a targeted group sees group_target with the group's name, and the groups they are in."""
+    make_user("ann@example.com", user_id=7)
+    runner.invoke(args=["gk", "group", "create", "beta"])
+    runner.invoke(args=["gk", "group", "add", "beta", "7"])
+    runner.invoke(args=["gk", "target", "NEW_CHECKOUT", "beta", "ON"])
+    page = admin_client.get("/gatekeeper/users?q=ann@example.com").text
+    assert flags_for(page)["NEW_CHECKOUT"] == ("ON", "group_target")
+    assert "member of group beta" in page
+    assert 'href="/gatekeeper/groups/beta"' in page
+
+
+def test_code_groups_apply_to_the_looked_up_user(admin_client, admin):
+    """Code groups get the looked-up user's object, not the admin's: targeting admins shows for the admin."""
+    admin_client.post("/gatekeeper/flags/NEW_CHECKOUT/targets", data={"group": "admins", "variant": "ON"})
+    assert flags_for(admin_client.get("/gatekeeper/users?q=1").text)["NEW_CHECKOUT"] == ("ON", "group_target")
+
+
+def test_the_admins_own_browser_override_does_not_leak_into_the_look_up(admin_client, make_user):
+    """The page shows what the user gets, so the admin's override cookie is left out."""
+    make_user("ann@example.com", user_id=7)
+    admin_client.post("/gatekeeper/flags/NEW_CHECKOUT/browser-override", data={"variant": "ON"})
+    assert flags_for(admin_client.get("/gatekeeper/users?q=7").text)["NEW_CHECKOUT"][1] == "rule"
+
+
+def test_an_unknown_user_gets_a_clear_message(admin_client):
+    """No such email: the page says so instead of showing anything."""
+    page = admin_client.get("/gatekeeper/users?q=nobody@example.com").text
+    assert "No user matches &#39;nobody@example.com&#39;" in page
+    assert flags_for(page) == {}
+
+
+def test_explain_accepts_an_email(runner, make_user):
+    """`flask gk explain FLAG --user EMAIL` finds the user through the store's user look-up."""
+    make_user("ann@example.com", user_id=7)
+    runner.invoke(args=["gk", "override", "NEW_CHECKOUT", "ON", "--user", "7"])
+    result = runner.invoke(args=["gk", "explain", "NEW_CHECKOUT", "--user", "ann@example.com"])
+    assert result.exit_code == 0
+    assert "NEW_CHECKOUT = ON  because: user_override (stored override for user 7)" in result.output
+
+
+def test_explain_refuses_an_unknown_email(runner):
+    """An email nobody has is an error with a message, not an anonymous answer."""
+    result = runner.invoke(args=["gk", "explain", "NEW_CHECKOUT", "--user", "nobody@example.com"])
+    assert result.exit_code == 2
+    assert "no user matches 'nobody@example.com'" in result.output
