@@ -34,7 +34,7 @@ from flask import Flask, Request, Response, abort, after_this_request, current_a
 from flask import request as flask_request
 from flask import session as flask_session
 from flask.cli import AppGroup, with_appcontext
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from werkzeug.local import LocalProxy
 
 try:  # optional: without it, pass init_app a user_loader
@@ -666,7 +666,7 @@ def read_browser_overrides(
         return {}
     try:
         data = _signer(gk.app).loads(raw)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):  # a bad signature, or a good one on a payload of another shape
         return {}
     if not isinstance(data, dict):
         return {}

@@ -24,6 +24,8 @@ bp = Blueprint("gatekeeper", __name__)
 
 AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
+# Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
+FLASH_LENGTH = 300
 
 
 @bp.before_request
@@ -178,9 +180,8 @@ def add_user_override(name: str) -> Response:
     _config_or_404(name)
     user_text = request.form.get("user", "")
     variant = request.form.get("variant", "")
-    _change(
-        store.set_user_override, name, user_text, variant, unchanged=f"{user_text} already gets {variant}."
-    )
+    unchanged = f"{shorten(user_text.strip())} already gets {shorten(variant)}."
+    _change(store.set_user_override, name, user_text, variant, unchanged=unchanged)
     return _back(name)
 
 
@@ -243,7 +244,7 @@ def _change(operation: Any, *args: str, unchanged: str) -> None:
     try:
         entry = operation(*args, actor=_actor())
     except StoreError as exc:
-        flash(str(exc), "error")
+        flash(shorten(str(exc), FLASH_LENGTH), "error")
     else:
         flash(entry.summary if entry else f"{unchanged} Nothing changed.", "success" if entry else "info")
 
