@@ -6,7 +6,8 @@ import string
 import pytest
 
 FLAG_PAGE = "/gatekeeper/flags/MY_NEW_FEATURE"
-BROWSER_COOKIE_LIMIT = 4093  # bytes per cookie that browsers keep; a bigger one is dropped, or the next request gets 431
+# Bytes per cookie that browsers keep: a bigger one is dropped, or makes the next request fail with 431.
+BROWSER_COOKIE_LIMIT = 4093
 
 
 def session_cookie_size(response):
@@ -37,7 +38,9 @@ def admin_client(client, admin, login):
 )
 def test_a_huge_user_field_gives_a_small_session_cookie(admin_client, admin, field):
     """A 20,000-character user field (even one that still names a user) flashes a bounded message."""
-    response = admin_client.post(f"{FLAG_PAGE}/users", data={"user": field(admin.email), "variant": "VISIBLE"})
+    response = admin_client.post(
+        f"{FLAG_PAGE}/users", data={"user": field(admin.email), "variant": "VISIBLE"}
+    )
     assert response.status_code == 302
     assert session_cookie_size(response) < BROWSER_COOKIE_LIMIT
     assert admin_client.get(FLAG_PAGE).status_code == 200

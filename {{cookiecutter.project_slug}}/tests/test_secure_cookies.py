@@ -24,7 +24,7 @@ def every_cookie(app, **request):
     cookies = {}
     for response in responses:
         cookies.update(cookies_set(response))
-    assert ALL_COOKIES <= set(cookies), f"missing: {ALL_COOKIES - set(cookies)}"
+    assert set(cookies) >= ALL_COOKIES, f"missing: {ALL_COOKIES - set(cookies)}"
     return cookies
 
 
@@ -38,7 +38,7 @@ def test_over_https_every_cookie_is_secure(make_app):
 
 
 def test_with_secure_cookies_on_every_cookie_is_secure_even_over_http(make_app):
-    """SECURE_COOKIES=1 (SESSION_COOKIE_SECURE) makes the gatekeeper's cookies Secure too, not only Flask's."""
+    """SECURE_COOKIES=1 (SESSION_COOKIE_SECURE) makes the gatekeeper's cookies Secure, not only Flask's."""
     app = make_app(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
     assert secure_ones(every_cookie(app)) == ALL_COOKIES
 

@@ -1,4 +1,4 @@
-"""Sessions can be revoked: logout, a password change and `flask users revoke` end every copy of the cookies."""
+"""Revocable sessions: logout, a password change and `flask users revoke` end every copy of the cookies."""
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import User
@@ -81,7 +81,7 @@ def test_flask_users_revoke_names_an_unknown_email(runner, user):
 
 
 def test_a_password_change_ends_the_old_sessions(app, client, user, login):
-    """A new password (here set through the model, as any password-change page would) logs out old sessions."""
+    """A new password (set through the model, as a password-change page would) ends the old sessions."""
     login(client, user)
     with app.app_context():
         stored = db.session.get(User, user.id)

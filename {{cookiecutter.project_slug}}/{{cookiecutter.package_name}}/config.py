@@ -132,7 +132,11 @@ class Settings:
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
             TRUSTED_HOSTS=_hosts(environ, "TRUSTED_HOSTS"),
             PROXY_COUNT=_count(environ, "PROXY_COUNT", 0),
-            LOGIN_LIMIT_PER_ACCOUNT=_rate_limit(environ, "LOGIN_LIMIT_PER_ACCOUNT", cls.LOGIN_LIMIT_PER_ACCOUNT),
-            LOGIN_LIMIT_PER_ADDRESS=_rate_limit(environ, "LOGIN_LIMIT_PER_ADDRESS", cls.LOGIN_LIMIT_PER_ADDRESS),
+            LOGIN_LIMIT_PER_ACCOUNT=_rate_limit(
+                environ, "LOGIN_LIMIT_PER_ACCOUNT", cls.LOGIN_LIMIT_PER_ACCOUNT
+            ),
+            LOGIN_LIMIT_PER_ADDRESS=_rate_limit(
+                environ, "LOGIN_LIMIT_PER_ADDRESS", cls.LOGIN_LIMIT_PER_ADDRESS
+            ),
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or cls.RATELIMIT_STORAGE_URI,
         )

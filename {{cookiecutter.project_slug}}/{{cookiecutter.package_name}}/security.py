@@ -42,7 +42,9 @@ class Response(flask.Response):
         partitioned: bool = False,
     ) -> None:
         secure = secure or _cookies_must_be_secure()
-        super().set_cookie(key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned)
+        super().set_cookie(
+            key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+        )
 
 
 def _cookies_must_be_secure() -> bool:
