@@ -157,18 +157,19 @@ def seed_one(package: ModuleType, app: Any, flag: str) -> None:
         package.gatekeeper_store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
 
 
-def log_in(client: Any, user_id: int) -> None:
-    """Flask-Login's session keys, so the benchmark does not depend on the login form."""
+def log_in(client: Any, login_id: str) -> None:
+    """Flask-Login's session keys (`login_id` is the user's `get_id()`), so the benchmark does not depend on
+    the login form."""
     with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
+        session["_user_id"] = login_id
         session["_fresh"] = True
 
 
-def flag_list_times(app: Any, admin_id: int, flags: list[str]) -> tuple[list[float], str]:
+def flag_list_times(app: Any, admin_login_id: str, flags: list[str]) -> tuple[list[float], str]:
     """Milliseconds per GET of the flag list as an admin, and the profile of one more request."""
     prefix = app.config.get("GATEKEEPER_URL_PREFIX", "/gatekeeper")
     client = app.test_client()
-    log_in(client, admin_id)
+    log_in(client, admin_login_id)
     response = client.get(f"{prefix}/")
     html = response.get_data(as_text=True)
     if response.status_code != 200:
@@ -230,7 +231,9 @@ def main() -> None:
         seed_start = time.perf_counter()
         admin_id = seed(package, full, config_map)
         seed_seconds = time.perf_counter() - seed_start
-        times, profile = flag_list_times(full, admin_id, flags)
+        with full.app_context():
+            admin_login_id = package.extensions.db.session.get(package.models.User, admin_id).get_id()
+        times, profile = flag_list_times(full, admin_login_id, flags)
         evaluations = {
             0: evaluation_ns(package, empty, bench_flag),
             1: evaluation_ns(package, one, bench_flag),
