@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, current_app, flash, g, redirect, render_temp
 from flask.cli import AppGroup
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField
@@ -143,16 +143,13 @@ def authenticate(email: str, password: str) -> User | None:
 def load_user(session_token: str) -> User | None:
     """Flask-Login's lookup: the user whose session token the cookie holds (nobody once it is revoked).
 
-    When the database cannot answer, the error reaches errors.py, which answers with the 503 page; that
-    page's layout asks again and is told "nobody", so it renders without the database.
+    When the database cannot answer, the error reaches errors.py, which answers with the 503 page and sets
+    `g.database_unavailable`; that page's layout asks again and is told "nobody", so it renders without the
+    database.
     """
     if g.get("database_unavailable"):
         return None
-    try:
-        return User.find_by_session_token(session_token)
-    except OperationalError:
-        g.database_unavailable = True
-        raise
+    return User.find_by_session_token(session_token)
 
 
 def lookup_user(text: str) -> UserRef | None:
