@@ -8,6 +8,7 @@ fail on a machine that is offline or has no git identity.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -31,11 +32,14 @@ def read_answers(encoded: str = _ENCODED_ANSWERS) -> dict[str, object]:
 
 
 def write_env_file(project_dir: Path) -> bool:
-    """Write `.env` with a fresh SECRET_KEY; keep an existing one (re-baking with -f keeps its secrets)."""
+    """Write `.env` (mode 0600) with a fresh SECRET_KEY; keep an existing one (re-baking with -f keeps it)."""
     env_file = project_dir / ".env"
     if env_file.exists():
         return False
-    env_file.write_text(f"{ENV_HEADER}\nSECRET_KEY={secrets.token_hex(32)}\n", encoding="utf-8")
+    # Created readable by its owner only (0600): it holds the secret key, so no other account may read it.
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f"{ENV_HEADER}\nSECRET_KEY={secrets.token_hex(32)}\n")
     return True
 
 

@@ -31,6 +31,7 @@ def _make_test_app(db_file: Path, **config: Any) -> Flask:
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
             "WTF_CSRF_ENABLED": False,
             "IS_DEV": False,  # whatever the developer's .env says, flag rules see production
+            "RATELIMIT_ENABLED": False,  # logins are throttled only in the tests of it (test_throttling.py)
             **config,
         }
     )

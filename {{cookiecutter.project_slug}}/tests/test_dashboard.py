@@ -511,9 +511,9 @@ def csrf_app(tmp_path):
 def csrf_client(csrf_app):
     client = csrf_app.test_client()
     with csrf_app.app_context():
-        admin_id = db.session.execute(db.select(User.id)).scalar_one()
+        session_token = db.session.execute(db.select(User.session_token)).scalar_one()
     with client.session_transaction() as session:
-        session["_user_id"] = str(admin_id)
+        session["_user_id"] = session_token
         session["_fresh"] = True
     return client
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, views
+from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, security, views
 from .config import Settings
 from .gatekeeper_config import CODE_GROUPS, FF_CONFIG_MAP
 from .gatekeeper_store import store
@@ -19,10 +19,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    security.init_app(app)
     extensions.init_app(app)
     database.init_app(app)
     overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
-    gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS)
+    gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS, user_by_id=auth.user_by_id)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

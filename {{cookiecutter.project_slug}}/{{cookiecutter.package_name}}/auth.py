@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from email_validator import EmailNotValidError, validate_email
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
 from flask.cli import AppGroup
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -17,10 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Email, Length
 
-from .extensions import db, login_manager
-from .gatekeeper_store import UserRef
+from .extensions import db, limiter, login_manager
+from .gatekeeper_store import UserRef, shorten
 from .models import User
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -30,16 +32,48 @@ MIN_PASSWORD_LENGTH = 8
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), Email()])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     remember = BooleanField("Keep me logged in on this device")
     next = HiddenField()
+
+
+# --- Throttling ---------------------------------------------------------------------------------------------
+# Failed login attempts are counted per account and per client address (Flask-Limiter, the LOGIN_LIMIT_*
+# settings). The limits are checked before the view runs, so a throttled attempt gets the 429 page without
+# any password hashing; only failures count, so a user who types the right password uses up nothing.
+
+
+def _account_key() -> str:
+    """The account a login attempt names, hashed: the limiter's storage never holds an email address."""
+    email = request.form.get("email", "").strip().lower()
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
+def _attempt_failed(response: Response) -> bool:
+    return bool(g.get("login_failed"))
+
+
+def _per_account() -> str:
+    return current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]
+
+
+def _per_address() -> str:
+    return current_app.config["LOGIN_LIMIT_PER_ADDRESS"]
 
 
 # --- Pages --------------------------------------------------------------------------------------------------
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_per_address, scope="address", methods=["POST"], deduct_when=_attempt_failed)
+@limiter.limit(
+    _per_account,
+    scope="account",
+    key_func=_account_key,
+    methods=["POST"],
+    deduct_when=_attempt_failed,
+)
 def login() -> Response | str:
     """Show the login form; on success go where the visitor was headed (on this site only)."""
     form = LoginForm()
@@ -55,13 +89,20 @@ def login() -> Response | str:
             return redirect(safe_next(form.next.data) or url_for("views.home"))
         # One message for an unknown email and a wrong password: the form must not reveal who has an account.
         flash("Wrong email or password.", "error")
+        g.login_failed = True
     return render_template("auth/login.html", form=form)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Log out. A POST (with the CSRF token) so that no link or image on another site can log anyone out."""
+    """Log out. A POST (with the CSRF token) so that no link or image on another site can log anyone out.
+
+    The user's session token changes, so no copy of the session or remember-me cookie (on this device or
+    another) logs in again.
+    """
     if current_user.is_authenticated:
+        current_user.revoke_sessions()
+        db.session.commit()
         logout_user()
         flash("Logged out.", "info")
     return redirect(url_for("views.home"))
@@ -99,9 +140,23 @@ def authenticate(email: str, password: str) -> User | None:
     return user if user.check_password(password) else None
 
 
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's session lookup: the id it stored at login."""
-    return User.find(user_id) if user_id.isascii() and user_id.isdigit() else None
+def load_user(session_token: str) -> User | None:
+    """Flask-Login's lookup: the user whose session token the cookie holds (nobody once it is revoked).
+
+    When the database cannot answer, the error reaches errors.py, which answers with the 503 page and sets
+    `g.database_unavailable`; that page's layout asks again and is told "nobody", so it renders without the
+    database.
+    """
+    if g.get("database_unavailable"):
+        return None
+    return User.find_by_session_token(session_token)
+
+
+def user_by_id(user_id: object) -> User | None:
+    """The user with this numeric id, for code groups asked about a user outside a request (`flask gk
+    explain --user`, the dashboard's look-up). Flask-Login's loader cannot: it takes session tokens."""
+    text = str(user_id)
+    return User.find(text) if text.isascii() and text.isdigit() else None
 
 
 def lookup_user(text: str) -> UserRef | None:
@@ -112,15 +167,16 @@ def lookup_user(text: str) -> UserRef | None:
 
 # --- `flask users` ------------------------------------------------------------------------------------------
 
-users_cli = AppGroup("users", help="Create user accounts.")
+users_cli = AppGroup("users", help="Create user accounts, and end their sessions.")
 
 
 def _valid_email(ctx: click.Context, param: click.Parameter, email: str) -> str:
-    email = email.strip().lower()
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or any(char.isspace() for char in email) or len(email) > 254:
-        raise click.BadParameter(f"{email!r} is not an email address; type one like ann@example.com")
-    return email
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        raise click.BadParameter(
+            f"{email!r} is not an email address ({error}); type one like ann@example.com"
+        ) from None
 
 
 def _valid_password(ctx: click.Context, param: click.Parameter, password: str) -> str:
@@ -162,6 +218,19 @@ def create_user_command(email: str, admin: bool, password: str) -> None:
         db.session.add(user)
         db.session.commit()
     click.echo(f"Created {'admin' if admin else 'user'} {email} (id {user.id}).")
+
+
+@users_cli.command("revoke")
+@click.argument("email")
+def revoke_command(email: str) -> None:
+    """End every session of the user with EMAIL, on every device: they must log in again."""
+    with _database_errors():
+        user = User.find_by_email(email)
+        if user is None:
+            raise click.ClickException(f"no user has the email {shorten(email.strip())}")
+        user.revoke_sessions()
+        db.session.commit()
+    click.echo(f"Ended every session of {user.email}; they must log in again.")
 
 
 @users_cli.command("demo-admin")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,38 @@ def _url_prefix(environ: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = (environ.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit():
+        raise ConfigError(f"{name}={value!r} is not a whole number: set it to e.g. {name}=1")
+    return int(value)
+
+
+def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    hosts = tuple(host.strip() for host in (environ.get(name) or "").split(",") if host.strip())
+    return hosts or None
+
+
+def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = (environ.get(name) or default).strip()
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={value!r} is not a rate limit: set it to e.g. {name}='{default}'"
+        ) from None
+    return value
+
+
+# Only this site's own files: no inline script or style (templates carry none), no plugins, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment, read once at start-up."""
@@ -61,6 +94,19 @@ class Settings:
     # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
     SESSION_COOKIE_SAMESITE: str = "Lax"
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
+    # Security (see security.py): Flask's own TRUSTED_HOSTS, how many proxies stand in front, the CSP.
+    TRUSTED_HOSTS: tuple[str, ...] | None = None
+    PROXY_COUNT: int = 0
+    CONTENT_SECURITY_POLICY: str = CONTENT_SECURITY_POLICY
+    # Login throttling (Flask-Limiter): failed attempts per account and per client address. The storage is
+    # per process by default; with several processes give them a shared one, e.g. redis://localhost:6379.
+    LOGIN_LIMIT_PER_ACCOUNT: str = "5 per minute"
+    LOGIN_LIMIT_PER_ADDRESS: str = "20 per minute"
+    RATELIMIT_ENABLED: bool = True
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_STRATEGY: str = "moving-window"
+    RATELIMIT_HEADERS_ENABLED: bool = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True  # a shared storage that goes away still throttles
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,4 +130,13 @@ class Settings:
             REMEMBER_COOKIE_SECURE=secure_cookies,
             GATEKEEPER_URL_PREFIX=_url_prefix(environ, "GATEKEEPER_URL_PREFIX", "/gatekeeper"),
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
+            TRUSTED_HOSTS=_hosts(environ, "TRUSTED_HOSTS"),
+            PROXY_COUNT=_count(environ, "PROXY_COUNT", 0),
+            LOGIN_LIMIT_PER_ACCOUNT=_rate_limit(
+                environ, "LOGIN_LIMIT_PER_ACCOUNT", cls.LOGIN_LIMIT_PER_ACCOUNT
+            ),
+            LOGIN_LIMIT_PER_ADDRESS=_rate_limit(
+                environ, "LOGIN_LIMIT_PER_ADDRESS", cls.LOGIN_LIMIT_PER_ADDRESS
+            ),
+            RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or cls.RATELIMIT_STORAGE_URI,
         )

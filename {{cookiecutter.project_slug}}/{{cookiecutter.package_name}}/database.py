@@ -1,12 +1,20 @@
-"""Database set-up: `flask init-db` creates every table the app needs, the gatekeeper store's included."""
+"""Database set-up: `flask init-db` creates every table the app needs, the gatekeeper store's included.
+
+A SQLite file is created by `flask init-db` (`init_db`) and nowhere else: the running app opens it only if
+it exists, so a missing or misplaced file is an error that names the path, never a silently empty database.
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from sqlalchemy import URL, event
 
 from .extensions import db
 from .gatekeeper_store import store
@@ -14,8 +22,38 @@ from .gatekeeper_store import store
 
 def init_db() -> None:
     """Create every missing table (the app's models, then the flag store's); existing data is kept."""
+    create_sqlite_files()
     db.create_all()
     store.create_tables()
+
+
+def create_sqlite_files() -> None:
+    """Create the app's SQLite database files (and their folders) that do not exist yet."""
+    for engine in db.engines.values():
+        path = _sqlite_file(engine.url)
+        if path is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(path).close()
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for other databases, in-memory ones and `file:` URIs."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def _open_existing_file_only(dialect: Any, record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """SQLAlchemy's `do_connect` hook: open the file read-write, never create it (SQLite's default)."""
+    path = Path(cargs[0]).resolve()
+    if not path.exists():
+        raise sqlite3.OperationalError(
+            f"the SQLite database {path} does not exist: create it with `flask init-db`, "
+            "or point DATABASE_URL at the right file"
+        )
+    cargs[:1] = [f"{path.as_uri()}?mode=rw"]
+    cparams["uri"] = True
 
 
 @click.command("init-db")
@@ -27,6 +65,10 @@ def init_db_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register `flask init-db`, and make sure the instance folder (home of the SQLite file) exists."""
+    """Register `flask init-db`, make sure the instance folder exists, and never let SQLite create a file."""
     os.makedirs(app.instance_path, exist_ok=True)
     app.cli.add_command(init_db_command)
+    with app.app_context():
+        for engine in db.engines.values():
+            if _sqlite_file(engine.url) is not None:
+                event.listen(engine, "do_connect", _open_existing_file_only)

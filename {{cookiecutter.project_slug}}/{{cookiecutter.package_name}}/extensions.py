@@ -1,6 +1,8 @@
 """The Flask extensions, created unbound here and attached to the app in `init_app`."""
 
 from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -14,6 +16,9 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Throttles logins (see auth.py); set up from the RATELIMIT_* settings. The client address is the one
+# ProxyFix (security.py) resolved, so behind a proxy it is the visitor's, not the proxy's.
+limiter = Limiter(key_func=get_remote_address)
 
 
 def init_app(app: Flask) -> None:
@@ -23,3 +28,4 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
+    limiter.init_app(app)

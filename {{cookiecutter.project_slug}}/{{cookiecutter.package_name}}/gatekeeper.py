@@ -50,7 +50,7 @@ from flask import g as flask_g
 from flask import request as flask_request
 from flask import session as flask_session
 from flask.cli import AppGroup, with_appcontext
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from werkzeug.local import LocalProxy
 
 try:  # optional: without it, pass init_app a user_loader
@@ -978,7 +978,7 @@ def read_browser_overrides(
         return {}
     try:
         data = _signer(gk.app).loads(raw)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):  # a bad signature, or a good one on a payload of another shape
         return {}
     if not isinstance(data, dict):
         return {}

@@ -47,6 +47,8 @@ bp = Blueprint("gatekeeper", __name__)
 
 AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
+# Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
+FLASH_LENGTH = 300
 
 
 CSRF_FIELD = "csrf_token"
@@ -249,12 +251,12 @@ def set_browser_override(name: str) -> Response:
     config = _config_or_404(name)
     variant = request.form.get("variant", "")
     if variant and variant not in config.get_variants():
-        flash(f"{name} has no variant {shorten(variant)!r}; nothing changed.", "error")
+        _flash(f"{name} has no variant {shorten(variant)!r}; nothing changed.", "error")
         return _back(name)
     if variant:
-        flash(f"{name}: this browser now gets {variant}.", "success")
+        _flash(f"{name}: this browser now gets {variant}.", "success")
     else:
-        flash(f"{name}: your browser override is cleared.", "success")
+        _flash(f"{name}: your browser override is cleared.", "success")
     return config.set_browser_override_variant(request, variant, response=_back(name))
 
 
@@ -264,7 +266,7 @@ def force(name: str) -> Response:
     _config_or_404(name)
     variant = request.form.get("variant", "")
     if not request.form.get("confirm"):
-        flash(
+        _flash(
             f"Tick the confirmation box to force {shorten(variant) or 'a variant'}; nothing changed.", "error"
         )
     else:
@@ -276,7 +278,7 @@ def force(name: str) -> Response:
 def unforce(name: str) -> Response:
     """Stop forcing; needs the confirmation box ticked. Also clears a stale forced variant."""
     if not request.form.get("confirm"):
-        flash(f"Tick the confirmation box to stop forcing {shorten(name)}; nothing changed.", "error")
+        _flash(f"Tick the confirmation box to stop forcing {shorten(name)}; nothing changed.", "error")
     else:
         _change(store.unforce, name, unchanged=f"{shorten(name)} was not forced.")
     return _back(name)
@@ -289,14 +291,8 @@ def add_user_override(name: str) -> Response:
     user_text = request.form.get("user", "")
     variant = request.form.get("variant", "")
     unchecked = "" if store.checks_users else " " + unchecked_user_note(user_text)
-    _change(
-        store.set_user_override,
-        name,
-        user_text,
-        variant,
-        unchanged=f"{user_text} already gets {variant}.",
-        note=unchecked,
-    )
+    unchanged = f"{shorten(user_text.strip())} already gets {shorten(variant)}."
+    _change(store.set_user_override, name, user_text, variant, unchanged=unchanged, note=unchecked)
     return _back(name)
 
 
@@ -364,10 +360,15 @@ def _change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
     try:
         entry = operation(*args, actor=_actor())
     except StoreError as exc:
-        flash(str(exc), "error")
+        _flash(str(exc), "error")
     else:
         message = entry.summary + note if entry else f"{unchanged} Nothing changed."
-        flash(message, "success" if entry else "info")
+        _flash(message, "success" if entry else "info")
+
+
+def _flash(message: str, category: str) -> None:
+    """Flash `message`, cut to FLASH_LENGTH: it rides in the session cookie, and may quote what was typed."""
+    flash(shorten(message, FLASH_LENGTH), category)
 
 
 def _back(name: str) -> Response:
@@ -417,7 +418,7 @@ def set_rollout(name: str) -> Response | str:
         try:
             moves = targeting.weights_moves(name, weights)
         except StoreError as exc:
-            flash(str(exc), "error")
+            _flash(str(exc), "error")
             return _back(name)
         if moves:
             return render_template("gatekeeper/rollout_confirm.html", name=name, weights=weights, moves=moves)
@@ -458,9 +459,9 @@ def add_schedule(name: str) -> Response:
     try:
         entry = targeting.schedule(name, when, action, arguments, actor=_actor())
     except StoreError as exc:
-        flash(str(exc), "error")
+        _flash(str(exc), "error")
     else:
-        flash(entry.summary, "success")
+        _flash(entry.summary, "success")
     return _back(name)
 
 
