@@ -255,6 +255,8 @@ def test_ramping_new_checkout_on_the_dashboard_moves_the_share_of_new_visitors(o
         page.wait_for_load_state()
     assert before < 0.25  # 10% expected; 50 or more of 200 is vanishingly unlikely
     assert 0.35 < after < 0.65
+
+
 INJECT_INLINE_SCRIPT = """() => {
   const script = document.createElement("script");
   script.textContent = "window.inlineScriptRan = true";
