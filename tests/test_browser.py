@@ -269,7 +269,7 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
     without a single violation (the dashboard's filter script runs: the count line is rewritten)."""
     page = open_as(ADMIN)
     pages = ["/", "/auth/login", "/gatekeeper/", "/gatekeeper/flags/MY_NEW_FEATURE", "/gatekeeper/audit"]
-    pages += ["/gatekeeper/flags/NEW_CHECKOUT", "/gatekeeper/groups", f"/gatekeeper/users?q={ADMIN.email}"]
+    pages += ["/gatekeeper/flags/NEW_CHECKOUT", "/gatekeeper/groups", f"/gatekeeper/users?q={ADMIN}"]
     for path in pages:
         response = page.goto(f"{server}{path}")
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
