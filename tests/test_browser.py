@@ -203,3 +203,43 @@ def test_the_filter_box_narrows_the_flag_list_as_you_type(open_as, server):
     page.keyboard.type("zzz")
     assert page.locator("#gk-flags tbody tr:visible").count() == 0
     assert page.locator("[data-gk-empty]").is_visible()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_the_filter_hides_the_cards_that_do_not_match(open_as, server):
+    """At 390 px each flag is a card (`display: block`); typing a filter must still hide the others."""
+    page = open_as(ADMIN, viewport=PHONE)
+    page.goto(f"{server}/gatekeeper/")
+    page.fill("#gk-filter", "zzz")
+    assert page.inner_text("[data-gk-count]") == "0 of 2 flags shown."
+    assert page.locator("#gk-flags tbody tr:visible").count() == 0
+    assert page.locator("[data-gk-empty]").is_visible()
+    page.fill("#gk-filter", "headline")
+    visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
+    assert visible == ["HOMEPAGE_EXPERIMENT"]
+
+
+def test_on_a_phone_typing_after_a_server_filter_counts_against_every_flag(open_as, server):
+    """After `?q=home` the page holds one flag; typing `hom` says 1 of 2 (every flag), not 1 of 1."""
+    page = open_as(ADMIN, viewport=PHONE)
+    page.goto(f"{server}/gatekeeper/?q=home")
+    page.fill("#gk-filter", "hom")
+    assert page.inner_text("[data-gk-count]") == "1 of 2 flags shown."
+
+
+def test_a_non_admin_gets_a_styled_403_page_with_a_way_back(open_as, server):
+    """The viewer's 403 is the dashboard's page (its stylesheet applied): it says how to get access and its
+    link leads back to the app."""
+    viewer = open_as(VIEWER, viewport=PHONE)
+    response = viewer.goto(f"{server}/gatekeeper/")
+    assert response.status == 403
+    assert viewer.locator("h1").inner_text() == "You cannot open the flag dashboard"
+    assert "flask users create EMAIL --admin" in viewer.inner_text("main")
+    # The dashboard's stylesheet is applied: the page background is its own, not the browser's white.
+    background = viewer.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgba(0, 0, 0, 0)"
+    screenshot(viewer, "forbidden-phone")
+    viewer.click("main a:has-text('Back to')")
+    viewer.wait_for_url(f"{server}/")

@@ -77,6 +77,15 @@ def _check_csrf() -> None:
         abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
 
 
+@bp.errorhandler(403)
+def _forbidden(error: Exception) -> tuple[str, int]:
+    """The dashboard's own 403, in its layout: who may open it, how to become one, and a way back."""
+    return render_template(
+        "gatekeeper/403.html",
+        can_create_admins="users" in current_app.cli.commands,
+    ), 403
+
+
 @bp.context_processor
 def _store_status() -> dict[str, Any]:
     return {
@@ -193,15 +202,23 @@ def flag(name: str) -> str:
     if config is None and not stale:
         abort(404)
     stale_users = {item.user_id for item in stale if item.user_id is not None}
-    user_overrides = [
-        {
-            "id": user_id,
-            "label": snapshot.user_labels.get(user_id, user_id),
-            "variant": variant,
-            "stale": user_id in stale_users,
-        }
-        for user_id, variant in sorted(snapshot.user_overrides.get(name, {}).items())
-    ]
+    browser_override = request.gk.get_browser_override_variants().get(name)
+    my_id = _my_user_id()
+    user_overrides = []
+    for user_id, variant in sorted(snapshot.user_overrides.get(name, {}).items()):
+        steps = _active_steps(name, config, snapshot, user_id, browser_override if user_id == my_id else None)
+        shadow = shadowed_by("user_override", steps)
+        user_overrides.append(
+            {
+                "id": user_id,
+                "label": snapshot.user_labels.get(user_id, user_id),
+                "variant": variant,
+                "stale": user_id in stale_users,
+                "shadowed_by": shadow if "user_override" in steps else None,
+                "gets": _winning_variant(steps) if "user_override" in steps else None,
+            }
+        )
+    evaluation = request.gk.explain(name) if config else None
     try:
         audit = store.audit_entries(page=1, per_page=FLAG_AUDIT_ENTRIES, flag=name)
     except StoreError:
@@ -211,9 +228,13 @@ def flag(name: str) -> str:
         name=name,
         flag_config=config,
         variants=config.get_variants() if config else [],
-        evaluation=request.gk.explain(name) if config else None,
-        browser_override=request.gk.get_browser_override_variants().get(name),
+        evaluation=evaluation,
+        browser_override=browser_override,
         forced=snapshot.forced.get(name),
+        evaluation_order=(
+            _evaluation_order(name, config, snapshot, my_id, browser_override, evaluation) if config else []
+        ),
+        code_overrides=_code_overrides(name, config, snapshot, my_id, browser_override) if config else [],
         forced_stale=any(item.user_id is None for item in stale),
         user_overrides=user_overrides,
         audit=audit,
@@ -364,3 +385,119 @@ def _change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
 
 def _back(name: str) -> Response:
     return redirect(url_for(".flag", name=name))
+
+
+# --- Who sees what: the engine's evaluation order, and which steps a higher one shadows ---------------------
+
+# The engine's steps, highest first: (step, how the dashboard names it when it shadows a lower step). One more
+# engine step is one more entry here, in its place; everything below walks this list.
+EVALUATION_ORDER: tuple[tuple[str, str], ...] = (
+    ("browser_override", "this browser's override"),
+    ("forced", "forced for everyone"),
+    ("user_override", "a stored user override"),
+    ("code_override", "an override in code"),
+    ("rule", "the rule"),
+    ("default", "the default"),
+)
+_STEP_LABELS = dict(EVALUATION_ORDER)
+_STEP_TITLES = {
+    "browser_override": "This browser's override",
+    "forced": "Forced for everyone",
+    "user_override": "Stored user override",
+    "code_override": "Override in code",
+    "rule": "The rule",
+    "default": "The default",
+}
+
+
+def shadowed_by(step: str, active: Mapping[str, str | None]) -> str | None:
+    """How the dashboard names the first step above `step` that is active (``"forced for everyone"``), or
+    None when nothing above it is: what `step` says is then what the user gets."""
+    if step not in _STEP_LABELS:
+        raise ValueError(f"{step!r} is not a step of EVALUATION_ORDER")
+    for name, label in EVALUATION_ORDER:
+        if name == step:
+            return None
+        if name in active:
+            return label
+    return None  # pragma: no cover: step is in the list
+
+
+def _winning_variant(active: Mapping[str, str | None]) -> str | None:
+    """The variant of the highest active step (None for the rule, whose answer depends on the request)."""
+    for name, _label in EVALUATION_ORDER:
+        if name in active:
+            return active[name]
+    return None
+
+
+def _active_steps(
+    flag: str, config: Any, snapshot: Snapshot, user_id: str | None, browser: str | None
+) -> dict[str, str | None]:
+    """The steps that would answer `flag` for `user_id`, with their variant, as the engine walks them.
+
+    Stale stored values (not a variant of the flag) are skipped, as the engine skips them; the rule and the
+    default are always there, the rule first (None: its answer depends on the user and request).
+    """
+    variants = set(config.get_variants()) if config else set()
+    active: dict[str, str | None] = {}
+    if browser in variants:
+        active["browser_override"] = browser
+    forced = snapshot.forced.get(flag)
+    if forced in variants:
+        active["forced"] = forced
+    stored = snapshot.user_overrides.get(flag, {}).get(str(user_id)) if user_id is not None else None
+    if stored in variants:
+        active["user_override"] = stored
+    in_code = _code_override_index(config).get(str(user_id)) if user_id is not None else None
+    if in_code is not None:
+        active["code_override"] = in_code
+    active["rule"] = None
+    active["default"] = config.default_variant if config else None
+    return active
+
+
+def _code_override_index(config: Any) -> dict[str, str]:
+    """`overrides=` in code, as user id -> variant."""
+    return {
+        str(user_id): variant
+        for variant, user_ids in ((getattr(config, "overrides", None) or {}).items())
+        for user_id in user_ids
+    }
+
+
+def _evaluation_order(
+    flag: str, config: Any, snapshot: Snapshot, user_id: str | None, browser: str | None, evaluation: Any
+) -> list[dict[str, Any]]:
+    """Each step for the signed-in admin: whether it is set, its variant, and what shadows it."""
+    active = _active_steps(flag, config, snapshot, user_id, browser)
+    if evaluation is not None and evaluation.reason == gatekeeper.DEFAULT:
+        del active["rule"]  # the rule raised or gave no variant: the default answered
+    elif evaluation is not None and evaluation.reason == gatekeeper.RULE:
+        active["rule"] = evaluation.variant
+    return [
+        {
+            "step": step,
+            "title": _STEP_TITLES[step],
+            "set": step in active,
+            "variant": active.get(step),
+            "shadowed_by": shadowed_by(step, active) if step in active else None,
+        }
+        for step, _label in EVALUATION_ORDER
+    ]
+
+
+def _code_overrides(
+    flag: str, config: Any, snapshot: Snapshot, my_id: str | None, browser: str | None
+) -> list[dict[str, Any]]:
+    """The overrides in code, one per user, each with what shadows it (a forced or stored variant)."""
+    rows = []
+    for user_id, variant in _code_override_index(config).items():
+        active = _active_steps(flag, config, snapshot, user_id, browser if user_id == my_id else None)
+        rows.append({"id": user_id, "variant": variant, "shadowed_by": shadowed_by("code_override", active)})
+    return rows
+
+
+def _my_user_id() -> str | None:
+    user_id = gatekeeper.current_gatekeeper().user_id
+    return None if user_id is None else str(user_id)
