@@ -236,6 +236,7 @@ def flag(name: str) -> str:
         ),
         code_overrides=_code_overrides(name, config, snapshot, my_id, browser_override) if config else [],
         forced_stale=any(item.user_id is None for item in stale),
+        ignored_when_forced=_overrides_a_force_ignores(name, config, snapshot),
         user_overrides=user_overrides,
         audit=audit,
     )
@@ -373,9 +374,17 @@ def _actor() -> str:
     return f"user {gk.user_id}"
 
 
+REASON_FIELD = "reason"
+
+
+def form_reason() -> str | None:
+    """The optional "Reason" a change form posted; every audited write takes it as `reason=`."""
+    return request.form.get(REASON_FIELD) or None
+
+
 def _change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
     try:
-        entry = operation(*args, actor=_actor())
+        entry = operation(*args, actor=_actor(), reason=form_reason())
     except StoreError as exc:
         flash(str(exc), "error")
     else:
@@ -501,3 +510,12 @@ def _code_overrides(
 def _my_user_id() -> str | None:
     user_id = gatekeeper.current_gatekeeper().user_id
     return None if user_id is None else str(user_id)
+
+
+def _overrides_a_force_ignores(flag: str, config: Any, snapshot: Snapshot) -> int:
+    """How many overrides (stored and in code) forcing `flag` would put aside: the impact, in a number."""
+    if config is None:
+        return 0
+    variants = set(config.get_variants())
+    stored = {user for user, variant in snapshot.user_overrides.get(flag, {}).items() if variant in variants}
+    return len(stored | set(_code_override_index(config)))

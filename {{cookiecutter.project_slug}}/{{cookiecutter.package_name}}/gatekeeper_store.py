@@ -40,6 +40,7 @@ _EXTENSION_KEY = "gatekeeper_store"
 _DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
 _NAME_LENGTH, _USER_ID_LENGTH, _LABEL_LENGTH = 100, 64, 254
+REASON_LENGTH = 500  # an optional note on a change, shown in the audit log
 
 
 # --- What the store hands out -------------------------------------------------------------------------------
@@ -85,6 +86,7 @@ class AuditEntry:
     target: str  # "everyone", or the user's label
     before: str | None
     after: str | None
+    reason: str | None = None  # why, in the words of whoever made the change (optional)
 
     @property
     def what(self) -> str:
@@ -204,6 +206,7 @@ class _AuditRow(_Base):
     target: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
     before: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
     after: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
+    reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
 
 
 class _VersionRow(_Base):
@@ -325,6 +328,7 @@ def _entry(row: _AuditRow) -> AuditEntry:
         target=row.target,
         before=row.before,
         after=row.after,
+        reason=row.reason,
     )
 
 
@@ -430,8 +434,9 @@ class OverrideStore:
 
     # Writing: each write validates first, then changes and audits in one transaction ------------------------
 
-    def force(self, flag: str, variant: str, actor: str) -> AuditEntry | None:
+    def force(self, flag: str, variant: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Serve `variant` of `flag` to everyone (the kill switch, or a full launch). None if already so."""
+        reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
 
         def change(session: Session) -> AuditEntry | None:
@@ -443,12 +448,13 @@ class OverrideStore:
                 row = _ForcedRow(flag=flag)
                 session.add(row)
             row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], datetime.now(UTC)
-            return _audit(session, actor, flag, "force", "everyone", before, variant)
+            return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
 
         return self._write(change)
 
-    def unforce(self, flag: str, actor: str) -> AuditEntry | None:
+    def unforce(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
+        reason = clean_reason(reason)
         if not _storable(flag, _NAME_LENGTH):
             return None
 
@@ -457,12 +463,15 @@ class OverrideStore:
             if row is None:
                 return None
             session.delete(row)
-            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None)
+            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
 
         return self._write(change)
 
-    def set_user_override(self, flag: str, user_text: str, variant: str, actor: str) -> AuditEntry | None:
+    def set_user_override(
+        self, flag: str, user_text: str, variant: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Serve `variant` of `flag` to the user named by `user_text` (email or id). None if already so."""
+        reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
         user = self.find_user(user_text)
         if user is None:
@@ -485,12 +494,15 @@ class OverrideStore:
                 actor[:_LABEL_LENGTH],
                 datetime.now(UTC),
             )
-            return _audit(session, actor, flag, "user_override", label, before, variant)
+            return _audit(session, actor, flag, "user_override", label, before, variant, reason=reason)
 
         return self._write(change)
 
-    def clear_user_override(self, flag: str, user_id: str, actor: str) -> AuditEntry | None:
+    def clear_user_override(
+        self, flag: str, user_id: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Remove the override of `flag` for `user_id` (stale ones too). None if there was none."""
+        reason = clean_reason(reason)
         user_id = str(user_id)
         if not (_storable(flag, _NAME_LENGTH) and _storable(user_id, _USER_ID_LENGTH)):
             return None
@@ -500,7 +512,8 @@ class OverrideStore:
             if row is None:
                 return None
             session.delete(row)
-            return _audit(session, actor, flag, "clear_user_override", row.user_label, row.variant, None)
+            label, before = row.user_label, row.variant
+            return _audit(session, actor, flag, "clear_user_override", label, before, None, reason=reason)
 
         return self._write(change)
 
@@ -629,9 +642,38 @@ def _find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[Stale
     return stale
 
 
+def clean_reason(reason: str | None) -> str | None:
+    """A change's optional reason, ready to store: trimmed, None when blank. Every write calls it before it
+    changes anything, so a reason that cannot be stored is refused with nothing written (OverrideError)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise OverrideError(f"A reason must be text, not {type(reason).__name__}; nothing was changed.")
+    reason = " ".join(reason.split())
+    if not reason:
+        return None
+    if len(reason) > REASON_LENGTH:
+        raise OverrideError(
+            f"The reason is {len(reason)} characters long; keep it under {REASON_LENGTH + 1}. "
+            "Nothing was changed."
+        )
+    if "\x00" in reason:
+        raise OverrideError("The reason contains a NUL character; nothing was changed.")
+    return reason
+
+
 def _audit(
-    session: Session, actor: str, flag: str, action: str, target: str, before: str | None, after: str | None
+    session: Session,
+    actor: str,
+    flag: str,
+    action: str,
+    target: str,
+    before: str | None,
+    after: str | None,
+    *,
+    reason: str | None = None,
 ) -> AuditEntry:
+    """Record one change; `reason` must have been through `clean_reason` (each write does that first)."""
     row = _AuditRow(
         at=datetime.now(UTC),
         actor=actor[:_LABEL_LENGTH],
@@ -640,6 +682,7 @@ def _audit(
         target=target[:_LABEL_LENGTH],
         before=before,
         after=after,
+        reason=reason,
     )
     session.add(row)
     session.flush()
@@ -652,27 +695,37 @@ store = OverrideStore()
 # --- `flask gk ...`: the same operations from a terminal, audited as "cli" ----------------------------------
 
 
-def _run(operation: Callable[..., AuditEntry | None], *args: str, unchanged: str) -> None:
+def _run(
+    operation: Callable[..., AuditEntry | None], *args: str, unchanged: str, reason: str | None = None
+) -> None:
     try:
-        entry = operation(*args, actor=CLI_ACTOR)
+        entry = operation(*args, actor=CLI_ACTOR, reason=reason)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(entry.summary if entry else unchanged)
 
 
+reason_option = click.option(
+    "--reason", default=None, help=f"Why, for the audit log (optional, up to {REASON_LENGTH} characters)."
+)
+
+
 @gatekeeper.cli.command("force")
 @click.argument("flag")
 @click.argument("variant")
-def force_command(flag: str, variant: str) -> None:
+@reason_option
+def force_command(flag: str, variant: str, reason: str | None) -> None:
     """Serve VARIANT of FLAG to everyone until `flask gk unforce FLAG`."""
-    _run(store.force, flag, variant, unchanged=f"{flag} is already forced to {variant}; nothing changed.")
+    unchanged = f"{flag} is already forced to {variant}; nothing changed."
+    _run(store.force, flag, variant, unchanged=unchanged, reason=reason)
 
 
 @gatekeeper.cli.command("unforce")
 @click.argument("flag")
-def unforce_command(flag: str) -> None:
+@reason_option
+def unforce_command(flag: str, reason: str | None) -> None:
     """Stop forcing FLAG: everyone gets their own variant again."""
-    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.")
+    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.", reason=reason)
 
 
 @gatekeeper.cli.command("override")
@@ -680,12 +733,13 @@ def unforce_command(flag: str) -> None:
 @click.argument("variant", required=False)
 @click.option("--user", "user_text", required=True, help="The user's email or id.")
 @click.option("--clear", is_flag=True, help="Remove the user's override instead of setting one.")
-def override_command(flag: str, variant: str | None, user_text: str, clear: bool) -> None:
+@reason_option
+def override_command(flag: str, variant: str | None, user_text: str, clear: bool, reason: str | None) -> None:
     """Serve VARIANT of FLAG to one user (or remove their override with --clear)."""
     if clear:
         if variant is not None:
             raise click.UsageError("--clear takes no VARIANT.")
-        _clear_override(flag, user_text)
+        _clear_override(flag, user_text, reason)
     elif variant is None:
         raise click.UsageError("Give a VARIANT, or --clear to remove the override.")
     else:
@@ -695,12 +749,13 @@ def override_command(flag: str, variant: str | None, user_text: str, clear: bool
             user_text,
             variant,
             unchanged=f"{user_text} already gets {variant}.",
+            reason=reason,
         )
         if not store.checks_users:
             click.echo(unchecked_user_note(user_text))
 
 
-def _clear_override(flag: str, user_text: str) -> None:
+def _clear_override(flag: str, user_text: str, reason: str | None = None) -> None:
     try:
         user = store.find_user(user_text)
     except StoreError as exc:
@@ -716,6 +771,7 @@ def _clear_override(flag: str, user_text: str) -> None:
         flag,
         user_id,
         unchanged=f"{flag} has no override for {user_text}; nothing changed.",
+        reason=reason,
     )
 
 
@@ -733,4 +789,5 @@ def audit_command(flag: str | None, limit: int) -> None:
     for entry in entries:
         when = f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
         change = f"{entry.before or '-'} -> {entry.after or '-'}"
-        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}")
+        why = f"  ({entry.reason})" if entry.reason else ""
+        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}{why}")
