@@ -15,6 +15,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -33,7 +34,15 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import gatekeeper
-from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store, unchecked_user_note
+from .gatekeeper_store import (
+    AuditEntry,
+    Snapshot,
+    StoreError,
+    shorten,
+    store,
+    unchecked_user_note,
+    undo_problem,
+)
 
 try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
     from flask_wtf.csrf import generate_csrf as _wtf_generate_csrf
@@ -242,16 +251,50 @@ def flag(name: str) -> str:
     )
 
 
+AUDIT_FILTERS = ("flag", "actor", "action")
+AUDIT_ACTION_NAMES = {
+    "force": "forced for everyone",
+    "unforce": "stopped forcing",
+    "user_override": "user override set",
+    "clear_user_override": "user override removed",
+}
+
+
 @bp.get("/audit")
 def audit() -> str:
-    """Every change, newest first, 50 to a page; `?flag=` narrows it to one flag."""
-    flag_name = request.args.get("flag", "").strip() or None
+    """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
+    filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
     page = request.args.get("page", 1, type=int)
     try:
-        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, flag=flag_name)
+        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
+        actors = store.audit_actors()
+        undoable = _undoable(entries.entries)
     except StoreError:
-        entries = None
-    return render_template("gatekeeper/audit.html", entries=entries, flag=flag_name)
+        entries, actors, undoable = None, [], set()
+    return render_template(
+        "gatekeeper/audit.html",
+        entries=entries,
+        flag=filters["flag"],
+        filters=filters,
+        filtered={key: value for key, value in filters.items() if value},
+        actors=actors,
+        flags=sorted(_config_map()),
+        action_names=AUDIT_ACTION_NAMES,
+        undoable=undoable,
+    )
+
+
+@bp.post("/audit/<int:entry_id>/undo")
+def undo(entry_id: int) -> Response:
+    """Undo one change with a new, audited change that restores what it replaced."""
+    try:
+        entry = store.undo(entry_id, _actor(), reason=form_reason())
+    except StoreError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Undone: {entry.summary}" if entry else "Nothing to undo.", "success" if entry else "info")
+    filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
+    return redirect(url_for(".audit", **filters))
 
 
 # --- Changes: POST, then back to the flag page --------------------------------------------------------------
@@ -323,6 +366,26 @@ def remove_user_override(name: str) -> Response:
 
 
 # --- Helpers ------------------------------------------------------------------------------------------------
+
+
+def _undoable(entries: list[AuditEntry]) -> set[int]:
+    """The ids of the entries on a page that an undo can restore now (raises StoreError)."""
+    snapshot = store.snapshot(max_age=0)
+    candidates = [entry for entry in entries if undo_problem(entry, snapshot) is None]
+    return store.newest_of_their_kind(candidates) if candidates else set()
+
+
+@bp.app_template_global("gatekeeper_relative_time")
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago `moment` was, in a few words ("just now", "3 min ago", "2 h ago", "5 days ago")."""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 10:
+        return "just now"
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count}{' day' if unit == ' days' and count == 1 else unit} ago"
+    return f"{seconds} s ago"
 
 
 def _config_map() -> Mapping[str, Any]:

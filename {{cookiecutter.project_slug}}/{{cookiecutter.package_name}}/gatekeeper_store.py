@@ -87,6 +87,7 @@ class AuditEntry:
     before: str | None
     after: str | None
     reason: str | None = None  # why, in the words of whoever made the change (optional)
+    user_id: str | None = None  # for a user override: the id it was stored under (None in older entries)
 
     @property
     def what(self) -> str:
@@ -207,6 +208,7 @@ class _AuditRow(_Base):
     before: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
     after: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
     reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(_USER_ID_LENGTH))
 
 
 class _VersionRow(_Base):
@@ -329,6 +331,7 @@ def _entry(row: _AuditRow) -> AuditEntry:
         before=row.before,
         after=row.after,
         reason=row.reason,
+        user_id=row.user_id,
     )
 
 
@@ -404,24 +407,91 @@ class OverrideStore:
             cached = state.stale = (snapshot, config_map, _find_stale(snapshot, config_map))
         return list(cached[2])
 
-    def audit_entries(self, page: int = 1, per_page: int = 50, flag: str | None = None) -> AuditPage:
-        """One page of the audit log, newest first, optionally for one flag. Raises StoreUnavailableError.
+    def audit_entries(
+        self,
+        page: int = 1,
+        per_page: int = 50,
+        flag: str | None = None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> AuditPage:
+        """One page of the audit log, newest first, optionally for one flag, actor and/or action. Raises
+        StoreUnavailableError.
 
         A page past the end gives the last page, so a stale or hand-typed link still shows something.
         """
         per_page = max(1, per_page)
-        if flag is not None and not _storable(flag, _NAME_LENGTH):
+        filters = [(_AuditRow.flag, flag, _NAME_LENGTH), (_AuditRow.actor, actor, _LABEL_LENGTH)]
+        filters.append((_AuditRow.action, action, 32))
+        if any(value is not None and not _storable(value, limit) for _column, value, limit in filters):
             return AuditPage(entries=[], page=1, per_page=per_page, total=0)
         query = select(_AuditRow).order_by(_AuditRow.id.desc())
         count = select(func.count()).select_from(_AuditRow)
-        if flag is not None:
-            query, count = query.where(_AuditRow.flag == flag), count.where(_AuditRow.flag == flag)
+        for column, value, _limit in filters:
+            if value is not None:
+                query, count = query.where(column == value), count.where(column == value)
         with self._reading() as session:
             total = session.scalar(count) or 0
             page = min(max(1, page), max(1, math.ceil(total / per_page)))
             rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page))
             entries = [_entry(row) for row in rows]
         return AuditPage(entries=entries, page=page, per_page=per_page, total=total)
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        """One audit entry by its id, or None. Raises StoreUnavailableError."""
+        with self._reading() as session:
+            row = session.get(_AuditRow, entry_id)
+            return _entry(row) if row is not None else None
+
+    def audit_actors(self) -> list[str]:
+        """Everyone who has changed something, sorted (the audit log's actor filter). Raises
+        StoreUnavailableError."""
+        with self._reading() as session:
+            return list(session.scalars(select(_AuditRow.actor).distinct().order_by(_AuditRow.actor)))
+
+    def newest_of_their_kind(self, entries: list[AuditEntry]) -> set[int]:
+        """The ids among `entries` that are the newest change to what they changed (a flag's forced variant,
+        or one user's override): the only ones an undo may restore. Raises StoreUnavailableError."""
+        newest = set()
+        with self._reading() as session:
+            for entry in entries:
+                later = select(_AuditRow.id).where(_AuditRow.flag == entry.flag, _AuditRow.id > entry.id)
+                if entry.action in ("force", "unforce"):
+                    later = later.where(_AuditRow.action.in_(("force", "unforce")))
+                else:
+                    later = later.where(
+                        _AuditRow.action.in_(("user_override", "clear_user_override")),
+                        (_AuditRow.user_id == _undo_user_id(entry)) | (_AuditRow.target == entry.target),
+                    )
+                if session.scalar(later.limit(1)) is None:
+                    newest.add(entry.id)
+        return newest
+
+    def undo(self, entry_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Undo one change with a new, audited change (history is never edited): restore what it replaced.
+
+        Raises OverrideError when the entry does not exist or cannot be undone now (see `undo_problem`).
+        """
+        reason = clean_reason(reason)
+        entry = self.audit_entry(entry_id)
+        if entry is None:
+            raise OverrideError(f"There is no change #{entry_id}; nothing was changed.")
+        problem = undo_problem(entry, self.snapshot(max_age=0))
+        if problem is None and entry.id not in self.newest_of_their_kind([entry]):
+            problem = "a later change was made to the same thing; undo that one"
+        if problem is not None:
+            raise OverrideError(f"Change #{entry_id} cannot be undone: {problem}. Nothing was changed.")
+        why = f"undo of change #{entry_id}" + (f": {reason}" if reason else "")
+        why = why[:REASON_LENGTH]
+        if entry.action in ("force", "unforce"):
+            if entry.before is None:
+                return self.unforce(entry.flag, actor, reason=why)
+            return self.force(entry.flag, entry.before, actor, reason=why)
+        user_id = _undo_user_id(entry)
+        if entry.before is None:
+            return self.clear_user_override(entry.flag, user_id, actor, reason=why)
+        return self.set_user_override(entry.flag, user_id, entry.before, actor, reason=why)
 
     def last_changes(self) -> dict[str, AuditEntry]:
         """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
@@ -494,7 +564,9 @@ class OverrideStore:
                 actor[:_LABEL_LENGTH],
                 datetime.now(UTC),
             )
-            return _audit(session, actor, flag, "user_override", label, before, variant, reason=reason)
+            return _audit(
+                session, actor, flag, "user_override", label, before, variant, reason=reason, user_id=user_id
+            )
 
         return self._write(change)
 
@@ -513,7 +585,8 @@ class OverrideStore:
                 return None
             session.delete(row)
             label, before = row.user_label, row.variant
-            return _audit(session, actor, flag, "clear_user_override", label, before, None, reason=reason)
+            action = "clear_user_override"
+            return _audit(session, actor, flag, action, label, before, None, reason=reason, user_id=user_id)
 
         return self._write(change)
 
@@ -672,8 +745,10 @@ def _audit(
     after: str | None,
     *,
     reason: str | None = None,
+    user_id: str | None = None,
 ) -> AuditEntry:
-    """Record one change; `reason` must have been through `clean_reason` (each write does that first)."""
+    """Record one change; `reason` must have been through `clean_reason` (each write does that first), and
+    `user_id` is the id a user override is stored under (so that it can be undone)."""
     row = _AuditRow(
         at=datetime.now(UTC),
         actor=actor[:_LABEL_LENGTH],
@@ -683,10 +758,40 @@ def _audit(
         before=before,
         after=after,
         reason=reason,
+        user_id=user_id,
     )
     session.add(row)
     session.flush()
     return _entry(row)
+
+
+UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override")
+
+
+def _undo_user_id(entry: AuditEntry) -> str:
+    """The id a user override was stored under (entries from before that was recorded: their label)."""
+    return entry.user_id if entry.user_id is not None else entry.target
+
+
+def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """Why `entry` cannot be undone now, in a few words; None when it can.
+
+    A change can be undone while what it set is still in place: a later change to the same thing would be
+    silently reverted otherwise.
+    """
+    if entry.action not in UNDOABLE_ACTIONS:
+        return f"the dashboard cannot undo {entry.action} changes"
+    if entry.action in ("force", "unforce"):
+        now = snapshot.forced.get(entry.flag)
+        target = "the forced variant"
+    else:
+        now = snapshot.user_overrides.get(entry.flag, {}).get(_undo_user_id(entry))
+        target = f"the override for {entry.target}"
+    if now != entry.after:
+        return f"{target} has changed since"
+    if entry.before is not None and entry.flag not in _config_map():
+        return f"flag {entry.flag} is no longer in the code"
+    return None
 
 
 store = OverrideStore()
