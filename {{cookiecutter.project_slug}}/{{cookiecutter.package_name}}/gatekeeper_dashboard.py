@@ -181,24 +181,66 @@ class FlagRow:
     override_count: int
     stale_count: int
     last_change: AuditEntry | None
+    split: dict[str, float] | None = None  # the rule's share per variant, in percent (see rule_split)
+
+    @property
+    def states(self) -> set[str]:
+        """Which of the list's state filters this flag is in."""
+        states = set()
+        if self.forced:
+            states.add("forced")
+        if self.override_count:
+            states.add("overridden")
+        if self.stale_count:
+            states.add("stale")
+        if not self.forced and self.split and sum(1 for share in self.split.values() if share > 0) > 1:
+            states.add("rolling_out")
+        return states
+
+
+FLAG_STATES = {"forced": "Forced", "overridden": "Overridden", "stale": "Stale", "rolling_out": "Rolling out"}
+FLAG_SORTS = {"name": "Name", "changed": "Last change"}
 
 
 @bp.get("/")
 def index() -> str:
-    """The flag list, filtered server-side by `?q=` (the page's script filters as you type)."""
+    """The flag list, filtered server-side by `?q=` (the page's script filters as you type) and `?state=`,
+    sorted by `?sort=name|changed`, and `?density=compact` to fit many flags on a screen: all linkable."""
     query = request.args.get("q", "").strip()
+    state = request.args.get("state", "") if request.args.get("state") in FLAG_STATES else ""
+    sort = request.args.get("sort", "") if request.args.get("sort") in FLAG_SORTS else ""
+    compact = request.args.get("density") == "compact"
     snapshot = store.snapshot(max_age=0)
     config_map = _config_map()
     stale = store.stale_overrides(snapshot, config_map)
     stale_counts = Counter(item.flag for item in stale)
     last_changes = _last_changes()
-    rows = [
+    every_row = [
         _flag_row(name, config, snapshot, stale_counts[name], last_changes.get(name))
         for name, config in sorted(config_map.items())
         if _matches(query, name, config)
     ]
+    state_counts = Counter(item for row in every_row for item in row.states)
+    rows = [row for row in every_row if not state or state in row.states]
+    if sort == "changed":  # newest change first; flags never changed last, by name
+        rows.sort(key=lambda row: row.last_change.id if row.last_change else 0, reverse=True)
+    params = {"q": query, "state": state, "sort": sort, "density": "compact" if compact else ""}
     return render_template(
-        "gatekeeper/index.html", rows=rows, query=query, total=len(config_map), stale=stale
+        "gatekeeper/index.html",
+        rows=rows,
+        query=query,
+        total=len(config_map),
+        stale=stale,
+        state=state,
+        sort=sort or "name",
+        compact=compact,
+        params={key: value for key, value in params.items() if value},
+        list_url=lambda **changes: url_for(
+            ".index", **{key: value for key, value in {**params, **changes}.items() if value}
+        ),
+        flag_states=FLAG_STATES,
+        flag_sorts=FLAG_SORTS,
+        state_counts=state_counts,
     )
 
 
@@ -246,6 +288,7 @@ def flag(name: str) -> str:
         code_overrides=_code_overrides(name, config, snapshot, my_id, browser_override) if config else [],
         forced_stale=any(item.user_id is None for item in stale),
         ignored_when_forced=_overrides_a_force_ignores(name, config, snapshot),
+        split=rule_split(config) if config else None,
         user_overrides=user_overrides,
         audit=audit,
     )
@@ -417,6 +460,7 @@ def _flag_row(
         override_count=len(snapshot.user_overrides.get(name, ())),
         stale_count=stale_count,
         last_change=last_change,
+        split=rule_split(config),
     )
 
 
@@ -582,3 +626,19 @@ def _overrides_a_force_ignores(flag: str, config: Any, snapshot: Snapshot) -> in
     variants = set(config.get_variants())
     stored = {user for user, variant in snapshot.user_overrides.get(flag, {}).items() if variant in variants}
     return len(stored | set(_code_override_index(config)))
+
+
+def rule_split(config: Any) -> dict[str, float] | None:
+    """Each variant's share of the rule, in percent, from the config's rollout weights (``ROLLOUT``); None
+    when the flag has none, or they are not numbers that add up to more than 0."""
+    weights = getattr(config, "ROLLOUT", None)
+    if not isinstance(weights, Mapping) or not weights:
+        return None
+    try:
+        shares = {str(variant): float(weight) for variant, weight in weights.items()}
+    except (TypeError, ValueError):
+        return None
+    total = sum(shares.values())
+    if total <= 0 or any(share < 0 for share in shares.values()):
+        return None
+    return {variant: share * 100 / total for variant, share in shares.items()}
