@@ -336,3 +336,85 @@ def test_screenshots_of_every_page_at_both_widths_in_both_colour_schemes(open_as
             for page, name, path in [*shots, (viewer, "forbidden", "/gatekeeper/")]:
                 page.goto(f"{server}{path}")
                 assert screenshot(page, f"{name}-{viewport['width']}-{color_scheme}").stat().st_size > 0
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  const label = el.getAttribute("aria-label") || (el.labels && el.labels[0] && el.labels[0].textContent)
+    || el.textContent || el.name || "";
+  return el.tagName.toLowerCase() + ": " + label.trim().replace(/\\s+/g, " ");
+}"""
+
+
+def tab_order(page, presses: int) -> list[str]:
+    """What each Tab press focuses, from the top of the page: element and accessible name."""
+    order = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(FOCUSED))
+    return order
+
+
+def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_order(open_as, server):
+    """Tab starts at the skip link, then the header, then each card's controls top to bottom; each control
+    says what it acts on."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    assert tab_order(page, 17) == [
+        "a: Skip to content",
+        "a: Gatekeeper",
+        "a: Flags",
+        "a: Audit log",
+        "a: Back to Gatekeeper App",
+        "a: Flags",
+        "select: Variant",
+        "button: Save this browser's override",
+        "select: Force",
+        "input: Reason (optional) for forcing for everyone",
+        "input: I understand every user gets this variant, overriding the rules; 0 stored overrides ignored.",
+        "button: Force for everyone",
+        "input: User",
+        "select: gets",
+        "input: Reason (optional) for the user override",
+        "button: Add override",
+        "a: All changes to HOMEPAGE_EXPERIMENT",
+    ]
+
+
+def test_the_skip_link_moves_focus_past_the_header(open_as, server):
+    """The first Tab shows the skip link; following it, the next Tab lands in the page, not the header."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    page.keyboard.press("Tab")
+    assert page.locator(".gk-skip").bounding_box()["y"] >= 0  # on screen once focused
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED) == "a: Flags"  # the breadcrumb, first link of the page's content
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+
+
+def test_on_a_phone_every_control_is_at_least_24_px_square(open_as, server, busy_flag):
+    """Buttons, inputs, selects, checkboxes and the header and list links are touch targets of 24 x 24 px
+    or more at 390 px, on every page."""
+    page = open_as(ADMIN, viewport=PHONE)
+    controls = "button, input:not([type=hidden]), select, .gk-nav a, .gk-brand, .gk-views a, a.gk-flag-name"
+    for path in DASHBOARD_PAGES.values():
+        page.goto(f"{server}{path}")
+        small = page.evaluate(
+            """(selector) => Array.from(document.querySelectorAll(selector))
+                .map((el) => [el, el.getBoundingClientRect()])
+                .filter(([el, box]) => box.width > 0 && (box.width < 24 || box.height < 24))
+                .map(([el, box]) => el.outerHTML.slice(0, 60) + " " + box.width + "x" + box.height)""",
+            controls,
+        )
+        assert small == [], path
+
+
+def test_compact_mode_fits_twenty_flags_on_an_800_px_screen(open_as, server):
+    """At 1280 x 800 in compact mode the rows are short enough that twenty of them end above the fold."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/?density=compact")
+    boxes = [row.bounding_box() for row in page.locator("#gk-flags tbody tr").all()]
+    tallest = max(box["height"] for box in boxes)
+    assert boxes[0]["y"] + 20 * tallest <= 800, f"rows of {tallest} px from y={boxes[0]['y']}"
+    screenshot(page, "flag-list-compact-1280-light")
