@@ -67,8 +67,10 @@ def open_as(browser, server, csp_violations):
     of the test, none of its pages may have had anything blocked by the Content-Security-Policy."""
     contexts = []
 
-    def open_page(email: str, viewport: dict[str, int] | None = None):
-        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
+    def open_page(email: str, viewport: dict[str, int] | None = None, color_scheme: str = "light"):
+        context = browser.new_context(
+            viewport=viewport or {"width": 1280, "height": 800}, color_scheme=color_scheme
+        )
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: _record_csp_violation(message.text, csp_violations))
@@ -284,3 +286,214 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
     assert page.evaluate("window.inlineScriptRan === undefined")
     assert len(csp_violations) == 1
     csp_violations.clear()
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_the_filter_hides_the_cards_that_do_not_match(open_as, server):
+    """At 390 px each flag is a card (`display: block`); typing a filter must still hide the others."""
+    page = open_as(ADMIN, viewport=PHONE)
+    page.goto(f"{server}/gatekeeper/")
+    page.fill("#gk-filter", "zzz")
+    assert page.inner_text("[data-gk-count]") == "0 of 3 flags shown."
+    assert page.locator("#gk-flags tbody tr:visible").count() == 0
+    assert page.locator("[data-gk-empty]").is_visible()
+    page.fill("#gk-filter", "headline")
+    visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
+    assert visible == ["HOMEPAGE_EXPERIMENT"]
+
+
+def test_on_a_phone_typing_after_a_server_filter_counts_against_every_flag(open_as, server):
+    """After `?q=home` the page holds one flag; typing `hom` says 1 of 3 (every flag), not 1 of 1."""
+    page = open_as(ADMIN, viewport=PHONE)
+    page.goto(f"{server}/gatekeeper/?q=home")
+    page.fill("#gk-filter", "hom")
+    assert page.inner_text("[data-gk-count]") == "1 of 3 flags shown."
+
+
+def test_a_non_admin_gets_a_styled_403_page_with_a_way_back(open_as, server):
+    """The viewer's 403 is the dashboard's page (its stylesheet applied): it says how to get access and its
+    link leads back to the app."""
+    viewer = open_as(VIEWER, viewport=PHONE)
+    response = viewer.goto(f"{server}/gatekeeper/")
+    assert response.status == 403
+    assert viewer.locator("h1").inner_text() == "You cannot open the flag dashboard"
+    assert "flask users create EMAIL --admin" in viewer.inner_text("main")
+    # The dashboard's stylesheet is applied: the page background is its own, not the browser's white.
+    background = viewer.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgba(0, 0, 0, 0)"
+    screenshot(viewer, "forbidden-phone")
+    viewer.click("main a:has-text('Back to')")
+    viewer.wait_for_url(f"{server}/")
+
+
+# WCAG contrast of what the page renders: every visible text against the background it sits on (4.5:1; this
+# covers buttons, inputs and links), and the border of every input, select and outlined button (3:1).
+CONTRAST_FAILURES = r"""() => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const lum = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+  const ratio = (a, b) => {
+    const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) return c;
+    }
+    return {r: 255, g: 255, b: 255, a: 1};
+  };
+  const shown = (el) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const name = (el) => el.tagName.toLowerCase() + "." + String(el.className).trim().split(/\s+/).join(".")
+    + " '" + (el.textContent || el.value || el.placeholder || "").trim().slice(0, 30) + "'";
+  const failures = [];
+  for (const el of document.querySelectorAll("body.gk *")) {
+    if (!shown(el) || el.matches("input[type=checkbox], input[type=hidden], option, script, style")) continue;
+    const style = getComputedStyle(el);
+    const control = el.matches("input, select, button, .gk-button");
+    const text = control || Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (text) {
+      const r = ratio(parse(style.color), background(el));
+      if (r < 4.5) failures.push("text " + name(el) + " " + r.toFixed(2));
+    }
+    if (el.matches("input, select, .gk-button-quiet")) {
+      const r = ratio(parse(style.borderTopColor), background(el.parentElement));
+      if (r < 3) failures.push("border " + name(el) + " " + r.toFixed(2));
+    }
+  }
+  return failures;
+}"""
+
+
+def contrast_failures(page) -> list[str]:
+    return page.evaluate(CONTRAST_FAILURES)
+
+
+@pytest.fixture
+def busy_flag(open_as, server):
+    """MY_NEW_FEATURE forced to VISIBLE with a user override and audit entries, so every kind of element
+    (forced card, chips, Remove buttons, audit rows) is on the pages; stopped again afterwards."""
+    admin = open_as(ADMIN)
+    force_for_everyone(admin, server, "MY_NEW_FEATURE", "VISIBLE")
+    admin.fill("#gk-user", VIEWER)
+    admin.select_option("#gk-user-variant", "VISIBLE")  # what the viewer (id 2, on the team) gets anyway
+    admin.click("button:has-text('Add override')")
+    admin.wait_for_load_state()
+    yield "MY_NEW_FEATURE"
+    stop_forcing(admin, server, "MY_NEW_FEATURE")
+    admin.click(f'button[aria-label="Remove {VIEWER}\'s override"]')
+    admin.wait_for_load_state()
+
+
+DASHBOARD_PAGES = {"flag-list": "/gatekeeper/", "flag-page": "/gatekeeper/flags/MY_NEW_FEATURE"}
+DASHBOARD_PAGES["audit-log"] = "/gatekeeper/audit"
+
+
+@pytest.mark.parametrize("color_scheme", ["dark", "light"])
+def test_every_dashboard_page_meets_wcag_aa_contrast(open_as, server, busy_flag, color_scheme):
+    """Text and buttons at 4.5:1 and control borders at 3:1, computed from the colours Chromium renders, on
+    every page at both widths; in dark mode too (white on #7ea2ff was 2.47:1)."""
+    for viewport in ({"width": 1280, "height": 800}, PHONE):
+        page = open_as(ADMIN, viewport=viewport, color_scheme=color_scheme)
+        for path in DASHBOARD_PAGES.values():
+            page.goto(f"{server}{path}")
+            assert contrast_failures(page) == [], f"{path} at {viewport['width']} px"
+
+
+def test_screenshots_of_every_page_at_both_widths_in_both_colour_schemes(open_as, server, busy_flag):
+    """Saved under build/test-output/browser/ as PAGE-WIDTH-SCHEME.png, the 403 page (as the viewer) too."""
+    for color_scheme in ("light", "dark"):
+        for viewport in ({"width": 1280, "height": 800}, PHONE):
+            admin = open_as(ADMIN, viewport=viewport, color_scheme=color_scheme)
+            viewer = open_as(VIEWER, viewport=viewport, color_scheme=color_scheme)
+            shots = [(admin, name, path) for name, path in DASHBOARD_PAGES.items()]
+            for page, name, path in [*shots, (viewer, "forbidden", "/gatekeeper/")]:
+                page.goto(f"{server}{path}")
+                assert screenshot(page, f"{name}-{viewport['width']}-{color_scheme}").stat().st_size > 0
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  const label = el.getAttribute("aria-label") || (el.labels && el.labels[0] && el.labels[0].textContent)
+    || el.textContent || el.name || "";
+  return el.tagName.toLowerCase() + ": " + label.trim().replace(/\\s+/g, " ");
+}"""
+
+
+def tab_order(page, presses: int) -> list[str]:
+    """What each Tab press focuses, from the top of the page: element and accessible name."""
+    order = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(FOCUSED))
+    return order
+
+
+def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_order(open_as, server):
+    """Tab starts at the skip link, then the header, then each card's controls top to bottom; each control
+    says what it acts on."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    assert tab_order(page, 17) == [
+        "a: Skip to content",
+        "a: Gatekeeper",
+        "a: Flags",
+        "a: Audit log",
+        "a: Back to Gatekeeper App",
+        "a: Flags",
+        "select: Variant",
+        "button: Save this browser's override",
+        "select: Force",
+        "input: Reason (optional) for forcing for everyone",
+        "input: I understand every user gets this variant, overriding the rules; 0 stored overrides ignored.",
+        "button: Force for everyone",
+        "input: User",
+        "select: gets",
+        "input: Reason (optional) for the user override",
+        "button: Add override",
+        "a: All changes to HOMEPAGE_EXPERIMENT",
+    ]
+
+
+def test_the_skip_link_moves_focus_past_the_header(open_as, server):
+    """The first Tab shows the skip link; following it, the next Tab lands in the page, not the header."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
+    page.keyboard.press("Tab")
+    assert page.locator(".gk-skip").bounding_box()["y"] >= 0  # on screen once focused
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED) == "a: Flags"  # the breadcrumb, first link of the page's content
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+
+
+def test_on_a_phone_every_control_is_at_least_24_px_square(open_as, server, busy_flag):
+    """Buttons, inputs, selects, checkboxes and the header and list links are touch targets of 24 x 24 px
+    or more at 390 px, on every page."""
+    page = open_as(ADMIN, viewport=PHONE)
+    controls = "button, input:not([type=hidden]), select, .gk-nav a, .gk-brand, .gk-views a, a.gk-flag-name"
+    for path in DASHBOARD_PAGES.values():
+        page.goto(f"{server}{path}")
+        small = page.evaluate(
+            """(selector) => Array.from(document.querySelectorAll(selector))
+                .map((el) => [el, el.getBoundingClientRect()])
+                .filter(([el, box]) => box.width > 0 && (box.width < 24 || box.height < 24))
+                .map(([el, box]) => el.outerHTML.slice(0, 60) + " " + box.width + "x" + box.height)""",
+            controls,
+        )
+        assert small == [], path
+
+
+def test_compact_mode_fits_twenty_flags_on_an_800_px_screen(open_as, server):
+    """At 1280 x 800 in compact mode the rows are short enough that twenty of them end above the fold."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/?density=compact")
+    boxes = [row.bounding_box() for row in page.locator("#gk-flags tbody tr").all()]
+    tallest = max(box["height"] for box in boxes)
+    assert boxes[0]["y"] + 20 * tallest <= 800, f"rows of {tallest} px from y={boxes[0]['y']}"
+    screenshot(page, "flag-list-compact-1280-light")

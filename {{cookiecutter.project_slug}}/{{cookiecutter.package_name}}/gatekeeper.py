@@ -889,6 +889,13 @@ EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
 )
 
 
+def group_target_of(gk: Gatekeeper, flag: str, user_id: Any, snapshot: Any) -> Evaluation | None:
+    """What the group-target step alone gives `user_id` for `flag` in `snapshot` (None: no target applies),
+    for pages that show every step, such as the dashboard's "who sees what"."""
+    config = gk.config_map.get(flag)
+    return None if config is None else _group_target(gk, flag, config, user_id, None, None, snapshot)
+
+
 def _in_code_group(gk: Gatekeeper, group: CodeGroup, user_id: Any) -> bool:
     """Ask a code group's predicate; one that raises counts as "not a member" (logged once)."""
     user = gk._user_for(user_id)

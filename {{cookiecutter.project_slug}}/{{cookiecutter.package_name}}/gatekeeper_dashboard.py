@@ -15,6 +15,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -33,7 +34,15 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from . import gatekeeper
-from .gatekeeper_store import AuditEntry, Snapshot, StoreError, shorten, store, unchecked_user_note
+from .gatekeeper_store import (
+    AuditEntry,
+    Snapshot,
+    StoreError,
+    shorten,
+    store,
+    unchecked_user_note,
+    undo_problem,
+)
 from .gatekeeper_targeting import code_weights, targeting
 
 try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
@@ -49,6 +58,8 @@ AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
 # Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
 FLASH_LENGTH = 300
+# Where a flag's rule split comes from, as its bar's legend says.
+SPLIT_IN_CODE, SPLIT_AT_RUNTIME = "weights in code", "weights set at runtime"
 
 
 CSRF_FIELD = "csrf_token"
@@ -78,6 +89,15 @@ def _check_csrf() -> None:
     problem = _csrf_problem(request.form.get(CSRF_FIELD, ""))
     if problem is not None:
         abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
+
+
+@bp.errorhandler(403)
+def _forbidden(error: Exception) -> tuple[str, int]:
+    """The dashboard's own 403, in its layout: who may open it, how to become one, and a way back."""
+    return render_template(
+        "gatekeeper/403.html",
+        can_create_admins="users" in current_app.cli.commands,
+    ), 403
 
 
 @bp.context_processor
@@ -166,22 +186,51 @@ class FlagRow:
     override_count: int
     stale_count: int
     last_change: AuditEntry | None
+    split: dict[str, float] | None = None  # the rule's share per variant, in percent (see rule_split)
+    split_source: str = SPLIT_IN_CODE
+
+    @property
+    def states(self) -> set[str]:
+        """Which of the list's state filters this flag is in."""
+        states = set()
+        if self.forced:
+            states.add("forced")
+        if self.override_count:
+            states.add("overridden")
+        if self.stale_count:
+            states.add("stale")
+        if not self.forced and self.split and sum(1 for share in self.split.values() if share > 0) > 1:
+            states.add("rolling_out")
+        return states
+
+
+FLAG_STATES = {"forced": "Forced", "overridden": "Overridden", "stale": "Stale", "rolling_out": "Rolling out"}
+FLAG_SORTS = {"name": "Name", "changed": "Last change"}
 
 
 @bp.get("/")
 def index() -> str:
-    """The flag list, filtered server-side by `?q=` (the page's script filters as you type)."""
+    """The flag list, filtered server-side by `?q=` (the page's script filters as you type) and `?state=`,
+    sorted by `?sort=name|changed`, and `?density=compact` to fit many flags on a screen: all linkable."""
     query = request.args.get("q", "").strip()
+    state = request.args.get("state", "") if request.args.get("state") in FLAG_STATES else ""
+    sort = request.args.get("sort", "") if request.args.get("sort") in FLAG_SORTS else ""
+    compact = request.args.get("density") == "compact"
     snapshot = store.snapshot(max_age=0)
     config_map = _config_map()
     stale = store.stale_overrides(snapshot, config_map)
     stale_counts = Counter(item.flag for item in stale)
     last_changes = _last_changes()
-    rows = [
+    every_row = [
         _flag_row(name, config, snapshot, stale_counts[name], last_changes.get(name))
         for name, config in sorted(config_map.items())
         if _matches(query, name, config)
     ]
+    state_counts = Counter(item for row in every_row for item in row.states)
+    rows = [row for row in every_row if not state or state in row.states]
+    if sort == "changed":  # newest change first; flags never changed last, by name
+        rows.sort(key=lambda row: row.last_change.id if row.last_change else 0, reverse=True)
+    params = {"q": query, "state": state, "sort": sort, "density": "compact" if compact else ""}
     return render_template(
         "gatekeeper/index.html",
         rows=rows,
@@ -189,6 +238,16 @@ def index() -> str:
         total=len(config_map),
         stale=stale,
         stale_targeting=targeting.stale(snapshot),
+        state=state,
+        sort=sort or "name",
+        compact=compact,
+        params={key: value for key, value in params.items() if value},
+        list_url=lambda **changes: url_for(
+            ".index", **{key: value for key, value in {**params, **changes}.items() if value}
+        ),
+        flag_states=FLAG_STATES,
+        flag_sorts=FLAG_SORTS,
+        state_counts=state_counts,
     )
 
 
@@ -202,15 +261,23 @@ def flag(name: str) -> str:
     if config is None and not stale and not stale_targeting:
         abort(404)
     stale_users = {item.user_id for item in stale if item.user_id is not None}
-    user_overrides = [
-        {
-            "id": user_id,
-            "label": snapshot.user_labels.get(user_id, user_id),
-            "variant": variant,
-            "stale": user_id in stale_users,
-        }
-        for user_id, variant in sorted(snapshot.user_overrides.get(name, {}).items())
-    ]
+    browser_override = request.gk.get_browser_override_variants().get(name)
+    my_id = _my_user_id()
+    user_overrides = []
+    for user_id, variant in sorted(snapshot.user_overrides.get(name, {}).items()):
+        steps = _active_steps(name, config, snapshot, user_id, browser_override if user_id == my_id else None)
+        shadow = shadowed_by("user_override", steps)
+        user_overrides.append(
+            {
+                "id": user_id,
+                "label": snapshot.user_labels.get(user_id, user_id),
+                "variant": variant,
+                "stale": user_id in stale_users,
+                "shadowed_by": shadow if "user_override" in steps else None,
+                "gets": _winning_variant(steps) if "user_override" in steps else None,
+            }
+        )
+    evaluation = request.gk.explain(name) if config else None
     try:
         audit = store.audit_entries(page=1, per_page=FLAG_AUDIT_ENTRIES, flag=name)
     except StoreError:
@@ -220,26 +287,67 @@ def flag(name: str) -> str:
         name=name,
         flag_config=config,
         variants=config.get_variants() if config else [],
-        evaluation=request.gk.explain(name) if config else None,
-        browser_override=request.gk.get_browser_override_variants().get(name),
+        evaluation=evaluation,
+        browser_override=browser_override,
         forced=snapshot.forced.get(name),
+        evaluation_order=(
+            _evaluation_order(name, config, snapshot, my_id, browser_override, evaluation) if config else []
+        ),
+        code_overrides=_code_overrides(name, config, snapshot, my_id, browser_override) if config else [],
         forced_stale=any(item.user_id is None for item in stale),
+        ignored_when_forced=_overrides_a_force_ignores(name, config, snapshot),
+        split=rule_split(config, _stored_weights(name, config, snapshot)) if config else None,
+        split_source=_split_source(name, config, snapshot),
         user_overrides=user_overrides,
         audit=audit,
         **_targeting_context(name, config, snapshot, stale_targeting),
     )
 
 
+AUDIT_FILTERS = ("flag", "actor", "action")
+AUDIT_ACTION_NAMES = {
+    "force": "forced for everyone",
+    "unforce": "stopped forcing",
+    "user_override": "user override set",
+    "clear_user_override": "user override removed",
+}
+
+
 @bp.get("/audit")
 def audit() -> str:
-    """Every change, newest first, 50 to a page; `?flag=` narrows it to one flag."""
-    flag_name = request.args.get("flag", "").strip() or None
+    """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
+    filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
     page = request.args.get("page", 1, type=int)
     try:
-        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, flag=flag_name)
+        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
+        actors = store.audit_actors()
+        undoable = _undoable(entries.entries)
     except StoreError:
-        entries = None
-    return render_template("gatekeeper/audit.html", entries=entries, flag=flag_name)
+        entries, actors, undoable = None, [], set()
+    return render_template(
+        "gatekeeper/audit.html",
+        entries=entries,
+        flag=filters["flag"],
+        filters=filters,
+        filtered={key: value for key, value in filters.items() if value},
+        actors=actors,
+        flags=sorted(_config_map()),
+        action_names=AUDIT_ACTION_NAMES,
+        undoable=undoable,
+    )
+
+
+@bp.post("/audit/<int:entry_id>/undo")
+def undo(entry_id: int) -> Response:
+    """Undo one change with a new, audited change that restores what it replaced."""
+    try:
+        entry = store.undo(entry_id, _actor(), reason=form_reason())
+    except StoreError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Undone: {entry.summary}" if entry else "Nothing to undo.", "success" if entry else "info")
+    filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
+    return redirect(url_for(".audit", **filters))
 
 
 # --- Changes: POST, then back to the flag page --------------------------------------------------------------
@@ -307,6 +415,26 @@ def remove_user_override(name: str) -> Response:
 # --- Helpers ------------------------------------------------------------------------------------------------
 
 
+def _undoable(entries: list[AuditEntry]) -> set[int]:
+    """The ids of the entries on a page that an undo can restore now (raises StoreError)."""
+    snapshot = store.snapshot(max_age=0)
+    candidates = [entry for entry in entries if undo_problem(entry, snapshot) is None]
+    return store.newest_of_their_kind(candidates) if candidates else set()
+
+
+@bp.app_template_global("gatekeeper_relative_time")
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago `moment` was, in a few words ("just now", "3 min ago", "2 h ago", "5 days ago")."""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 10:
+        return "just now"
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count}{' day' if unit == ' days' and count == 1 else unit} ago"
+    return f"{seconds} s ago"
+
+
 def _config_map() -> Mapping[str, Any]:
     return gatekeeper.get_state().config_map
 
@@ -336,6 +464,8 @@ def _flag_row(
         override_count=len(snapshot.user_overrides.get(name, ())),
         stale_count=stale_count,
         last_change=last_change,
+        split=rule_split(config, _stored_weights(name, config, snapshot)),
+        split_source=_split_source(name, config, snapshot),
     )
 
 
@@ -356,9 +486,17 @@ def _actor() -> str:
     return f"user {gk.user_id}"
 
 
+REASON_FIELD = "reason"
+
+
+def form_reason() -> str | None:
+    """The optional "Reason" a change form posted; every audited write takes it as `reason=`."""
+    return request.form.get(REASON_FIELD) or None
+
+
 def _change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
     try:
-        entry = operation(*args, actor=_actor())
+        entry = operation(*args, actor=_actor(), reason=form_reason())
     except StoreError as exc:
         _flash(str(exc), "error")
     else:
@@ -575,3 +713,165 @@ def _back_to_group(name: str) -> Response:
     if name in store.snapshot().groups:
         return redirect(url_for(".group", name=name))
     return redirect(url_for(".groups"))
+
+
+# --- Who sees what: the engine's evaluation order, and which steps a higher one shadows ---------------------
+
+# The engine's steps, highest first: (step, how the dashboard names it when it shadows a lower step). One more
+# engine step is one more entry here, in its place; everything below walks this list.
+EVALUATION_ORDER: tuple[tuple[str, str], ...] = (
+    ("browser_override", "this browser's override"),
+    ("forced", "forced for everyone"),
+    ("user_override", "a stored user override"),
+    ("code_override", "an override in code"),
+    ("group_target", "a group target"),
+    ("rule", "the rule"),
+    ("default", "the default"),
+)
+_STEP_LABELS = dict(EVALUATION_ORDER)
+_STEP_TITLES = {
+    "browser_override": "This browser's override",
+    "forced": "Forced for everyone",
+    "user_override": "Stored user override",
+    "code_override": "Override in code",
+    "group_target": "Group target",
+    "rule": "The rule",
+    "default": "The default",
+}
+
+
+def shadowed_by(step: str, active: Mapping[str, str | None]) -> str | None:
+    """How the dashboard names the first step above `step` that is active (``"forced for everyone"``), or
+    None when nothing above it is: what `step` says is then what the user gets."""
+    if step not in _STEP_LABELS:
+        raise ValueError(f"{step!r} is not a step of EVALUATION_ORDER")
+    for name, label in EVALUATION_ORDER:
+        if name == step:
+            return None
+        if name in active:
+            return label
+    return None  # pragma: no cover: step is in the list
+
+
+def _winning_variant(active: Mapping[str, str | None]) -> str | None:
+    """The variant of the highest active step (None for the rule, whose answer depends on the request)."""
+    for name, _label in EVALUATION_ORDER:
+        if name in active:
+            return active[name]
+    return None
+
+
+def _active_steps(
+    flag: str, config: Any, snapshot: Snapshot, user_id: str | None, browser: str | None
+) -> dict[str, str | None]:
+    """The steps that would answer `flag` for `user_id`, with their variant, as the engine walks them.
+
+    Stale stored values (not a variant of the flag) are skipped, as the engine skips them; the rule and the
+    default are always there, the rule first (None: its answer depends on the user and request).
+    """
+    variants = set(config.get_variants()) if config else set()
+    active: dict[str, str | None] = {}
+    if browser in variants:
+        active["browser_override"] = browser
+    forced = snapshot.forced.get(flag)
+    if forced in variants:
+        active["forced"] = forced
+    stored = snapshot.user_overrides.get(flag, {}).get(str(user_id)) if user_id is not None else None
+    if stored in variants:
+        active["user_override"] = stored
+    in_code = _code_override_index(config).get(str(user_id)) if user_id is not None else None
+    if in_code is not None:
+        active["code_override"] = in_code
+    target = (
+        gatekeeper.group_target_of(gatekeeper.current_gatekeeper(), flag, user_id, snapshot)
+        if config
+        else None
+    )
+    if target is not None:
+        active["group_target"] = target.variant
+    active["rule"] = None
+    active["default"] = config.default_variant if config else None
+    return active
+
+
+def _code_override_index(config: Any) -> dict[str, str]:
+    """`overrides=` in code, as user id -> variant."""
+    return {
+        str(user_id): variant
+        for variant, user_ids in ((getattr(config, "overrides", None) or {}).items())
+        for user_id in user_ids
+    }
+
+
+def _evaluation_order(
+    flag: str, config: Any, snapshot: Snapshot, user_id: str | None, browser: str | None, evaluation: Any
+) -> list[dict[str, Any]]:
+    """Each step for the signed-in admin: whether it is set, its variant, and what shadows it."""
+    active = _active_steps(flag, config, snapshot, user_id, browser)
+    if evaluation is not None and evaluation.reason == gatekeeper.DEFAULT:
+        del active["rule"]  # the rule raised or gave no variant: the default answered
+    elif evaluation is not None and evaluation.reason == gatekeeper.RULE:
+        active["rule"] = evaluation.variant
+    return [
+        {
+            "step": step,
+            "title": _STEP_TITLES[step],
+            "set": step in active,
+            "variant": active.get(step),
+            "shadowed_by": shadowed_by(step, active) if step in active else None,
+        }
+        for step, _label in EVALUATION_ORDER
+    ]
+
+
+def _code_overrides(
+    flag: str, config: Any, snapshot: Snapshot, my_id: str | None, browser: str | None
+) -> list[dict[str, Any]]:
+    """The overrides in code, one per user, each with what shadows it (a forced or stored variant)."""
+    rows = []
+    for user_id, variant in _code_override_index(config).items():
+        active = _active_steps(flag, config, snapshot, user_id, browser if user_id == my_id else None)
+        rows.append({"id": user_id, "variant": variant, "shadowed_by": shadowed_by("code_override", active)})
+    return rows
+
+
+def _my_user_id() -> str | None:
+    user_id = gatekeeper.current_gatekeeper().user_id
+    return None if user_id is None else str(user_id)
+
+
+def _overrides_a_force_ignores(flag: str, config: Any, snapshot: Snapshot) -> int:
+    """How many overrides (stored and in code) forcing `flag` would put aside: the impact, in a number."""
+    if config is None:
+        return 0
+    variants = set(config.get_variants())
+    stored = {user for user, variant in snapshot.user_overrides.get(flag, {}).items() if variant in variants}
+    return len(stored | set(_code_override_index(config)))
+
+
+def rule_split(config: Any, stored: Mapping[str, float] | None = None) -> dict[str, float] | None:
+    """Each variant's share of the rule, in percent: the weights stored at runtime when given, else the
+    config's rollout weights (``ROLLOUT``); None when the flag has none, or they are not numbers that add up
+    to more than 0."""
+    weights = stored if stored else getattr(config, "ROLLOUT", None)
+    if not isinstance(weights, Mapping) or not weights:
+        return None
+    try:
+        shares = {str(variant): float(weight) for variant, weight in weights.items()}
+    except (TypeError, ValueError):
+        return None
+    total = sum(shares.values())
+    if total <= 0 or any(share < 0 for share in shares.values()):
+        return None
+    return {variant: share * 100 / total for variant, share in shares.items()}
+
+
+def _stored_weights(name: str, config: Any, snapshot: Snapshot) -> Mapping[str, float] | None:
+    """The weights stored for `name`, unless stale (naming a variant the flag lost): what the engine uses."""
+    stored = snapshot.weights.get(name)
+    return stored if stored and set(stored) <= set(config.get_variants()) else None
+
+
+def _split_source(name: str, config: Any, snapshot: Snapshot) -> str:
+    stored = config is not None and _stored_weights(name, config, snapshot)
+    return SPLIT_AT_RUNTIME if stored else SPLIT_IN_CODE

@@ -40,6 +40,7 @@ _EXTENSION_KEY = "gatekeeper_store"
 _DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
 _NAME_LENGTH, _USER_ID_LENGTH, _LABEL_LENGTH = 100, 64, 254
+REASON_LENGTH = 500  # an optional note on a change, shown in the audit log
 
 
 # --- What the store hands out -------------------------------------------------------------------------------
@@ -97,6 +98,8 @@ class AuditEntry:
     target: str  # "everyone", or the user's label
     before: str | None
     after: str | None
+    reason: str | None = None  # why, in the words of whoever made the change (optional)
+    user_id: str | None = None  # for a user override: the id it was stored under (None in older entries)
 
     @property
     def what(self) -> str:
@@ -248,6 +251,8 @@ class _AuditRow(_Base):
     target: Mapped[str] = mapped_column(String(_LABEL_LENGTH))
     before: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
     after: Mapped[str | None] = mapped_column(String(_NAME_LENGTH))
+    reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(_USER_ID_LENGTH))
 
 
 class _VersionRow(_Base):
@@ -393,6 +398,8 @@ def _entry(row: _AuditRow) -> AuditEntry:
         target=row.target,
         before=row.before,
         after=row.after,
+        reason=row.reason,
+        user_id=row.user_id,
     )
 
 
@@ -469,24 +476,91 @@ class OverrideStore:
             cached = state.stale = (snapshot, config_map, _find_stale(snapshot, config_map))
         return list(cached[2])
 
-    def audit_entries(self, page: int = 1, per_page: int = 50, flag: str | None = None) -> AuditPage:
-        """One page of the audit log, newest first, optionally for one flag. Raises StoreUnavailableError.
+    def audit_entries(
+        self,
+        page: int = 1,
+        per_page: int = 50,
+        flag: str | None = None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> AuditPage:
+        """One page of the audit log, newest first, optionally for one flag, actor and/or action. Raises
+        StoreUnavailableError.
 
         A page past the end gives the last page, so a stale or hand-typed link still shows something.
         """
         per_page = max(1, per_page)
-        if flag is not None and not _storable(flag, _NAME_LENGTH):
+        filters = [(_AuditRow.flag, flag, _NAME_LENGTH), (_AuditRow.actor, actor, _LABEL_LENGTH)]
+        filters.append((_AuditRow.action, action, 32))
+        if any(value is not None and not _storable(value, limit) for _column, value, limit in filters):
             return AuditPage(entries=[], page=1, per_page=per_page, total=0)
         query = select(_AuditRow).order_by(_AuditRow.id.desc())
         count = select(func.count()).select_from(_AuditRow)
-        if flag is not None:
-            query, count = query.where(_AuditRow.flag == flag), count.where(_AuditRow.flag == flag)
+        for column, value, _limit in filters:
+            if value is not None:
+                query, count = query.where(column == value), count.where(column == value)
         with self._reading() as session:
             total = session.scalar(count) or 0
             page = min(max(1, page), max(1, math.ceil(total / per_page)))
             rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page))
             entries = [_entry(row) for row in rows]
         return AuditPage(entries=entries, page=page, per_page=per_page, total=total)
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        """One audit entry by its id, or None. Raises StoreUnavailableError."""
+        with self._reading() as session:
+            row = session.get(_AuditRow, entry_id)
+            return _entry(row) if row is not None else None
+
+    def audit_actors(self) -> list[str]:
+        """Everyone who has changed something, sorted (the audit log's actor filter). Raises
+        StoreUnavailableError."""
+        with self._reading() as session:
+            return list(session.scalars(select(_AuditRow.actor).distinct().order_by(_AuditRow.actor)))
+
+    def newest_of_their_kind(self, entries: list[AuditEntry]) -> set[int]:
+        """The ids among `entries` that are the newest change to what they changed (a flag's forced variant,
+        or one user's override): the only ones an undo may restore. Raises StoreUnavailableError."""
+        newest = set()
+        with self._reading() as session:
+            for entry in entries:
+                later = select(_AuditRow.id).where(_AuditRow.flag == entry.flag, _AuditRow.id > entry.id)
+                if entry.action in ("force", "unforce"):
+                    later = later.where(_AuditRow.action.in_(("force", "unforce")))
+                else:
+                    later = later.where(
+                        _AuditRow.action.in_(("user_override", "clear_user_override")),
+                        (_AuditRow.user_id == _undo_user_id(entry)) | (_AuditRow.target == entry.target),
+                    )
+                if session.scalar(later.limit(1)) is None:
+                    newest.add(entry.id)
+        return newest
+
+    def undo(self, entry_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Undo one change with a new, audited change (history is never edited): restore what it replaced.
+
+        Raises OverrideError when the entry does not exist or cannot be undone now (see `undo_problem`).
+        """
+        reason = clean_reason(reason)
+        entry = self.audit_entry(entry_id)
+        if entry is None:
+            raise OverrideError(f"There is no change #{entry_id}; nothing was changed.")
+        problem = undo_problem(entry, self.snapshot(max_age=0))
+        if problem is None and entry.id not in self.newest_of_their_kind([entry]):
+            problem = "a later change was made to the same thing; undo that one"
+        if problem is not None:
+            raise OverrideError(f"Change #{entry_id} cannot be undone: {problem}. Nothing was changed.")
+        why = f"undo of change #{entry_id}" + (f": {reason}" if reason else "")
+        why = why[:REASON_LENGTH]
+        if entry.action in ("force", "unforce"):
+            if entry.before is None:
+                return self.unforce(entry.flag, actor, reason=why)
+            return self.force(entry.flag, entry.before, actor, reason=why)
+        user_id = _undo_user_id(entry)
+        if entry.before is None:
+            return self.clear_user_override(entry.flag, user_id, actor, reason=why)
+        return self.set_user_override(entry.flag, user_id, entry.before, actor, reason=why)
 
     def last_changes(self) -> dict[str, AuditEntry]:
         """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
@@ -499,8 +573,9 @@ class OverrideStore:
 
     # Writing: each write validates first, then changes and audits in one transaction ------------------------
 
-    def force(self, flag: str, variant: str, actor: str) -> AuditEntry | None:
+    def force(self, flag: str, variant: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Serve `variant` of `flag` to everyone (the kill switch, or a full launch). None if already so."""
+        reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
 
         def change(session: Session) -> AuditEntry | None:
@@ -512,12 +587,13 @@ class OverrideStore:
                 row = _ForcedRow(flag=flag)
                 session.add(row)
             row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], datetime.now(UTC)
-            return _audit(session, actor, flag, "force", "everyone", before, variant)
+            return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
 
         return self._write(change)
 
-    def unforce(self, flag: str, actor: str) -> AuditEntry | None:
+    def unforce(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
+        reason = clean_reason(reason)
         if not _storable(flag, _NAME_LENGTH):
             return None
 
@@ -526,12 +602,15 @@ class OverrideStore:
             if row is None:
                 return None
             session.delete(row)
-            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None)
+            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
 
         return self._write(change)
 
-    def set_user_override(self, flag: str, user_text: str, variant: str, actor: str) -> AuditEntry | None:
+    def set_user_override(
+        self, flag: str, user_text: str, variant: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Serve `variant` of `flag` to the user named by `user_text` (email or id). None if already so."""
+        reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
         user = self.find_user(user_text)
         if user is None:
@@ -554,12 +633,17 @@ class OverrideStore:
                 actor[:_LABEL_LENGTH],
                 datetime.now(UTC),
             )
-            return _audit(session, actor, flag, "user_override", label, before, variant)
+            return _audit(
+                session, actor, flag, "user_override", label, before, variant, reason=reason, user_id=user_id
+            )
 
         return self._write(change)
 
-    def clear_user_override(self, flag: str, user_id: str, actor: str) -> AuditEntry | None:
+    def clear_user_override(
+        self, flag: str, user_id: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Remove the override of `flag` for `user_id` (stale ones too). None if there was none."""
+        reason = clean_reason(reason)
         user_id = str(user_id)
         if not (_storable(flag, _NAME_LENGTH) and _storable(user_id, _USER_ID_LENGTH)):
             return None
@@ -569,7 +653,9 @@ class OverrideStore:
             if row is None:
                 return None
             session.delete(row)
-            return _audit(session, actor, flag, "clear_user_override", row.user_label, row.variant, None)
+            label, before = row.user_label, row.variant
+            action = "clear_user_override"
+            return _audit(session, actor, flag, action, label, before, None, reason=reason, user_id=user_id)
 
         return self._write(change)
 
@@ -698,9 +784,40 @@ def _find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[Stale
     return stale
 
 
+def clean_reason(reason: str | None) -> str | None:
+    """A change's optional reason, ready to store: trimmed, None when blank. Every write calls it before it
+    changes anything, so a reason that cannot be stored is refused with nothing written (OverrideError)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise OverrideError(f"A reason must be text, not {type(reason).__name__}; nothing was changed.")
+    reason = " ".join(reason.split())
+    if not reason:
+        return None
+    if len(reason) > REASON_LENGTH:
+        raise OverrideError(
+            f"The reason is {len(reason)} characters long; keep it under {REASON_LENGTH + 1}. "
+            "Nothing was changed."
+        )
+    if "\x00" in reason:
+        raise OverrideError("The reason contains a NUL character; nothing was changed.")
+    return reason
+
+
 def _audit(
-    session: Session, actor: str, flag: str, action: str, target: str, before: str | None, after: str | None
+    session: Session,
+    actor: str,
+    flag: str,
+    action: str,
+    target: str,
+    before: str | None,
+    after: str | None,
+    *,
+    reason: str | None = None,
+    user_id: str | None = None,
 ) -> AuditEntry:
+    """Record one change; `reason` must have been through `clean_reason` (each write does that first), and
+    `user_id` is the id a user override is stored under (so that it can be undone)."""
     row = _AuditRow(
         at=datetime.now(UTC),
         actor=actor[:_LABEL_LENGTH],
@@ -709,10 +826,41 @@ def _audit(
         target=target[:_LABEL_LENGTH],
         before=before,
         after=after,
+        reason=reason,
+        user_id=user_id,
     )
     session.add(row)
     session.flush()
     return _entry(row)
+
+
+UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override")
+
+
+def _undo_user_id(entry: AuditEntry) -> str:
+    """The id a user override was stored under (entries from before that was recorded: their label)."""
+    return entry.user_id if entry.user_id is not None else entry.target
+
+
+def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """Why `entry` cannot be undone now, in a few words; None when it can.
+
+    A change can be undone while what it set is still in place: a later change to the same thing would be
+    silently reverted otherwise.
+    """
+    if entry.action not in UNDOABLE_ACTIONS:
+        return f"the dashboard cannot undo {entry.action} changes"
+    if entry.action in ("force", "unforce"):
+        now = snapshot.forced.get(entry.flag)
+        target = "the forced variant"
+    else:
+        now = snapshot.user_overrides.get(entry.flag, {}).get(_undo_user_id(entry))
+        target = f"the override for {entry.target}"
+    if now != entry.after:
+        return f"{target} has changed since"
+    if entry.before is not None and entry.flag not in _config_map():
+        return f"flag {entry.flag} is no longer in the code"
+    return None
 
 
 store = OverrideStore()
@@ -721,27 +869,37 @@ store = OverrideStore()
 # --- `flask gk ...`: the same operations from a terminal, audited as "cli" ----------------------------------
 
 
-def _run(operation: Callable[..., AuditEntry | None], *args: str, unchanged: str) -> None:
+def _run(
+    operation: Callable[..., AuditEntry | None], *args: str, unchanged: str, reason: str | None = None
+) -> None:
     try:
-        entry = operation(*args, actor=CLI_ACTOR)
+        entry = operation(*args, actor=CLI_ACTOR, reason=reason)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(entry.summary if entry else unchanged)
 
 
+reason_option = click.option(
+    "--reason", default=None, help=f"Why, for the audit log (optional, up to {REASON_LENGTH} characters)."
+)
+
+
 @gatekeeper.cli.command("force")
 @click.argument("flag")
 @click.argument("variant")
-def force_command(flag: str, variant: str) -> None:
+@reason_option
+def force_command(flag: str, variant: str, reason: str | None) -> None:
     """Serve VARIANT of FLAG to everyone until `flask gk unforce FLAG`."""
-    _run(store.force, flag, variant, unchanged=f"{flag} is already forced to {variant}; nothing changed.")
+    unchanged = f"{flag} is already forced to {variant}; nothing changed."
+    _run(store.force, flag, variant, unchanged=unchanged, reason=reason)
 
 
 @gatekeeper.cli.command("unforce")
 @click.argument("flag")
-def unforce_command(flag: str) -> None:
+@reason_option
+def unforce_command(flag: str, reason: str | None) -> None:
     """Stop forcing FLAG: everyone gets their own variant again."""
-    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.")
+    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.", reason=reason)
 
 
 @gatekeeper.cli.command("override")
@@ -749,12 +907,13 @@ def unforce_command(flag: str) -> None:
 @click.argument("variant", required=False)
 @click.option("--user", "user_text", required=True, help="The user's email or id.")
 @click.option("--clear", is_flag=True, help="Remove the user's override instead of setting one.")
-def override_command(flag: str, variant: str | None, user_text: str, clear: bool) -> None:
+@reason_option
+def override_command(flag: str, variant: str | None, user_text: str, clear: bool, reason: str | None) -> None:
     """Serve VARIANT of FLAG to one user (or remove their override with --clear)."""
     if clear:
         if variant is not None:
             raise click.UsageError("--clear takes no VARIANT.")
-        _clear_override(flag, user_text)
+        _clear_override(flag, user_text, reason)
     elif variant is None:
         raise click.UsageError("Give a VARIANT, or --clear to remove the override.")
     else:
@@ -764,12 +923,13 @@ def override_command(flag: str, variant: str | None, user_text: str, clear: bool
             user_text,
             variant,
             unchanged=f"{user_text} already gets {variant}.",
+            reason=reason,
         )
         if not store.checks_users:
             click.echo(unchecked_user_note(user_text))
 
 
-def _clear_override(flag: str, user_text: str) -> None:
+def _clear_override(flag: str, user_text: str, reason: str | None = None) -> None:
     try:
         user = store.find_user(user_text)
     except StoreError as exc:
@@ -785,6 +945,7 @@ def _clear_override(flag: str, user_text: str) -> None:
         flag,
         user_id,
         unchanged=f"{flag} has no override for {user_text}; nothing changed.",
+        reason=reason,
     )
 
 
@@ -802,7 +963,8 @@ def audit_command(flag: str | None, limit: int) -> None:
     for entry in entries:
         when = f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
         change = f"{entry.before or '-'} -> {entry.after or '-'}"
-        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}")
+        why = f"  ({entry.reason})" if entry.reason else ""
+        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}{why}")
 
 
 # The store's other half: rollout weights, groups, group targets and scheduled changes (their tables join

@@ -47,6 +47,7 @@ from .gatekeeper_store import (
     _quote,
     _storable,
     _VersionRow,
+    clean_reason,
     store,
 )
 
@@ -315,16 +316,20 @@ class TargetingStore:
 
     # Weights ------------------------------------------------------------------------------------------------
 
-    def set_weights(self, flag: str, weights: Any, actor: str) -> AuditEntry | None:
+    def set_weights(
+        self, flag: str, weights: Any, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Replace the weights `self.rollout()` uses for `flag` (a mapping or ["ON=10", ...]); add to 100."""
+        reason = clean_reason(reason)
         points = parse_weights(_check_flag(flag), weights)
-        return store._write(lambda session: _set_weights(session, flag, points, actor))
+        return store._write(lambda session: _set_weights(session, flag, points, actor, reason=reason))
 
-    def clear_weights(self, flag: str, actor: str) -> AuditEntry | None:
+    def clear_weights(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Go back to the weights in code. None if none were stored."""
+        reason = clean_reason(reason)
         if not _storable(flag, _NAME_LENGTH):
             return None
-        return store._write(lambda session: _clear_weights(session, flag, actor))
+        return store._write(lambda session: _clear_weights(session, flag, actor, reason=reason))
 
     def weights_moves(self, flag: str, weights: Any) -> dict[str, float]:
         """What saving `weights` would move between variants beyond what a ramp must (raises WeightsError)."""
@@ -333,7 +338,10 @@ class TargetingStore:
 
     # Groups -------------------------------------------------------------------------------------------------
 
-    def create_group(self, name: str, description: str, actor: str) -> AuditEntry | None:
+    def create_group(
+        self, name: str, description: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        reason = clean_reason(reason)
         name, description = _check_group_name(name), (description or "").strip()[:_LABEL_LENGTH]
         if name in _code_groups():
             raise OverrideError(f"{name} is a group defined in code; choose another name.")
@@ -342,11 +350,23 @@ class TargetingStore:
             if session.get(_GroupRow, name) is not None:
                 raise OverrideError(f"Group {name} already exists; nothing changed.")
             session.add(_GroupRow(name=name, description=description, created_by=actor, created_at=_now()))
-            return _audit(session, actor, "", "create_group", name, None, description[:_NAME_LENGTH] or None)
+            return _audit(
+                session,
+                actor,
+                "",
+                "create_group",
+                name,
+                None,
+                description[:_NAME_LENGTH] or None,
+                reason=reason,
+            )
 
         return store._write(change)
 
-    def describe_group(self, name: str, description: str, actor: str) -> AuditEntry | None:
+    def describe_group(
+        self, name: str, description: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        reason = clean_reason(reason)
         description = (description or "").strip()[:_LABEL_LENGTH]
 
         def change(session: Session) -> AuditEntry | None:
@@ -362,12 +382,16 @@ class TargetingStore:
                 name,
                 before[:_NAME_LENGTH] or None,
                 description[:100] or None,
+                reason=reason,
             )
 
         return store._write(change)
 
-    def add_members(self, name: str, users: list[str], actor: str) -> AuditEntry | None:
+    def add_members(
+        self, name: str, users: list[str], actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Add users (emails or ids); if any is unknown, nobody is added. None if all were members."""
+        reason = clean_reason(reason)
         found = self._find_users(users)
 
         def change(session: Session) -> AuditEntry | None:
@@ -383,12 +407,15 @@ class TargetingStore:
                     added.append(ref.label)
             if not added:
                 return None
-            return _audit(session, actor, "", "add_members", name, None, _list(added))
+            return _audit(session, actor, "", "add_members", name, None, _list(added), reason=reason)
 
         return store._write(change)
 
-    def remove_members(self, name: str, users: list[str], actor: str) -> AuditEntry | None:
+    def remove_members(
+        self, name: str, users: list[str], actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Remove users (emails or ids; a deleted user by their stored id). None if none were in."""
+        reason = clean_reason(reason)
         ids = []
         for text in users:
             ref = store.find_user(text)
@@ -406,7 +433,7 @@ class TargetingStore:
                     removed.append(row.user_label)
             if not removed:
                 return None
-            return _audit(session, actor, "", "remove_members", name, _list(removed), None)
+            return _audit(session, actor, "", "remove_members", name, _list(removed), None, reason=reason)
 
         return store._write(change)
 
@@ -429,23 +456,37 @@ class TargetingStore:
 
     # Targets ------------------------------------------------------------------------------------------------
 
-    def target(self, flag: str, group: str, variant: str, actor: str) -> AuditEntry | None:
+    def target(
+        self, flag: str, group: str, variant: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
         """Serve `variant` of `flag` to the members of `group` (stored or in code). None if already so."""
+        reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
         _check_group_exists(group)
-        return store._write(lambda session: _target(session, flag, group, variant, actor))
+        return store._write(lambda session: _target(session, flag, group, variant, actor, reason=reason))
 
-    def untarget(self, flag: str, group: str, actor: str) -> AuditEntry | None:
+    def untarget(self, flag: str, group: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Stop targeting `group` (stale targets too). None if it was not targeted."""
+        reason = clean_reason(reason)
         if not (_storable(flag, _NAME_LENGTH) and _storable(group, _NAME_LENGTH)):
             return None
-        return store._write(lambda session: _untarget(session, flag, group, actor))
+        return store._write(lambda session: _untarget(session, flag, group, actor, reason=reason))
 
     # Schedules ----------------------------------------------------------------------------------------------
 
-    def schedule(self, flag: str, when: str, action: str, arguments: list[str], actor: str) -> AuditEntry:
+    def schedule(
+        self,
+        flag: str,
+        when: str,
+        action: str,
+        arguments: list[str],
+        actor: str,
+        *,
+        reason: str | None = None,
+    ) -> AuditEntry:
         """Make a change at a future time (see `parse_when`): force V, unforce, rollout V=P..., clear-rollout,
         target GROUP V, untarget GROUP. Validated now; applied once when due by whichever process is first."""
+        reason = clean_reason(reason)
         due = parse_when(when, _store._state().now())
         argument = _check_scheduled_action(flag, action, arguments)
 
@@ -463,15 +504,23 @@ class TargetingStore:
             session.flush()
             target = f"#{row.id} at {due:%Y-%m-%d %H:%M:%S} UTC"
             return _audit(
-                session, actor, flag, "schedule", target, None, f"{action} {argument}".strip()[:100]
+                session,
+                actor,
+                flag,
+                "schedule",
+                target,
+                None,
+                f"{action} {argument}".strip()[:100],
+                reason=reason,
             )
 
         entry = store._write(change)
         assert entry is not None
         return entry
 
-    def cancel(self, schedule_id: int, actor: str) -> AuditEntry | None:
+    def cancel(self, schedule_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Cancel a pending change. None if it is not pending (already applied, cancelled or unknown)."""
+        reason = clean_reason(reason)
 
         def change(session: Session) -> AuditEntry | None:
             row = session.get(_ScheduleRow, schedule_id)
@@ -479,7 +528,9 @@ class TargetingStore:
                 return None
             row.state, row.done_at, row.outcome = "cancelled", _now(), f"cancelled by {actor}"[:_LABEL_LENGTH]
             what = f"{row.action} {row.argument}".strip()[:100]
-            return _audit(session, actor, row.flag, "cancel_schedule", f"#{row.id}", what, None)
+            return _audit(
+                session, actor, row.flag, "cancel_schedule", f"#{row.id}", what, None, reason=reason
+            )
 
         return store._write(change)
 
@@ -553,7 +604,9 @@ def _stored_group(session: Session, name: str) -> _GroupRow:
     return row
 
 
-def _set_weights(session: Session, flag: str, points: Mapping[str, int], actor: str) -> AuditEntry | None:
+def _set_weights(
+    session: Session, flag: str, points: Mapping[str, int], actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
     rows = session.scalars(select(_WeightRow).where(_WeightRow.flag == flag)).all()
     before = {row.variant: row.basis_points for row in sorted(rows, key=lambda row: row.position)}
     if before == dict(points):
@@ -575,11 +628,20 @@ def _set_weights(session: Session, flag: str, points: Mapping[str, int], actor: 
         )
     was = format_weights(_as_percentages(before)) or None
     return _audit(
-        session, actor, flag, "rollout", "everyone", was, format_weights(_as_percentages(points))[:100]
+        session,
+        actor,
+        flag,
+        "rollout",
+        "everyone",
+        was,
+        format_weights(_as_percentages(points))[:100],
+        reason=reason,
     )
 
 
-def _clear_weights(session: Session, flag: str, actor: str) -> AuditEntry | None:
+def _clear_weights(
+    session: Session, flag: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
     rows = sorted(
         session.scalars(select(_WeightRow).where(_WeightRow.flag == flag)), key=lambda r: r.position
     )
@@ -588,10 +650,12 @@ def _clear_weights(session: Session, flag: str, actor: str) -> AuditEntry | None
     before = format_weights(_as_percentages({row.variant: row.basis_points for row in rows}))
     for row in rows:
         session.delete(row)
-    return _audit(session, actor, flag, "clear_rollout", "everyone", before[:100], None)
+    return _audit(session, actor, flag, "clear_rollout", "everyone", before[:100], None, reason=reason)
 
 
-def _target(session: Session, flag: str, group: str, variant: str, actor: str) -> AuditEntry | None:
+def _target(
+    session: Session, flag: str, group: str, variant: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
     row = session.get(_TargetRow, (flag, group))
     before = row.variant if row else None
     if before == variant:
@@ -600,18 +664,22 @@ def _target(session: Session, flag: str, group: str, variant: str, actor: str) -
         row = _TargetRow(flag=flag, group=group, set_at=_now())
         session.add(row)
     row.variant, row.set_by = variant, actor[:_LABEL_LENGTH]
-    return _audit(session, actor, flag, "target", f"group {group}", before, variant)
+    return _audit(session, actor, flag, "target", f"group {group}", before, variant, reason=reason)
 
 
-def _untarget(session: Session, flag: str, group: str, actor: str) -> AuditEntry | None:
+def _untarget(
+    session: Session, flag: str, group: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
     row = session.get(_TargetRow, (flag, group))
     if row is None:
         return None
     session.delete(row)
-    return _audit(session, actor, flag, "untarget", f"group {group}", row.variant, None)
+    return _audit(session, actor, flag, "untarget", f"group {group}", row.variant, None, reason=reason)
 
 
-def _force(session: Session, flag: str, variant: str, actor: str) -> AuditEntry | None:
+def _force(
+    session: Session, flag: str, variant: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
     row = session.get(_ForcedRow, flag)
     before = row.variant if row else None
     if before == variant:
@@ -620,15 +688,15 @@ def _force(session: Session, flag: str, variant: str, actor: str) -> AuditEntry 
         row = _ForcedRow(flag=flag)
         session.add(row)
     row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], _now()
-    return _audit(session, actor, flag, "force", "everyone", before, variant)
+    return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
 
 
-def _unforce(session: Session, flag: str, actor: str) -> AuditEntry | None:
+def _unforce(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
     row = session.get(_ForcedRow, flag)
     if row is None:
         return None
     session.delete(row)
-    return _audit(session, actor, flag, "unforce", "everyone", row.variant, None)
+    return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
 
 
 # --- Scheduled changes --------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@
     var rows = Array.prototype.slice.call(table.querySelectorAll("tbody tr[data-gk-search]"));
     var count = document.querySelector("[data-gk-count]");
     var empty = document.querySelector("[data-gk-empty]");
-    var total = rows.length;
+    // The server's count of every flag: after ?q= the page holds only the matches, not the total.
+    var total = count && count.hasAttribute("data-gk-total") ? count.getAttribute("data-gk-total") : rows.length;
 
     function apply() {
       var needle = input.value.trim().toLowerCase();
