@@ -286,6 +286,8 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
     assert page.evaluate("window.inlineScriptRan === undefined")
     assert len(csp_violations) == 1
     csp_violations.clear()
+
+
 PHONE = {"width": 390, "height": 844}
 
 
