@@ -8,7 +8,9 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+{%- if cookiecutter.database == "sqlite" %}
 from pathlib import Path
+{%- endif %}
 
 from dotenv import load_dotenv
 
@@ -73,7 +75,12 @@ class Settings:
             # A random key keeps sessions safe but logs everyone out on restart: say so.
             log.warning("SECRET_KEY is not set; using a random key for this process only.")
             secret_key = secrets.token_hex(32)
+{%- if cookiecutter.database == "postgresql" %}
+        # The local server's default socket, as your own user: `createdb {{ cookiecutter.project_slug }}` once.
+        default_db = "postgresql+psycopg:///{{ cookiecutter.project_slug }}"
+{%- else %}
         default_db = "sqlite:///" + str(Path(instance_path) / "app.db")
+{%- endif %}
         secure_cookies = _bool(environ, "SECURE_COOKIES")
         return cls(
             SECRET_KEY=secret_key,
