@@ -6,7 +6,7 @@ DEMO_VENV := build/demo-venv
 DEMO_DIR := build/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint format bench clean system-packages
+.PHONY: demo test lint format bench clean system-packages first-migration
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo: $(DEMO_VENV)/.installed
@@ -30,6 +30,18 @@ format: $(VENV)/.installed
 ## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
 bench:
 	bash benchmarks/run.sh
+
+## first-migration: rewrite the baked project's first migration from its models (after a model or store table changed)
+first-migration: $(VENV)/.installed
+	rm -rf build/migration && $(VENV)/bin/cookiecutter --no-input -f -o build/migration .
+	rm -f build/migration/gatekeeper_app/migrations/versions/*.py
+	$(MAKE) -C build/migration/gatekeeper_app .venv/.installed
+	cd build/migration/gatekeeper_app && DATABASE_URL=sqlite:///$(CURDIR)/build/migration/empty.db \
+		.venv/bin/flask --app gatekeeper_app db migrate -m "users and gatekeeper tables" --rev-id 0001
+	build/migration/gatekeeper_app/.venv/bin/ruff check --fix -q build/migration/gatekeeper_app/migrations
+	build/migration/gatekeeper_app/.venv/bin/ruff format -q build/migration/gatekeeper_app/migrations
+	rm -f '{{cookiecutter.project_slug}}'/migrations/versions/*.py
+	cp build/migration/gatekeeper_app/migrations/versions/0001_*.py '{{cookiecutter.project_slug}}/migrations/versions/'
 
 ## clean: remove build/ (virtualenvs, demo project, caches)
 clean:

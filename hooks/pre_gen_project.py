@@ -23,6 +23,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # would shadow the real module and break the app in confusing ways.
 APP_MODULES = frozenset(
     {
+        "alembic",
         "blinker",
         "click",
         "conftest",
@@ -30,6 +31,7 @@ APP_MODULES = frozenset(
         "dotenv",
         "flask",
         "flask_login",
+        "flask_migrate",
         "flask_sqlalchemy",
         "flask_wtf",
         "gatekeeper",
@@ -41,6 +43,7 @@ APP_MODULES = frozenset(
         "markupsafe",
         "pip",
         "pre_commit",
+        "psycopg",
         "pytest",
         "ruff",
         "setuptools",

@@ -1,7 +1,10 @@
 """The Flask extensions, created unbound here and attached to the app in `init_app`."""
 
+from pathlib import Path
+
 from flask import Flask
 from flask_login import LoginManager
+from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
@@ -14,11 +17,14 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
+migrate = Migrate()
 
 
 def init_app(app: Flask) -> None:
     """Attach every extension to `app`; CSRF protection covers every POST, not only WTForms forms."""
     db.init_app(app)
+    # The project's migrations/ folder, wherever `flask` runs from; batch mode lets SQLite alter tables.
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -215,6 +215,10 @@ class _VersionRow(_Base):
     version: Mapped[int]
 
 
+# The store's tables, for an Alembic env.py: `target_metadata = [db.metadata, gatekeeper_store.metadata]`.
+metadata = _Base.metadata
+
+
 # --- Per-app state ------------------------------------------------------------------------------------------
 
 
