@@ -33,6 +33,8 @@ def _make_test_app(db_file: Path, **config: Any) -> Flask:
             "SQLALCHEMY_DATABASE_URI": new_database(db_file),
             "WTF_CSRF_ENABLED": False,
             "IS_DEV": False,  # whatever the developer's .env says, flag rules see production
+            # No listener thread per test app: tests of the TTL see the TTL; push has tests of its own.
+            "GATEKEEPER_STORE_PUSH": False,
             **config,
         }
     )

@@ -60,6 +60,7 @@ class Settings:
     REMEMBER_COOKIE_SECURE: bool
     GATEKEEPER_URL_PREFIX: str
     GATEKEEPER_STORE_TTL: float
+    GATEKEEPER_STORE_PUSH: bool
     # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
     SESSION_COOKIE_SAMESITE: str = "Lax"
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
@@ -91,4 +92,5 @@ class Settings:
             REMEMBER_COOKIE_SECURE=secure_cookies,
             GATEKEEPER_URL_PREFIX=_url_prefix(environ, "GATEKEEPER_URL_PREFIX", "/gatekeeper"),
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
+            GATEKEEPER_STORE_PUSH=_bool(environ, "GATEKEEPER_STORE_PUSH", default=True),
         )

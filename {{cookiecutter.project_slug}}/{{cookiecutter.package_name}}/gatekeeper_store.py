@@ -2,12 +2,18 @@
 
 Flag checks never query the database: the engine reads `store.snapshot()`, an immutable in-process copy
 that is checked against the database at most every `GATEKEEPER_STORE_TTL` seconds, and reloaded only when a
-one-row version counter says something changed. A write in this process refreshes the snapshot at once;
-other processes converge within the TTL. When the database is unreachable the last snapshot keeps serving,
-`store.available` turns False and `store.error` says why; nothing raises into a flag check.
+one-row version counter says something changed. A write in this process refreshes the snapshot at once.
+On PostgreSQL every write also NOTIFYs, and each process's listener (gatekeeper_notify.py) reloads within
+milliseconds; elsewhere, or while the listener reconnects, other processes converge within the TTL.
 
-Drop-in: imports only the standard library, Flask, SQLAlchemy and the gatekeeper engine, and keeps its tables
-(`gatekeeper_*`) in its own metadata, so it works beside any app's models.
+On a request the database is never waited for: a stale snapshot is served while a background thread
+refreshes it (only a process's very first load waits, at most `FIRST_LOAD_WAIT` seconds). Outside requests
+(CLI, jobs, tests) and with an explicit `max_age` the refresh happens in the caller. When the database is
+unreachable the last snapshot keeps serving, `store.available` turns False and `store.error` says why;
+nothing raises into a flag check.
+
+Drop-in: imports only the standard library, Flask, SQLAlchemy, the gatekeeper engine and gatekeeper_notify,
+and keeps its tables (`gatekeeper_*`) in its own metadata, so it works beside any app's models.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +33,13 @@ from types import MappingProxyType
 from typing import Any
 
 import click
-from flask import Flask, current_app
-from sqlalchemy import DateTime, Engine, Index, String, func, select, update
+from flask import Flask, current_app, has_request_context
+from sqlalchemy import DateTime, Engine, Index, String, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from . import gatekeeper
+from .gatekeeper_notify import ChangeFeed, PostgresFeed
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,8 @@ _EXTENSION_KEY = "gatekeeper_store"
 _DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
 _NAME_LENGTH, _USER_ID_LENGTH, _LABEL_LENGTH = 100, 64, 254
+# Seconds a process's first request may wait for its first snapshot (a kill switch holds from the start).
+FIRST_LOAD_WAIT = 2.0
 
 
 # --- What the store hands out -------------------------------------------------------------------------------
@@ -230,31 +241,53 @@ class AppStore:
     """
 
     def __init__(
-        self, db: Any, ttl: float, user_lookup: UserLookup | None, clock: Callable[[], float]
+        self,
+        db: Any,
+        ttl: float,
+        user_lookup: UserLookup | None,
+        clock: Callable[[], float],
+        *,
+        push: bool = True,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.user_lookup = user_lookup
         self.clock = clock
+        self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
+        self.feed = feed
         self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
         self.error: str | None = None
         self.lock = threading.Lock()
+        self.first_load = threading.Event()
+        self._engine: Engine | None = None
         # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
         self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
+        _ALL_STORES.add(self)
 
     @property
     def engine(self) -> Engine:
-        return self.db if isinstance(self.db, Engine) else self.db.engine
+        # Kept once found, so background threads (which have no app context) reach it too.
+        if self._engine is None:
+            self._engine = self.db if isinstance(self.db, Engine) else self.db.engine
+        return self._engine
 
     def snapshot(self, max_age: float | None = None) -> Snapshot:
         """The current overrides, at most `GATEKEEPER_STORE_TTL` seconds old (or `max_age`, when given).
 
-        Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
-        one thread while the others keep serving the current snapshot. Never raises.
+        Fresh: a clock read and nothing else. Stale, on a request: the current snapshot, while one
+        background thread runs the version query (and a reload if it moved). Stale elsewhere, or with an
+        explicit `max_age`: that refresh in this thread. Never raises.
         """
         if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age):
+            return self.current
+        self.listen()
+        if max_age is None and has_request_context():
+            self.refresh_in_background()
+            if not self.first_load.is_set():
+                self.first_load.wait(FIRST_LOAD_WAIT)
             return self.current
         # blocking=False: while one thread asks the database, the others serve what they have.
         if self.lock.acquire(blocking=False):
@@ -263,6 +296,65 @@ class AppStore:
             finally:
                 self.lock.release()
         return self.current
+
+    def refresh_in_background(self) -> None:
+        """Start one thread that refreshes the snapshot, unless a refresh is already running."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.engine  # noqa: B018 -- resolved here, in the app context, for the thread
+        except Exception as exc:
+            self.lock.release()
+            self.mark_unavailable(exc)
+            return
+
+        def run() -> None:
+            try:
+                self.refresh()
+            finally:
+                self.lock.release()
+
+        threading.Thread(target=run, name="gatekeeper-refresh", daemon=True).start()
+
+    def changed_elsewhere(self) -> None:
+        """The feed's callback: another process wrote; reload now (in the feed's thread)."""
+        with self.lock:
+            self.refresh()
+
+    def change_feed(self) -> ChangeFeed | None:
+        """The feed writes announce themselves on: the one given, or LISTEN/NOTIFY on PostgreSQL."""
+        if self.feed is None and self.engine.dialect.name == "postgresql":
+            conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.feed = PostgresFeed(conninfo)
+        return self.feed
+
+    def listen(self) -> None:
+        """Make sure this process listens for changes (cheap once it does; restarts after a fork)."""
+        if not self.push:
+            return
+        try:
+            feed = self.change_feed()
+        except Exception as exc:  # no engine yet (e.g. a bad URL): the TTL check reports it
+            log.debug("gatekeeper: no change feed: %s", exc)
+            return
+        if feed is None:
+            self.push = False  # SQLite and friends: the TTL check is all there is
+            return
+        feed.start(self.changed_elsewhere)
+
+    def close(self) -> None:
+        """Stop listening (the feed's thread and connection); the snapshot keeps serving."""
+        if self.feed is not None:
+            self.feed.stop()
+
+    def after_fork(self) -> None:
+        """In a forked child: new locks, no inherited pool connections, listen again on first use."""
+        self.lock, self.first_load = threading.Lock(), threading.Event()
+        if self.current.loaded_at is not None:
+            self.first_load.set()
+        if self._engine is not None:
+            self._engine.dispose(close=False)  # the parent's connections stay the parent's
+        self.checked_at = -math.inf
 
     def refresh(self) -> None:
         """Reload the snapshot if the version counter moved; on failure keep the old one and say why."""
@@ -279,6 +371,7 @@ class AppStore:
                 log.info("Gatekeeper override store is reachable again.")
             self.available, self.error = True, None
         self.checked_at = checked_at
+        self.first_load.set()
 
     def mark_unavailable(self, exc: BaseException) -> None:
         error = _describe(exc)
@@ -287,6 +380,17 @@ class AppStore:
         else:
             log.debug("Gatekeeper override store still unavailable: %s", error)
         self.available, self.error = False, error
+
+
+_ALL_STORES: weakref.WeakSet[AppStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for app_store in list(_ALL_STORES):
+        app_store.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _describe(exc: BaseException) -> str:
@@ -344,15 +448,27 @@ class OverrideStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
 
-    def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> AppStore:
+    def init_app(
+        self,
+        app: Flask,
+        db: Any,
+        *,
+        user_lookup: UserLookup | None = None,
+        feed: ChangeFeed | None = None,
+    ) -> AppStore:
         """Attach to `app`. `db` is the Flask-SQLAlchemy object (or a SQLAlchemy Engine).
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id.
+        exists; without one, any text is taken as the user id. `feed` carries changes between processes
+        (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere); `GATEKEEPER_STORE_PUSH = False` stops this
+        process listening (it still announces its own writes).
         """
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
+        app.config.setdefault("GATEKEEPER_STORE_PUSH", True)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
-        app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
+        push = bool(app.config["GATEKEEPER_STORE_PUSH"])
+        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed)
+        app.extensions[_EXTENSION_KEY] = app_store
         return app_store
 
     def create_tables(self) -> None:
@@ -529,12 +645,17 @@ class OverrideStore:
                 if entry is None:
                     session.rollback()
                     return None
+                feed = state.change_feed()
+                if feed is not None and (statement := feed.notify_statement()):
+                    session.execute(text(statement))  # sent by the server only if this commits
                 session.commit()
         except _DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(
                 f"The override store is unavailable ({state.error}); nothing was changed."
             ) from exc
+        if feed is not None:
+            feed.published()
         with state.lock:  # after the commit, so this process sees its own write at once
             state.refresh()
         return entry
