@@ -16,6 +16,7 @@ SECTION = "## Add gatekeeper to an existing Flask app"
 ENGINE_FILES = ("gatekeeper.py", "gatekeeper_config.py")
 DASHBOARD_FILES = (
     "gatekeeper_store.py",
+    "gatekeeper_notify.py",
     "gatekeeper_dashboard.py",
     "templates/gatekeeper/",
     "static/gatekeeper.css",
@@ -140,8 +141,15 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
 def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
     """The store and the dashboard import the engine, each other, SQLAlchemy and Flask-Login: no app code."""
     packages, siblings = imports_of(baked_project / baked_project.name / module)
-    assert siblings <= {"gatekeeper", "gatekeeper_store"}, f"{module} imports the app's {siblings}"
+    assert siblings <= {"gatekeeper", "gatekeeper_store", "gatekeeper_notify"}, f"{module} imports {siblings}"
     assert packages <= ALLOWED_THIRD_PARTY | {"flask_login", "sqlalchemy"}
+
+
+def test_the_change_feed_imports_only_the_standard_library_and_psycopg(baked_project):
+    """gatekeeper_notify.py needs nothing but psycopg (imported in its listening thread, on PostgreSQL)."""
+    packages, siblings = imports_of(baked_project / baked_project.name / "gatekeeper_notify.py")
+    assert not siblings
+    assert packages <= {"psycopg"}
 
 
 @pytest.fixture(scope="module")
