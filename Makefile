@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := build/venv
 DEMO_VENV := build/demo-venv
 DEMO_DIR := build/demo
-PYTEST_ARGS ?= -n 2
+# loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: demo test lint format bench clean system-packages first-migration
 

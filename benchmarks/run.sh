@@ -37,9 +37,11 @@ rm -rf "$BAKE"
 "$VENV/bin/cookiecutter" --no-input -f -o "$BAKE" "$ROOT" python_version="$version"
 PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
 echo "== installing the baked project ($PROJECT)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PROJECT"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$PROJECT[postgres]"
 
 echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_dashboard.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from bakery import free_port, run
 
 
@@ -70,6 +69,8 @@ def postgres_server(*settings: str) -> Iterator[PostgresServer]:
     """Run a fresh server until the block ends (`settings`: extra `-c name=value` options); skip if none."""
     bin_dir = postgres_bin()
     if bin_dir is None:
+        import pytest  # only tests get here without a server; `make bench` checks postgres_bin() first
+
         pytest.skip("PostgreSQL is not installed (make test installs it with apt-get when run as root)")
     # initdb refuses to run as root: then the server runs as Debian's `postgres` user, in a folder it owns.
     as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
