@@ -91,7 +91,7 @@ def main() -> None:
             threading.Thread(target=read, args=(number, child), daemon=True).start()
         ready: set[int] = set()
         while len(ready) < len(children):
-            number, event = reloads.get(timeout=120)
+            number, event = reloads.get(timeout=600)  # 50 interpreters start slowly on 2 cores
             if event.get("ready"):
                 ready.add(number)
 

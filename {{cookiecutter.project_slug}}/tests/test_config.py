@@ -37,6 +37,13 @@ def test_database_defaults_to_sqlite_in_the_instance_folder():
 {%- endif %}
 
 
+def test_store_push_is_on_by_default_and_can_be_turned_off():
+    """GATEKEEPER_STORE_PUSH defaults to listening; 0 turns it off; the listener URL defaults to empty."""
+    assert settings().GATEKEEPER_STORE_PUSH is True
+    assert settings(GATEKEEPER_STORE_PUSH="0").GATEKEEPER_STORE_PUSH is False
+    assert settings().GATEKEEPER_STORE_LISTEN_URL == ""
+
+
 def test_secret_key_comes_from_the_environment():
     """SECRET_KEY is used as given."""
     assert settings(SECRET_KEY="from-env").SECRET_KEY == "from-env"

@@ -95,6 +95,15 @@ def test_a_write_that_changes_nothing_is_not_announced(app, listening):
         assert listening.store.snapshot() is before
 
 
+@needs_postgresql
+def test_the_listener_connects_where_gatekeeper_store_listen_url_says(make_app):
+    """Behind PgBouncer in transaction mode the app's URL cannot LISTEN: the listener uses its own URL."""
+    direct = "postgresql://listener@db.internal:5432/app"
+    app = make_app(GATEKEEPER_STORE_LISTEN_URL=direct)
+    with app.app_context():
+        assert app.extensions["gatekeeper_store"].change_feed().conninfo == direct
+
+
 def test_on_a_request_a_stale_snapshot_is_served_while_a_thread_refreshes_it(app):
     """Past the TTL a request gets the snapshot it had, at once; the refreshed one follows shortly after."""
     clock = FakeClock()

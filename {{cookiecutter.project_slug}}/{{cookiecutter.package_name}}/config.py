@@ -61,6 +61,7 @@ class Settings:
     GATEKEEPER_URL_PREFIX: str
     GATEKEEPER_STORE_TTL: float
     GATEKEEPER_STORE_PUSH: bool
+    GATEKEEPER_STORE_LISTEN_URL: str
     # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
     SESSION_COOKIE_SAMESITE: str = "Lax"
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
@@ -93,4 +94,5 @@ class Settings:
             GATEKEEPER_URL_PREFIX=_url_prefix(environ, "GATEKEEPER_URL_PREFIX", "/gatekeeper"),
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
             GATEKEEPER_STORE_PUSH=_bool(environ, "GATEKEEPER_STORE_PUSH", default=True),
+            GATEKEEPER_STORE_LISTEN_URL=(environ.get("GATEKEEPER_STORE_LISTEN_URL") or "").strip(),
         )

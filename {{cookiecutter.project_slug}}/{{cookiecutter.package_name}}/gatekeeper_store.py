@@ -249,6 +249,7 @@ class AppStore:
         *,
         push: bool = True,
         feed: ChangeFeed | None = None,
+        listen_url: str | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
@@ -256,6 +257,7 @@ class AppStore:
         self.clock = clock
         self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
         self.feed = feed
+        self.listen_url = listen_url  # where the listener connects, if not the app's URL (e.g. PgBouncer's)
         self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
@@ -324,8 +326,8 @@ class AppStore:
     def change_feed(self) -> ChangeFeed | None:
         """The feed writes announce themselves on: the one given, or LISTEN/NOTIFY on PostgreSQL."""
         if self.feed is None and self.engine.dialect.name == "postgresql":
-            conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.feed = PostgresFeed(conninfo)
+            url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.feed = PostgresFeed(self.listen_url or url)
         return self.feed
 
     def listen(self) -> None:
@@ -461,13 +463,15 @@ class OverrideStore:
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
         exists; without one, any text is taken as the user id. `feed` carries changes between processes
         (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere); `GATEKEEPER_STORE_PUSH = False` stops this
-        process listening (it still announces its own writes).
+        process listening (it still announces its own writes); `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is
+        where the listener connects when the app's URL goes through a pooler that cannot LISTEN.
         """
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
         app.config.setdefault("GATEKEEPER_STORE_PUSH", True)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         push = bool(app.config["GATEKEEPER_STORE_PUSH"])
-        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed)
+        listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
+        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
         app.extensions[_EXTENSION_KEY] = app_store
         return app_store
 
