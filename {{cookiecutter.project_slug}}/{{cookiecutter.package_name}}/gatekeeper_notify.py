@@ -49,8 +49,8 @@ class ChangeFeed(Protocol):
     def published(self) -> None:
         """Called after each write commits (a broker publishes here)."""
 
-    def stop(self) -> None:
-        """Stop listening and close the connection (tests, shutdown)."""
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop listening and close the connection (tests, shutdown), waiting up to `wait` seconds."""
 
 
 class PostgresFeed:
@@ -93,11 +93,12 @@ class PostgresFeed:
             self._thread = threading.Thread(target=self._listen, name="gatekeeper-listen", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Ask the thread to stop; it closes its connection within `heartbeat` seconds (or `wait` for it)."""
         self._stopped.set()
         thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=self.heartbeat + 5)
+        if wait and thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=wait)
 
     def _listen(self) -> None:
         import psycopg  # here, not at import: the module stays importable without the driver
