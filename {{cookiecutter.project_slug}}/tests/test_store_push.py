@@ -6,10 +6,12 @@ The push tests need PostgreSQL: they run when TEST_DATABASE_URL names a server, 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import event
 
 from {{ cookiecutter.package_name }}.gatekeeper_store import store
 from tests.databases import TEST_DATABASE_URL
@@ -104,8 +106,9 @@ def test_the_listener_connects_where_gatekeeper_store_listen_url_says(make_app):
         assert app.extensions["gatekeeper_store"].change_feed().conninfo == direct
 
 
-def test_on_a_request_a_stale_snapshot_is_served_while_a_thread_refreshes_it(app):
-    """Past the TTL a request gets the snapshot it had, at once; the refreshed one follows shortly after."""
+def test_on_a_request_a_slow_database_adds_no_wait(app):
+    """Past the TTL, with the database stuck, a request gets the snapshot it had at once; the refreshing
+    thread brings the new one when the database answers."""
     clock = FakeClock()
     other = another_process(app, clock=clock, ttl=5)
     with other.app.test_request_context("/"):
@@ -113,9 +116,20 @@ def test_on_a_request_a_stale_snapshot_is_served_while_a_thread_refreshes_it(app
     with app.app_context():
         store.force("MY_NEW_FEATURE", "VISIBLE", actor="test")
     clock.advance(6)
-    with other.app.test_request_context("/"):
-        assert other.store.snapshot() is first
-        assert eventually(lambda: other.store.snapshot().forced == {"MY_NEW_FEATURE": "VISIBLE"})
+    database_answers = threading.Event()
+
+    def stuck(*args: object) -> None:
+        database_answers.wait(BOUND)
+
+    event.listen(other.engine, "before_cursor_execute", stuck)
+    try:
+        with other.app.test_request_context("/"):
+            assert other.store.snapshot() is first  # while the refresh waits on the database
+            database_answers.set()
+            assert eventually(lambda: other.store.snapshot().forced == {"MY_NEW_FEATURE": "VISIBLE"})
+    finally:
+        database_answers.set()
+        event.remove(other.engine, "before_cursor_execute", stuck)
 
 
 def test_a_request_keeps_the_last_snapshot_when_the_store_breaks(app):
