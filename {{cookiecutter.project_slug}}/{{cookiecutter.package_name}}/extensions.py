@@ -14,7 +14,8 @@ class Base(DeclarativeBase):
     """The app's models share this base (the gatekeeper store keeps its own, so it stays drop-in)."""
 
 
-db = SQLAlchemy(model_class=Base)
+# pre-ping: after a database restart, a pooled connection the server dropped is replaced, not handed out.
+db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True})
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()

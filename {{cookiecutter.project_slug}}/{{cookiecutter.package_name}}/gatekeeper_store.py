@@ -35,7 +35,7 @@ from typing import Any
 import click
 from flask import Flask, current_app, has_request_context
 from sqlalchemy import DateTime, Engine, Index, String, func, select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from . import gatekeeper
@@ -362,10 +362,12 @@ class AppStore:
         """Reload the snapshot if the version counter moved; on failure keep the old one and say why."""
         checked_at = self.clock()
         try:
-            with Session(self.engine) as session:
-                version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
-                if version is None or version != self.current.version:
-                    self.current = _read_snapshot(session, -1 if version is None else version)
+            try:
+                self._reload()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self._reload()  # the server dropped a pooled connection (a restart): once more, on a new one
         except Exception as exc:  # never raise into a flag check; the dashboard shows the error
             self.mark_unavailable(exc)
         else:
@@ -374,6 +376,12 @@ class AppStore:
             self.available, self.error = True, None
         self.checked_at = checked_at
         self.first_load.set()
+
+    def _reload(self) -> None:
+        with Session(self.engine) as session:
+            version = session.scalar(select(_VersionRow.version).where(_VersionRow.id == 1))
+            if version is None or version != self.current.version:
+                self.current = _read_snapshot(session, -1 if version is None else version)
 
     def mark_unavailable(self, exc: BaseException) -> None:
         error = _describe(exc)
