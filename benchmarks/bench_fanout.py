@@ -35,7 +35,9 @@ state = app.extensions["gatekeeper_store"]
 reload = state.changed_elsewhere
 def changed():
     reload()
-    print(json.dumps({{"version": state.current.version, "at": time.monotonic()}}), flush=True)
+    line = json.dumps({{"version": state.current.version, "at": time.monotonic()}}) + "\n"
+    sys.stdout.write(line)  # one write per line, so lines from two threads never interleave
+    sys.stdout.flush()
 state.changed_elsewhere = changed
 with app.test_request_context("/"):
     state.snapshot()
@@ -85,7 +87,10 @@ def main() -> None:
 
         def read(number: int, child: subprocess.Popen[str]) -> None:
             for line in child.stdout:
-                reloads.put((number, {"ready": True} if line.strip() == "ready" else json.loads(line)))
+                if line.strip() == "ready":
+                    reloads.put((number, {"ready": True}))
+                elif line.startswith("{"):
+                    reloads.put((number, json.loads(line)))
 
         for number, child in enumerate(children):
             threading.Thread(target=read, args=(number, child), daemon=True).start()
