@@ -11,10 +11,11 @@ UV_HOME := build/uv
 UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv || \
 	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_HOME) uv >/dev/null 2>&1; \
 	test -x $(UV_HOME)/bin/uv && echo $(abspath $(UV_HOME))/bin/uv)))$(UV)
-PYTEST_ARGS ?= -n 2
+# loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 COOKIECUTTER := $(shell grep -E '^cookiecutter' requirements-dev.txt)
 
-.PHONY: demo test lint format bench clean system-packages
+.PHONY: demo test lint format bench clean system-packages first-migration
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo:
@@ -38,6 +39,18 @@ format: $(VENV)/.installed
 ## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
 bench:
 	UV=$(UV) bash benchmarks/run.sh
+
+## first-migration: rewrite the baked project's first migration from its models (after a model or store table changed)
+first-migration: $(VENV)/.installed
+	rm -rf build/migration && $(VENV)/bin/cookiecutter --no-input -f -o build/migration .
+	rm -f build/migration/gatekeeper_app/migrations/versions/*.py
+	$(MAKE) -C build/migration/gatekeeper_app .venv/.installed-dev UV=$(UV)
+	cd build/migration/gatekeeper_app && DATABASE_URL=sqlite:///$(CURDIR)/build/migration/empty.db \
+		.venv/bin/flask --app gatekeeper_app db migrate -m "users and gatekeeper tables" --rev-id 0001
+	build/migration/gatekeeper_app/.venv/bin/ruff check --fix -q build/migration/gatekeeper_app/migrations
+	build/migration/gatekeeper_app/.venv/bin/ruff format -q build/migration/gatekeeper_app/migrations
+	rm -f '{{cookiecutter.project_slug}}'/migrations/versions/*.py
+	cp build/migration/gatekeeper_app/migrations/versions/0001_*.py '{{cookiecutter.project_slug}}/migrations/versions/'
 
 ## clean: remove build/ (virtualenvs, demo project, caches)
 clean:

@@ -43,7 +43,7 @@ rm -rf "$BAKE"
 "$VENV/bin/cookiecutter" --no-input -f -o "$BAKE" "$ROOT" python_version="$version"
 PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
 echo "== installing the baked project ($PROJECT)"
-install -e "$PROJECT"
+install -e "$PROJECT[postgres]"
 
 echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
@@ -51,3 +51,5 @@ echo
 "$VENV/bin/python" benchmarks/bench_dashboard.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_targeting.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"

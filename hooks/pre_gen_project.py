@@ -23,6 +23,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # would shadow the real module and break the app in confusing ways.
 APP_MODULES = frozenset(
     {
+        "alembic",
         "blinker",
         "click",
         "conftest",
@@ -32,6 +33,7 @@ APP_MODULES = frozenset(
         "flask",
         "flask_limiter",
         "flask_login",
+        "flask_migrate",
         "flask_sqlalchemy",
         "flask_wtf",
         "gatekeeper",
@@ -44,6 +46,7 @@ APP_MODULES = frozenset(
         "markupsafe",
         "pip",
         "pre_commit",
+        "psycopg",
         "pytest",
         "ruff",
         "setuptools",

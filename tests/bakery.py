@@ -175,10 +175,12 @@ def _stop_group(server: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def gunicorn(project: Path, env: Mapping[str, str], *options: str) -> Iterator[str]:
-    """Serve the baked app in `project` with gunicorn (and `options`) on a free port; yields its URL."""
+def gunicorn(project: Path, env: Mapping[str, str], *options: str, app: str | None = None) -> Iterator[str]:
+    """Serve the baked app in `project` (or `app`, a gunicorn app spec) with gunicorn and `options` on a free
+    port; yields its URL."""
     address = f"127.0.0.1:{free_port()}"
-    command = ["python", "-m", "gunicorn", "--bind", address, *options, f"{project.name}:create_app()"]
+    spec = app or f"{project.name}:create_app()"
+    command = ["python", "-m", "gunicorn", "--bind", address, *options, spec]
     with serving(command, f"http://{address}/", cwd=project, env=env):
         yield f"http://{address}"
 

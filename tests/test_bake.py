@@ -54,19 +54,21 @@ def test_cookiecutter_command_line_bakes_the_defaults(tmp_path):
 
 def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     """Answering the prompts (Enter keeps a default, a number picks a choice) bakes those answers."""
-    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n"  # python_version 2 = 3.12, ci 2 = none
+    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n2\n"  # 3.12, no ci, postgresql
     completed = cookiecutter_cli(tmp_path, typed=typed)
     for question in (
         "Project name",
         "Python package name",
         "Lowest Python version",
         "Continuous integration",
+        "Database",
     ):
         assert question in completed.stdout
     project = tmp_path / "my_shop"
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert (pyproject["name"], pyproject["description"]) == ("my_shop", "Sells things.")
     assert pyproject["requires-python"] == ">=3.12"
+    assert any(dependency.startswith("psycopg") for dependency in pyproject["dependencies"])
     assert (project / "my_shop" / "__init__.py").is_file()
     assert not (project / ".github").exists()
 

@@ -20,7 +20,9 @@ OPTION_BAKES = option_bakes()
 def option(request, bake, baked_env, project_copy):
     """A private copy of one option value's bake, and the environment of its Python's virtualenv."""
     answers = request.param
-    env = baked_env(python_version_of(answers))
+    # A postgresql bake depends on psycopg, which the defaults bake lists as its `postgres` extra.
+    extras = ("dev", "postgres") if answers.get("database") == "postgresql" else ("dev",)
+    env = baked_env(python_version_of(answers), extras)
     return project_copy(bake(**answers)), env
 
 

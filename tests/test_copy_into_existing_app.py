@@ -18,6 +18,7 @@ ENGINE_FILES = ("gatekeeper.py", "gatekeeper_config.py")
 DASHBOARD_FILES = (
     "gatekeeper_store.py",
     "gatekeeper_targeting.py",
+    "gatekeeper_notify.py",
     "gatekeeper_dashboard.py",
     "templates/gatekeeper/",
     "static/gatekeeper.css",
@@ -165,10 +166,17 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
 def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
     """The store and the dashboard import the engine, each other, SQLAlchemy and optional libraries only."""
     packages, siblings = imports_of(baked_project / baked_project.name / module)
-    allowed = {"gatekeeper", "gatekeeper_store", "gatekeeper_targeting"}
+    allowed = {"gatekeeper", "gatekeeper_store", "gatekeeper_targeting", "gatekeeper_notify"}
     assert siblings <= allowed, f"{module} imports the app's {siblings}"
     optional = {"flask_login", "flask_wtf", "wtforms"}  # Flask-WTF's CSRF tokens, when the app has it
     assert packages <= ALLOWED_THIRD_PARTY | optional | {"sqlalchemy"}
+
+
+def test_the_change_feed_imports_only_the_standard_library_and_psycopg(baked_project):
+    """gatekeeper_notify.py needs nothing but psycopg (imported in its listening thread, on PostgreSQL)."""
+    packages, siblings = imports_of(baked_project / baked_project.name / "gatekeeper_notify.py")
+    assert not siblings
+    assert packages <= {"psycopg"}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ NOT_IDENTIFIERS = ["My-App", "my app", "1st_app", "", "_private", "café", "my.a
 KEYWORDS = ["class", "import", "lambda", "async"]
 APP_MODULES = ["flask", "flask_login", "flask_wtf", "flask_sqlalchemy", "sqlalchemy", "werkzeug", "jinja2"]
 APP_MODULES += ["click", "itsdangerous", "blinker", "dotenv", "gunicorn", "test", "tests", "gatekeeper"]
+APP_MODULES += ["flask_migrate", "alembic", "psycopg"]
 STDLIB_MODULES = ["os", "json", "email", "secrets", "logging", "string", "types"]
 
 

@@ -2,16 +2,12 @@
 a change made in one process (the CLI, the dashboard) reaches every worker within `GATEKEEPER_STORE_TTL`.
 
 The server is Debian's PostgreSQL (`make test` installs it when run as root), started for this module on a
-free port of 127.0.0.1 with a throwaway data folder, and stopped afterwards.
+free port of 127.0.0.1 with a throwaway data folder (`pgserver.postgres_server`), and stopped afterwards.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 import re
-import shutil
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -21,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bakery import copy_project, csrf_token, flask_cli, free_port, gunicorn, log_in, run
+from bakery import copy_project, csrf_token, flask_cli, gunicorn, log_in
+from pgserver import postgres_server
 
 pytestmark = pytest.mark.slow
 
@@ -31,46 +28,11 @@ PASSWORD = "a postgres test password"
 ADMIN, VIEWER = "admin@example.com", "viewer@example.com"
 
 
-def postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL server and database; its SQLAlchemy URL."""
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (make test installs it with apt-get when run as root)")
-    # initdb refuses to run as root: then the server runs as Debian's `postgres` user, in a folder it owns.
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="gatekeeper-pg-"))
-    if as_owner:
-        shutil.chown(home, "postgres")
-    data, port = home / "data", free_port()
-    run(
-        [
-            *as_owner,
-            bin_dir / "initdb",
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ]
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off"
-    pg_ctl = [*as_owner, bin_dir / "pg_ctl", "-D", data, "-w"]
-    run([*pg_ctl, "-l", home / "server.log", "-o", options, "start"])
-    try:
-        run([bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "gatekeeper"])
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/gatekeeper"
-    finally:
-        run([*pg_ctl, "-m", "immediate", "stop"], check=False)
-        shutil.rmtree(home, ignore_errors=True)
+    with postgres_server() as server:
+        yield server.create_database("gatekeeper")
 
 
 @dataclass

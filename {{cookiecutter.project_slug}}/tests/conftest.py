@@ -1,4 +1,5 @@
-"""Shared fixtures: the app on a fresh SQLite file, its client and CLI runner, users, and logging in."""
+"""Shared fixtures: the app on a fresh database (SQLite, or TEST_DATABASE_URL's server), its client and CLI
+runner, users, and logging in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from werkzeug.security import generate_password_hash
 from {{ cookiecutter.package_name }} import create_app, database, gatekeeper
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import User
+from tests.databases import drop_database, new_database
 
 PASSWORD = "correct horse battery staple"
 # Test users get a cheap hash: a real key derivation on every login would slow the suite for nothing.
@@ -23,15 +25,17 @@ _PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 
 
 def _make_test_app(db_file: Path, **config: Any) -> Flask:
-    """The app as tests use it: a private SQLite file with every table, and no CSRF unless asked for."""
+    """The app as tests use it: a private database with every table, and no CSRF unless asked for."""
     app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+            "SQLALCHEMY_DATABASE_URI": new_database(db_file),
             "WTF_CSRF_ENABLED": False,
             "IS_DEV": False,  # whatever the developer's .env says, flag rules see production
             "RATELIMIT_ENABLED": False,  # logins are throttled only in the tests of it (test_throttling.py)
+            # No listener thread per test app: tests of the TTL see the TTL; push has tests of its own.
+            "GATEKEEPER_STORE_PUSH": False,
             **config,
         }
     )
@@ -53,6 +57,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+        drop_database(app.config["SQLALCHEMY_DATABASE_URI"])
 
 
 @pytest.fixture
@@ -79,6 +84,10 @@ def add_user(app: Flask, email: str, *, user_id: int | None = None, is_admin: bo
         user = User(id=user_id, email=email, password_hash=_PASSWORD_HASH, is_admin=is_admin)
         db.session.add(user)
         db.session.commit()
+        if user_id is not None and db.engine.dialect.name == "postgresql":
+            # A chosen id does not move PostgreSQL's sequence: move it, so the next new user gets a free id.
+            db.session.execute(db.text("SELECT setval('users_id_seq', (SELECT max(id) FROM users))"))
+            db.session.commit()
         db.session.refresh(user)
         db.session.expunge(user)
     return user

@@ -94,10 +94,13 @@ def another_process(
     clock: Callable[[], float] = time.monotonic,
     ttl: float = 5.0,
     database_url: str | None = None,
+    push: bool = False,
 ) -> Process:
     """A second app on `app`'s database (or on `database_url`), as another worker would run it."""
     other = Flask("another_process")
-    other.config.update(TESTING=True, SECRET_KEY="another-process", GATEKEEPER_STORE_TTL=ttl)
+    other.config.update(
+        TESTING=True, SECRET_KEY="another-process", GATEKEEPER_STORE_TTL=ttl, GATEKEEPER_STORE_PUSH=push
+    )
     other_store = OverrideStore(clock=clock)
     engine = create_engine(database_url or app.config["SQLALCHEMY_DATABASE_URI"])
     other_store.init_app(other, engine, user_lookup=lambda text: UserRef(id=text, label=f"user {text}"))

@@ -1,7 +1,9 @@
 """Settings come from environment variables, with safe defaults and clear errors for bad values."""
 
 import logging
+{%- if cookiecutter.database == "sqlite" %}
 from pathlib import Path
+{%- endif %}
 
 import pytest
 
@@ -18,11 +20,28 @@ def test_database_url_sets_the_database():
     url = settings(DATABASE_URL="postgresql+psycopg://app@db.internal/app").SQLALCHEMY_DATABASE_URI
     assert url == "postgresql+psycopg://app@db.internal/app"
 
+{%- if cookiecutter.database == "postgresql" %}
+
+
+def test_database_defaults_to_the_local_postgresql_server():
+    """Without DATABASE_URL the app uses the database named like the project on the local server's socket."""
+    database = settings().SQLALCHEMY_DATABASE_URI
+    assert database == "postgresql+psycopg:///{{ cookiecutter.project_slug }}"
+{%- else %}
+
 
 def test_database_defaults_to_sqlite_in_the_instance_folder():
     """Without DATABASE_URL the app keeps a SQLite file in its instance folder."""
     database = settings().SQLALCHEMY_DATABASE_URI
     assert database == "sqlite:///" + str(Path("/srv/instance") / "app.db")
+{%- endif %}
+
+
+def test_store_push_is_on_by_default_and_can_be_turned_off():
+    """GATEKEEPER_STORE_PUSH defaults to listening; 0 turns it off; the listener URL defaults to empty."""
+    assert settings().GATEKEEPER_STORE_PUSH is True
+    assert settings(GATEKEEPER_STORE_PUSH="0").GATEKEEPER_STORE_PUSH is False
+    assert settings().GATEKEEPER_STORE_LISTEN_URL == ""
 
 
 def test_secret_key_comes_from_the_environment():

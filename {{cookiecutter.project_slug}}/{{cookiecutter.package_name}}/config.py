@@ -8,7 +8,9 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+{%- if cookiecutter.database == "sqlite" %}
 from pathlib import Path
+{%- endif %}
 
 from dotenv import load_dotenv
 from limits import parse_many
@@ -91,6 +93,8 @@ class Settings:
     REMEMBER_COOKIE_SECURE: bool
     GATEKEEPER_URL_PREFIX: str
     GATEKEEPER_STORE_TTL: float
+    GATEKEEPER_STORE_PUSH: bool
+    GATEKEEPER_STORE_LISTEN_URL: str
     # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
     SESSION_COOKIE_SAMESITE: str = "Lax"
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
@@ -119,7 +123,12 @@ class Settings:
             # A random key keeps sessions safe but logs everyone out on restart: say so.
             log.warning("SECRET_KEY is not set; using a random key for this process only.")
             secret_key = secrets.token_hex(32)
+{%- if cookiecutter.database == "postgresql" %}
+        # The local server's default socket, as your own user: `createdb {{ cookiecutter.project_slug }}` once.
+        default_db = "postgresql+psycopg:///{{ cookiecutter.project_slug }}"
+{%- else %}
         default_db = "sqlite:///" + str(Path(instance_path) / "app.db")
+{%- endif %}
         secure_cookies = _bool(environ, "SECURE_COOKIES")
         return cls(
             SECRET_KEY=secret_key,
@@ -139,4 +148,6 @@ class Settings:
                 environ, "LOGIN_LIMIT_PER_ADDRESS", cls.LOGIN_LIMIT_PER_ADDRESS
             ),
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or cls.RATELIMIT_STORAGE_URI,
+            GATEKEEPER_STORE_PUSH=_bool(environ, "GATEKEEPER_STORE_PUSH", default=True),
+            GATEKEEPER_STORE_LISTEN_URL=(environ.get("GATEKEEPER_STORE_LISTEN_URL") or "").strip(),
         )

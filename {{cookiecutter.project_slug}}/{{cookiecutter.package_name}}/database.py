@@ -1,7 +1,13 @@
-"""Database set-up: `flask init-db` creates every table the app needs, the gatekeeper store's included.
+"""Database set-up: Alembic migrations (Flask-Migrate's `flask db ...`) own the schema; `flask init-db`
+runs them.
 
-A SQLite file is created by `flask init-db` (`init_db`) and nowhere else: the running app opens it only if
-it exists, so a missing or misplaced file is an error that names the path, never a silently empty database.
+`flask init-db` is `flask db upgrade` plus the store's one seed row, and it adopts a database made before
+this project had migrations (tables present, no `alembic_version`): it records that database as the first
+revision, then upgrades it. `init_db()` creates the tables straight from the models, for tests and scripts.
+
+A SQLite file is created by `flask init-db` (`create_sqlite_files`) and nowhere else: the running app
+opens it only if it exists, so a missing or misplaced file is an error that names the path, never a silently
+empty database.
 """
 
 from __future__ import annotations
@@ -12,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+import flask_migrate
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import URL, event
+from sqlalchemy import URL, event, inspect
 
 from .extensions import db
 from .gatekeeper_store import store
 
+# The revision that creates the users and gatekeeper tables (migrations/versions/0001_*.py).
+FIRST_REVISION = "0001"
+
 
 def init_db() -> None:
-    """Create every missing table (the app's models, then the flag store's); existing data is kept."""
+    """Create every missing table from the models (the app's, then the store's); existing data is kept."""
     create_sqlite_files()
     db.create_all()
     store.create_tables()
@@ -56,11 +66,21 @@ def _open_existing_file_only(dialect: Any, record: Any, cargs: list[Any], cparam
     cparams["uri"] = True
 
 
+def upgrade_db() -> None:
+    """Upgrade to the newest migration (adopting a database made before migrations), then seed the store."""
+    create_sqlite_files()
+    tables = set(inspect(db.engine).get_table_names())
+    if "users" in tables and "alembic_version" not in tables:
+        flask_migrate.stamp(revision=FIRST_REVISION)
+    flask_migrate.upgrade()
+    store.create_tables()  # the tables exist by now; this adds the version row concurrent writers count on
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db_command() -> None:
-    """Create the database tables (safe to run again: nothing is dropped)."""
-    init_db()
+    """Run the migrations (`flask db upgrade`) and seed the store (safe to run again: nothing is dropped)."""
+    upgrade_db()
     click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
 

@@ -2,12 +2,18 @@
 
 Flag checks never query the database: the engine reads `store.snapshot()`, an immutable in-process copy
 that is checked against the database at most every `GATEKEEPER_STORE_TTL` seconds, and reloaded only when a
-one-row version counter says something changed. A write in this process refreshes the snapshot at once;
-other processes converge within the TTL. When the database is unreachable the last snapshot keeps serving,
-`store.available` turns False and `store.error` says why; nothing raises into a flag check.
+one-row version counter says something changed. A write in this process refreshes the snapshot at once.
+On PostgreSQL every write also NOTIFYs, and each process's listener (gatekeeper_notify.py) reloads within
+milliseconds; elsewhere, or while the listener reconnects, other processes converge within the TTL.
 
-Drop-in: imports only the standard library, Flask, SQLAlchemy and the gatekeeper engine, and keeps its tables
-(`gatekeeper_*`) in its own metadata, so it works beside any app's models.
+On a request the database is never waited for: a stale snapshot is served while a background thread
+refreshes it (only a process's very first load waits, at most `FIRST_LOAD_WAIT` seconds). Outside requests
+(CLI, jobs, tests) and with an explicit `max_age` the refresh happens in the caller. When the database is
+unreachable the last snapshot keeps serving, `store.available` turns False and `store.error` says why;
+nothing raises into a flag check.
+
+Drop-in: imports only the standard library, Flask, SQLAlchemy, the gatekeeper engine and gatekeeper_notify,
+and keeps its tables (`gatekeeper_*`) in its own metadata, so it works beside any app's models.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,12 +33,13 @@ from types import MappingProxyType
 from typing import Any
 
 import click
-from flask import Flask, current_app
-from sqlalchemy import URL, DateTime, Engine, Index, String, create_engine, func, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Flask, current_app, has_request_context
+from sqlalchemy import URL, DateTime, Engine, Index, String, create_engine, func, select, text, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from . import gatekeeper
+from .gatekeeper_notify import ChangeFeed, PostgresFeed
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,8 @@ _DATABASE_ERRORS = (SQLAlchemyError, OSError)
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
 _NAME_LENGTH, _USER_ID_LENGTH, _LABEL_LENGTH = 100, 64, 254
 REASON_LENGTH = 500  # an optional note on a change, shown in the audit log
+# Seconds a process's first request may wait for its first snapshot (a kill switch holds from the start).
+FIRST_LOAD_WAIT = 2.0
 
 
 # --- What the store hands out -------------------------------------------------------------------------------
@@ -264,6 +275,10 @@ class _VersionRow(_Base):
     version: Mapped[int]
 
 
+# The store's tables, for an Alembic env.py: `target_metadata = [db.metadata, gatekeeper_store.metadata]`.
+metadata = _Base.metadata
+
+
 # --- Per-app state ------------------------------------------------------------------------------------------
 
 
@@ -275,12 +290,23 @@ class AppStore:
     """
 
     def __init__(
-        self, db: Any, ttl: float, user_lookup: UserLookup | None, clock: Callable[[], float]
+        self,
+        db: Any,
+        ttl: float,
+        user_lookup: UserLookup | None,
+        clock: Callable[[], float],
+        *,
+        push: bool = True,
+        feed: ChangeFeed | None = None,
+        listen_url: str | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.user_lookup = user_lookup
         self.clock = clock
+        self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
+        self.feed = feed
+        self.listen_url = listen_url  # where the listener connects, if not the app's URL (e.g. PgBouncer's)
         self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
@@ -289,20 +315,33 @@ class AppStore:
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # for scheduled changes
         self.due_tried: datetime | None = None  # the next_due whose changes this process last tried
         self.app: Flask | None = None
+        self.first_load = threading.Event()
+        self._engine: Engine | None = None
         # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
         self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
+        _ALL_STORES.add(self)
 
     @property
     def engine(self) -> Engine:
-        return self.db if isinstance(self.db, Engine) else self.db.engine
+        # Kept once found, so background threads (which have no app context) reach it too.
+        if self._engine is None:
+            self._engine = self.db if isinstance(self.db, Engine) else self.db.engine
+        return self._engine
 
     def snapshot(self, max_age: float | None = None) -> Snapshot:
         """The current overrides, at most `GATEKEEPER_STORE_TTL` seconds old (or `max_age`, when given).
 
-        Fresh: a clock read and nothing else. Stale: one version query (plus a reload if it moved), made by
-        one thread while the others keep serving the current snapshot. Never raises.
+        Fresh: a clock read and nothing else. Stale, on a request: the current snapshot, while one
+        background thread runs the version query (and a reload if it moved). Stale elsewhere, or with an
+        explicit `max_age`: that refresh in this thread. Never raises.
         """
         if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age) and not self.due():
+            return self.current
+        self.listen()
+        if max_age is None and has_request_context():
+            self.refresh_in_background()
+            if not self.first_load.is_set():
+                self.first_load.wait(FIRST_LOAD_WAIT)
             return self.current
         # blocking=False: while one thread asks the database, the others serve what they have.
         if self.lock.acquire(blocking=False):
@@ -321,6 +360,65 @@ class AppStore:
         """The user an email or id names, through `user_lookup` (the engine's `flask gk explain --user`)."""
         return self.user_lookup(text) if self.user_lookup is not None else UserRef(id=text, label=text)
 
+    def refresh_in_background(self) -> None:
+        """Start one thread that refreshes the snapshot, unless a refresh is already running."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.engine  # noqa: B018 -- resolved here, in the app context, for the thread
+        except Exception as exc:
+            self.lock.release()
+            self.mark_unavailable(exc)
+            return
+
+        def run() -> None:
+            try:
+                self.refresh()
+            finally:
+                self.lock.release()
+
+        threading.Thread(target=run, name="gatekeeper-refresh", daemon=True).start()
+
+    def changed_elsewhere(self) -> None:
+        """The feed's callback: another process wrote; reload now (in the feed's thread)."""
+        with self.lock:
+            self.refresh()
+
+    def change_feed(self) -> ChangeFeed | None:
+        """The feed writes announce themselves on: the one given, or LISTEN/NOTIFY on PostgreSQL."""
+        if self.feed is None and self.engine.dialect.name == "postgresql":
+            url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.feed = PostgresFeed(self.listen_url or url)
+        return self.feed
+
+    def listen(self) -> None:
+        """Make sure this process listens for changes (cheap once it does; restarts after a fork)."""
+        if not self.push:
+            return
+        try:
+            feed = self.change_feed()
+        except Exception as exc:  # no engine yet (e.g. a bad URL): the TTL check reports it
+            log.debug("gatekeeper: no change feed: %s", exc)
+            return
+        if feed is None:
+            self.push = False  # SQLite and friends: the TTL check is all there is
+            return
+        feed.start(self.changed_elsewhere)
+
+    def close(self) -> None:
+        """Stop listening (the feed's thread and connection); the snapshot keeps serving."""
+        if self.feed is not None:
+            self.feed.stop()
+
+    def after_fork(self) -> None:
+        """In a forked child: new locks, no inherited pool connections, listen again on first use."""
+        self.lock, self.first_load = threading.Lock(), threading.Event()
+        if self.current.loaded_at is not None:
+            self.first_load.set()
+        if self._engine is not None:
+            self._engine.dispose(close=False)  # the parent's connections stay the parent's
+        self.checked_at = -math.inf
+
     def refresh(self) -> None:
         """Reload the snapshot if the version counter moved; on failure keep the old one and say why.
 
@@ -328,7 +426,12 @@ class AppStore:
         """
         checked_at = self.clock()
         try:
-            self._reload_if_changed()
+            try:
+                self._reload_if_changed()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self._reload_if_changed()  # the server dropped a pooled connection (a restart): again, anew
             if self.due():
                 self.due_tried = self.current.next_due
                 config_map = gatekeeper.get_state(self.app).config_map
@@ -341,6 +444,7 @@ class AppStore:
                 log.info("Gatekeeper override store is reachable again.")
             self.available, self.error = True, None
         self.checked_at = checked_at
+        self.first_load.set()
 
     def _reload_if_changed(self) -> None:
         with Session(self.engine) as session:
@@ -355,6 +459,17 @@ class AppStore:
         else:
             log.debug("Gatekeeper override store still unavailable: %s", error)
         self.available, self.error = False, error
+
+
+_ALL_STORES: weakref.WeakSet[AppStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for app_store in list(_ALL_STORES):
+        app_store.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _describe(exc: BaseException) -> str:
@@ -415,18 +530,32 @@ class OverrideStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
 
-    def init_app(self, app: Flask, db: Any, *, user_lookup: UserLookup | None = None) -> AppStore:
+    def init_app(
+        self,
+        app: Flask,
+        db: Any,
+        *,
+        user_lookup: UserLookup | None = None,
+        feed: ChangeFeed | None = None,
+    ) -> AppStore:
         """Attach to `app`. `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or the
         Flask-SQLAlchemy object.
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so).
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed` carries changes between processes
+        (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere); `GATEKEEPER_STORE_PUSH = False` stops this
+        process listening (it still announces its own writes); `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is
+        where the listener connects when the app's URL goes through a pooler that cannot LISTEN.
         """
         if isinstance(db, str | URL):
             db = create_engine(db)
         app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
+        app.config.setdefault("GATEKEEPER_STORE_PUSH", True)
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
-        app.extensions[_EXTENSION_KEY] = app_store = AppStore(db, ttl, user_lookup, self._clock)
+        push = bool(app.config["GATEKEEPER_STORE_PUSH"])
+        listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
+        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
+        app.extensions[_EXTENSION_KEY] = app_store
         app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
 
@@ -688,12 +817,17 @@ class OverrideStore:
                 if entry is None:
                     session.rollback()
                     return None
+                feed = state.change_feed()
+                if feed is not None and (statement := feed.notify_statement()):
+                    session.execute(text(statement))  # sent by the server only if this commits
                 session.commit()
         except _DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(
                 f"The override store is unavailable ({state.error}); nothing was changed."
             ) from exc
+        if feed is not None:
+            feed.published()
         with state.lock:  # after the commit, so this process sees its own write at once
             state.refresh()
         return entry

@@ -61,6 +61,8 @@ class User(UserMixin, db.Model):
     @classmethod
     def find_by_email(cls, email: str) -> User | None:
         """The user with this email (case-insensitive), if there is one."""
+        if "\x00" in email:  # PostgreSQL refuses NUL in text outright; no stored email holds one
+            return None
         query = db.select(cls).filter(db.func.lower(cls.email) == email.strip().lower())
         return db.session.execute(query).scalar_one_or_none()
 

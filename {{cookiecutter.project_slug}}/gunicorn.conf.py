@@ -1,0 +1,29 @@
+"""gunicorn's settings for `make serve` (or `gunicorn -c gunicorn.conf.py`), each from the environment.
+
+Safe defaults: two workers on 127.0.0.1:8000, reachable only from this machine (put a reverse proxy in front,
+or set GUNICORN_BIND=0.0.0.0:8000 in a container). The app is built in each worker after the fork (no
+`preload_app`), and each worker opens its own database connections, its PostgreSQL change listener included.
+"""
+
+import os
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{name}={value!r} must be a whole number of at least 1, e.g. {name}={default}")
+    return int(value)
+
+
+wsgi_app = "{{ cookiecutter.package_name }}:create_app()"
+bind = os.environ.get("GUNICORN_BIND") or "127.0.0.1:8000"
+workers = _positive_int("WEB_CONCURRENCY", 2)  # the name Heroku, Render and others set
+threads = _positive_int("GUNICORN_THREADS", 1)
+timeout = _positive_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = timeout
+# The proxy addresses allowed to set X-Forwarded-* (the app trusts them only through ProxyFix, if enabled).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or "-"
+errorlog = "-"
