@@ -17,7 +17,7 @@ from urllib.parse import unquote
 # The percent-encoded JSON of every answer, filled in by cookiecutter when it renders this hook.
 _ENCODED_ANSWERS = "{{ cookiecutter|tojson|urlencode }}"
 
-# The answers, as a replay file: `cookiecutter --replay-file .cookiecutter.json TEMPLATE` re-bakes the project.
+# The answers as a replay file: `cookiecutter --replay-file .cookiecutter.json TEMPLATE` bakes it again.
 ANSWERS_FILE = ".cookiecutter.json"
 
 ENV_HEADER = "# Settings for this checkout only; never commit it (.gitignore lists it). See .env.example."

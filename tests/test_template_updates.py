@@ -12,7 +12,7 @@ ANSWERS = {
     "project_name": "Corner Shop",
     "project_slug": "corner_shop",
     "package_name": "shop_app",
-    "description": "Sells \"things\" to O'Brien",
+    "description": 'Sells "things" to O\'Brien',
     "author_name": "Zoë Example",
     "author_email": "zoe@example.org",
     "python_version": CHOICES["python_version"][-1],

@@ -8,6 +8,7 @@ from flask import Flask
 
 from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, views
 from .config import Settings
+from .gatekeeper_check import check_command  # noqa: F401  (importing it adds `flask gk check`)
 from .gatekeeper_config import FF_CONFIG_MAP
 from .gatekeeper_store import store
 
