@@ -39,6 +39,7 @@ APP_MODULES = frozenset(
         "itsdangerous",
         "jinja2",
         "markupsafe",
+        "openfeature",
         "pip",
         "pre_commit",
         "pytest",

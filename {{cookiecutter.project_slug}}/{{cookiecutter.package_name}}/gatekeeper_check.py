@@ -110,7 +110,7 @@ def python_references(path: Path, source: str) -> tuple[list[Reference], dict[st
                 continue
             variant = _literal(node, 1, ("variant",)) if name in FLAG_AND_VARIANT_CALLS else None
             references.append(Reference(path, node.lineno, flag, variant))
-    return references, declared
+    return sorted(references, key=lambda ref: ref.line), declared
 
 
 def template_references(path: Path, source: str, env: Environment) -> list[Reference]:
