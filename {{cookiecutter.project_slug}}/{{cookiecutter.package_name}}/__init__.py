@@ -10,6 +10,7 @@ from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboa
 from .config import Settings
 from .gatekeeper_check import check_command  # noqa: F401  (importing it adds `flask gk check`)
 from .gatekeeper_config import FF_CONFIG_MAP
+from .gatekeeper_exposures import exposures
 from .gatekeeper_store import store
 
 
@@ -24,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
     gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides)
+    exposures.init_app(app, extensions.db)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

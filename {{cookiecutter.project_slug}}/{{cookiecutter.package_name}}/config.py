@@ -61,6 +61,8 @@ class Settings:
     # Cookies are not sent on cross-site POSTs: a second line of defence behind the CSRF tokens.
     SESSION_COOKIE_SAMESITE: str = "Lax"
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
+    GATEKEEPER_EXPOSURES: bool = True
+    GATEKEEPER_EXPOSURES_FLUSH: float = 10.0
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,4 +86,6 @@ class Settings:
             REMEMBER_COOKIE_SECURE=secure_cookies,
             GATEKEEPER_URL_PREFIX=_url_prefix(environ, "GATEKEEPER_URL_PREFIX", "/gatekeeper"),
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
+            GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
+            GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
         )

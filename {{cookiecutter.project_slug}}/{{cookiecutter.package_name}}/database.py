@@ -9,13 +9,15 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from .extensions import db
+from .gatekeeper_exposures import exposures
 from .gatekeeper_store import store
 
 
 def init_db() -> None:
-    """Create every missing table (the app's models, then the flag store's); existing data is kept."""
+    """Create every missing table (the app's models, the flag store's, exposures'); existing data is kept."""
     db.create_all()
     store.create_tables()
+    exposures.create_tables()
 
 
 @click.command("init-db")

@@ -5,6 +5,8 @@ in `_get_variant`), add it to FF_CONFIG_MAP, and ask for it with `request.gk.ff(
 or `ff('FLAG', 'VARIANT')` in a template.
 """
 
+from typing import ClassVar
+
 from .gatekeeper import FeatureFlagConfig, FFConfigMap
 
 TEAM_USER_IDS = [1, 2, 3]
@@ -29,10 +31,12 @@ class HomepageExperimentFFConfig(FeatureFlagConfig):
     DESCRIPTION = "Three-way test of the home page headline: 10% see A, 10% see B, the rest the control."
     OWNER = "growth-team"  # optional: who to ask about the flag
     EXPIRES = "2027-03-01"  # optional: the date it should be gone by; `flask gk check` warns after it
+    # The split; the dashboard also checks the users it has seen against it (sample ratio mismatch).
+    WEIGHTS: ClassVar[dict[str, float]] = {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80}
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
         # Signed-in users are bucketed by user id; visitors by their anonymous id cookie (user_id None).
-        return self.rollout(user_id, {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80})
+        return self.rollout(user_id, self.WEIGHTS)
 
 
 FF_CONFIG_MAP: FFConfigMap = {
