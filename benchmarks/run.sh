@@ -43,3 +43,5 @@ echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_dashboard.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"

@@ -4,6 +4,7 @@ on the flag page with a chart and a sample-ratio-mismatch check."""
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from flask import request
 from sqlalchemy import func, select, text
 
 from {{ cookiecutter.package_name }} import gatekeeper_exposures
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper
+from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, flag_evaluated
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_exposures import (
     ExposureCount,
@@ -48,7 +50,13 @@ class FairFFConfig(FeatureFlagConfig):
 
 
 @pytest.fixture
-def admin_client(client, admin, login):
+def flag_page(app):
+    """`/flag/<name>`: a page that asks one flag for its visitor (added before the app's first request)."""
+    app.add_url_rule("/flag/<name>", "flag_page", lambda name: request.gk.ff_variant(name) or "")
+
+
+@pytest.fixture
+def admin_client(flag_page, client, admin, login):
     login(client, admin)
     return client
 
@@ -70,11 +78,12 @@ def shares_row(page: str, variant: str) -> list[str]:
     return [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
 
 
-def evaluate_for_users(app, flag: str, user_ids) -> None:
-    """Each user's Gatekeeper evaluates `flag` once, as a request for that user would."""
-    with app.app_context():
-        for user_id in user_ids:
-            Gatekeeper(user_id=user_id).ff_variant(flag)
+def visit(app, flag: str, visitors: int) -> None:
+    """`visitors` anonymous visitors, each with their own `gk_anon` id, open a page asking `flag`."""
+    client = app.test_client(use_cookies=False)
+    for _ in range(visitors):
+        response = client.get(f"/flag/{flag}", headers={"Cookie": f"gk_anon={secrets.token_hex(16)}"})
+        assert response.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -125,7 +134,7 @@ def test_flag_page_counts_this_process_exposures_at_once(app, admin_client, make
 def test_forced_variants_count_as_exposures_but_not_as_split_users(app, admin_client, force_flag):
     """Everyone forced to VARIANT_A is exposed to it, but forcing says nothing about the rule's split."""
     force_flag("HOMEPAGE_EXPERIMENT", "VARIANT_A")
-    evaluate_for_users(app, "HOMEPAGE_EXPERIMENT", range(1000, 1010))
+    visit(app, "HOMEPAGE_EXPERIMENT", 10)
     page = admin_client.get("/gatekeeper/flags/HOMEPAGE_EXPERIMENT").text
     assert shares_row(page, "VARIANT_A")[1:3] == ["10", "0"]
 
@@ -133,7 +142,7 @@ def test_forced_variants_count_as_exposures_but_not_as_split_users(app, admin_cl
 def test_chart_draws_one_line_per_variant_as_inline_svg_without_inline_styles(app, admin_client):
     """The last 24 hours are an SVG chart in the page (no script, no CDN), one polyline per variant, with
     colours from the stylesheet: no `style` attribute, so a strict CSP allows it."""
-    evaluate_for_users(app, "HOMEPAGE_EXPERIMENT", range(2000, 2100))
+    visit(app, "HOMEPAGE_EXPERIMENT", 100)
     page = admin_client.get("/gatekeeper/flags/HOMEPAGE_EXPERIMENT").text
     section = page[page.index('<section class="gk-card gk-exposures"') :]
     section = section[: section.index("</section>")]
@@ -147,27 +156,27 @@ def test_a_skewed_rule_shows_a_sample_ratio_mismatch_warning(app, admin_client, 
     """A rule that splits 90/10 while WEIGHTS declares 50/50 is flagged (chi-square p < 0.001), with each
     variant's share next to the one expected."""
     monkeypatch.setitem(FF_CONFIG_MAP, "SKEWED", SkewedFFConfig())
-    evaluate_for_users(app, "SKEWED", range(1, 401))
+    visit(app, "SKEWED", 400)
     page = admin_client.get("/gatekeeper/flags/SKEWED").text
     assert "Sample ratio mismatch" in page
     variant_a = shares_row(page, "A")
-    assert int(variant_a[2]) > 300  # about 90% of the 400 users
+    assert int(variant_a[2]) > 300  # about 90% of the 400 visitors
     assert variant_a[4] == "50.0%"
 
 
 def test_a_fair_split_shows_no_warning(app, admin_client, monkeypatch):
     """A rule that follows its WEIGHTS passes the check, and the page says so."""
     monkeypatch.setitem(FF_CONFIG_MAP, "FAIR", FairFFConfig())
-    evaluate_for_users(app, "FAIR", range(1, 401))
+    visit(app, "FAIR", 400)
     page = admin_client.get("/gatekeeper/flags/FAIR").text
     assert "Sample ratio mismatch" not in page
     assert "The split of users matches WEIGHTS" in page
 
 
-def test_the_buffer_is_bounded_and_drops_what_does_not_fit(app, monkeypatch):
+def test_the_buffer_is_bounded_and_drops_what_does_not_fit(app, flag_page, monkeypatch):
     """Past MAX_PENDING entries new exposures are dropped and counted, never kept without bound."""
     monkeypatch.setattr(gatekeeper_exposures, "MAX_PENDING", 10)
-    evaluate_for_users(app, "MY_NEW_FEATURE", range(1, 50))
+    visit(app, "MY_NEW_FEATURE", 50)
     recorder = exposures.recorder(app)
     assert recorder.pending <= 10
     assert recorder.dropped > 0
@@ -186,6 +195,25 @@ def test_a_database_failure_never_fails_a_request_and_keeps_the_exposures(app, c
     assert exposures.recorder(app).pending > 0
 
 
+def test_evaluations_outside_requests_count_once_record_is_connected(app):
+    """A job's evaluations are no request's: they count when `record` is connected to `flag_evaluated`."""
+    recorder = exposures.recorder(app)
+    with flag_evaluated.connected_to(recorder.record, sender=app), app.app_context():
+        for user_id in range(1, 6):
+            Gatekeeper(user_id=user_id).ff_variant("MY_NEW_FEATURE")
+    recorder.flush()
+    assert stored_exposures(app, "MY_NEW_FEATURE") == 5
+
+
+def test_a_request_is_counted_once_even_with_record_connected(app, client):
+    """Connected to the signal, `record` leaves requests to the end-of-request count: no double counting."""
+    recorder = exposures.recorder(app)
+    with flag_evaluated.connected_to(recorder.record, sender=app):
+        client.get("/")
+    recorder.flush()
+    assert stored_exposures(app, "MY_NEW_FEATURE") == 1
+
+
 def test_exposures_can_be_turned_off(make_app):
     """GATEKEEPER_EXPOSURES off: no recorder, pages still work, and the flag page's report is empty."""
     app = make_app(GATEKEEPER_EXPOSURES=False)
@@ -198,7 +226,9 @@ def test_exposures_can_be_turned_off(make_app):
 def test_the_background_writer_writes_the_buffer_outside_tests(make_app):
     """Outside TESTING a writer thread writes the buffer every GATEKEEPER_EXPOSURES_FLUSH seconds."""
     app = make_app(TESTING=False, GATEKEEPER_EXPOSURES_FLUSH=0.05)
-    evaluate_for_users(app, "MY_NEW_FEATURE", range(1, 4))
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/")
     deadline = time.monotonic() + 10
     while stored_exposures(app, "MY_NEW_FEATURE") < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -210,12 +240,12 @@ def test_what_is_left_in_the_buffer_is_written_when_the_process_exits(tmp_path):
     database = tmp_path / "exit.db"
     script = (
         "from {{ cookiecutter.package_name }} import create_app, database\n"
-        "from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper\n"
         f"app = create_app(dict(TESTING=True, SECRET_KEY='x', SQLALCHEMY_DATABASE_URI='sqlite:///{database}'))\n"
         "with app.app_context():\n"
         "    database.init_db()\n"
-        "    for uid in range(7):\n"
-        "        Gatekeeper(user_id=uid).ff_variant('MY_NEW_FEATURE')\n"
+        "client = app.test_client(use_cookies=False)\n"
+        "for visitor in range(7):\n"
+        "    client.get('/', headers={'Cookie': f'gk_anon={visitor:032x}'})\n"
     )
     project = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", script], cwd=project, check=True, timeout=60)
@@ -225,5 +255,7 @@ def test_what_is_left_in_the_buffer_is_written_when_the_process_exits(tmp_path):
         total = connection.scalar(
             select(func.sum(ExposureCount.count)).where(ExposureCount.flag == "MY_NEW_FEATURE")
         )
-        units = connection.scalar(select(func.count()).select_from(ExposureUnit))
+        units = connection.scalar(
+            select(func.count()).select_from(ExposureUnit).where(ExposureUnit.flag == "MY_NEW_FEATURE")
+        )
     assert (total, units) == (7, 7)

@@ -505,6 +505,10 @@ class Gatekeeper:
         answers = self._flags.get(flag) or self._evaluate_flag(flag)
         return answers[_EVALUATION]
 
+    def evaluations(self) -> list[Evaluation]:
+        """The evaluations this Gatekeeper has made, one per flag asked (in a request: the request's)."""
+        return [answers[_EVALUATION] for answers in self._flags.values()]
+
     # -- internals --------------------------------------------------------------------------------
 
     def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
