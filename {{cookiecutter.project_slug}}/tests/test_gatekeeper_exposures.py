@@ -170,7 +170,7 @@ def test_a_fair_split_shows_no_warning(app, admin_client, monkeypatch):
     visit(app, "FAIR", 400)
     page = admin_client.get("/gatekeeper/flags/FAIR").text
     assert "Sample ratio mismatch" not in page
-    assert "The split of users matches WEIGHTS" in page
+    assert "The split of visitors matches WEIGHTS" in page
 
 
 def test_the_buffer_is_bounded_and_drops_what_does_not_fit(app, flag_page, monkeypatch):
