@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bakery import CHOICES, cookiecutter_cli
+from bakery import CHOICES, cookiecutter_cli, leftovers
 
 # Non-default answers for every question, so a replay that fell back to a default would show.
 ANSWERS = {
@@ -60,3 +60,12 @@ def test_re_baking_from_the_recorded_answers_gives_identical_files(tmp_path):
     assert sorted(original) == sorted(replayed)
     assert [path for path in original if original[path] != replayed[path]] == []
     assert (second / "corner_shop" / ".env").is_file()
+
+
+def test_leftover_scan_allows_the_answers_file_but_not_a_variable(tmp_path):
+    """`.cookiecutter.json` (the file and its name in prose) is not unrendered template text; a
+    `cookiecutter.` variable still is."""
+    (tmp_path / ".cookiecutter.json").write_text('{"cookiecutter": {}}\n')
+    readme = "Answers: `.cookiecutter.json`.\nName: {{ cookiecutter.project_name }}\n"
+    (tmp_path / "README.md").write_text(readme)
+    assert leftovers(tmp_path) == ["README.md:2: Name: {{ cookiecutter.project_name }}"]
