@@ -178,6 +178,7 @@ def main() -> None:
                 f"{statistics.median(off) / 1000:.1f} µs",
                 f"{statistics.median(on) / 1000:.1f} µs",
                 f"{paired:+.2f}%",
+                f"{(min(on) / min(off) - 1) * 100:+.2f}%",
             ]
         )
     print(
@@ -185,7 +186,7 @@ def main() -> None:
     )
     print(f"{ROUNDS} interleaved rounds of {REQUESTS_PER_SAMPLE}; Python {sys.version.split()[0]}):")
     print()
-    print_table(["case", "exposures off", "exposures on", "added (paired median)"], rows)
+    print_table(["case", "exposures off", "exposures on", "added (paired median)", "added (fastest)"], rows)
     recorder = package.gatekeeper_exposures.exposures.recorder(apps["on"])
     direct = end_of_request_us(package, apps["on"])
     page_off = statistics.median(samples["returning, off"]) / 1000
