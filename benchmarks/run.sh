@@ -53,3 +53,4 @@ echo
 "$VENV/bin/python" benchmarks/bench_targeting.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"
+"$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"

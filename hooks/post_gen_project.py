@@ -1,4 +1,4 @@
-"""Finish the baked project: give it its own secret key and drop the files of options not chosen.
+"""Finish the baked project: its own secret key, a record of its answers, no files of options not chosen.
 
 Cookiecutter renders this file with Jinja and runs it inside the new project folder. Answers arrive as
 percent-encoded JSON in a string literal (never pasted into code). No network, no git: nothing here can
@@ -17,6 +17,9 @@ from urllib.parse import unquote
 
 # The percent-encoded JSON of every answer, filled in by cookiecutter when it renders this hook.
 _ENCODED_ANSWERS = "{{ cookiecutter|tojson|urlencode }}"
+
+# The answers as a replay file: `cookiecutter --replay-file .cookiecutter.json TEMPLATE` bakes it again.
+ANSWERS_FILE = ".cookiecutter.json"
 
 ENV_HEADER = "# Settings for this checkout only; never commit it (.gitignore lists it). See .env.example."
 
@@ -43,6 +46,23 @@ def write_env_file(project_dir: Path) -> bool:
     return True
 
 
+def recorded_answers(answers: dict[str, object]) -> dict[str, dict[str, object]]:
+    """The replay form of the answers: `{"cookiecutter": {...}}`, what `cookiecutter --replay-file` loads.
+
+    Private keys are left out but `_template` (where the project came from): a replay takes the rest
+    (`_extensions`, `_copy_without_render`) from the template it re-bakes with, so a newer template's
+    settings apply, and cookiecutter sets `_output_dir`, `_repo_dir` and `_checkout` itself on every bake.
+    """
+    kept = {key: value for key, value in answers.items() if not key.startswith("_") or key == "_template"}
+    return {"cookiecutter": dict(sorted(kept.items()))}
+
+
+def write_answers_file(project_dir: Path, answers: dict[str, object]) -> None:
+    """Write `.cookiecutter.json`: the answers this project was baked with, for re-baking it later."""
+    text = json.dumps(recorded_answers(answers), indent=2, ensure_ascii=False)
+    (project_dir / ANSWERS_FILE).write_text(text + "\n", encoding="utf-8")
+
+
 def paths_not_chosen(answers: dict[str, object]) -> list[str]:
     """The optional paths that belong to a value the user did not pick."""
     return [
@@ -67,8 +87,10 @@ def remove_paths(project_dir: Path, paths: list[str]) -> None:
 def main() -> int:
     """Run inside the freshly baked project folder."""
     project_dir = Path.cwd()
+    answers = read_answers()
     write_env_file(project_dir)
-    remove_paths(project_dir, paths_not_chosen(read_answers()))
+    write_answers_file(project_dir, answers)
+    remove_paths(project_dir, paths_not_chosen(answers))
     return 0
 
 

@@ -44,6 +44,7 @@ APP_MODULES = frozenset(
         "jinja2",
         "limits",
         "markupsafe",
+        "openfeature",
         "pip",
         "pre_commit",
         "psycopg",

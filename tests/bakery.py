@@ -333,9 +333,10 @@ def venv_env(venv: Path) -> dict[str, str]:
 
 
 # Jinja markers left by a variable or tag cookiecutter did not render. GitHub Actions' own `${{ ... }}`
-# expressions are meant to be in the baked workflow, so `{{` right after `$` does not count.
-TEMPLATE_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.")
-APP_TEMPLATE_LEFTOVER = re.compile(r"cookiecutter\.")
+# expressions are meant to be in the baked workflow, so `{{` right after `$` does not count; nor does the
+# name of the answers file every bake records, `.cookiecutter.json`.
+TEMPLATE_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|%\}|\{#|cookiecutter\.(?!json\b)")
+APP_TEMPLATE_LEFTOVER = re.compile(r"cookiecutter\.(?!json\b)")
 
 
 def leftovers(project: Path) -> list[str]:

@@ -138,14 +138,14 @@ def test_unknown_flag_raises_in_testing():
     """A typo in a flag name fails the test that makes it, with the fix in the message."""
     app = make_app()
     with app.app_context(), pytest.raises(gatekeeper.UnknownFlagError, match="ON_OF"):
-        Gatekeeper(app=app).ff("ON_OF", "ON")
+        Gatekeeper(app=app).ff("ON_OF", "ON")  # gk: ignore (a typo on purpose)
 
 
 def test_unknown_variant_raises_in_debug():
     """A typo in a variant name is loud while developing, and lists the real variants."""
     app = make_app(testing=False, debug=True)
     with app.app_context(), pytest.raises(gatekeeper.UnknownFlagError, match="ON, OFF"):
-        Gatekeeper(app=app).ff("ON_OFF", "ONN")
+        Gatekeeper(app=app).ff("ON_OFF", "ONN")  # gk: ignore (a typo on purpose)
 
 
 def test_unknown_flag_or_variant_warns_and_answers_false_in_production(caplog):
@@ -210,6 +210,7 @@ def test_forced_variant_serves_a_variant_and_restores_it():
 def test_forced_variant_refuses_an_unknown_variant():
     """Forcing a variant that does not exist fails at once instead of silently testing nothing."""
     app = make_app()
+    # gk: ignore (an unknown variant on purpose)
     with pytest.raises(gatekeeper.UnknownFlagError), gatekeeper.forced_variant("ON_OFF", "MAYBE", app=app):
         pass
 

@@ -8,7 +8,9 @@ from flask import Flask
 
 from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, security, views
 from .config import Settings
+from .gatekeeper_check import check_command  # noqa: F401  (importing it adds `flask gk check`)
 from .gatekeeper_config import CODE_GROUPS, FF_CONFIG_MAP
+from .gatekeeper_exposures import exposures
 from .gatekeeper_store import store
 
 
@@ -24,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
     gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS, user_by_id=auth.user_by_id)
+    exposures.init_app(app, extensions.db)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)

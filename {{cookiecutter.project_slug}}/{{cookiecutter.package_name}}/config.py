@@ -111,6 +111,8 @@ class Settings:
     RATELIMIT_STRATEGY: str = "moving-window"
     RATELIMIT_HEADERS_ENABLED: bool = True
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True  # a shared storage that goes away still throttles
+    GATEKEEPER_EXPOSURES: bool = True
+    GATEKEEPER_EXPOSURES_FLUSH: float = 10.0
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -150,4 +152,6 @@ class Settings:
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or cls.RATELIMIT_STORAGE_URI,
             GATEKEEPER_STORE_PUSH=_bool(environ, "GATEKEEPER_STORE_PUSH", default=True),
             GATEKEEPER_STORE_LISTEN_URL=(environ.get("GATEKEEPER_STORE_LISTEN_URL") or "").strip(),
+            GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
+            GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
         )

@@ -24,6 +24,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import URL, event, inspect
 
 from .extensions import db
+from .gatekeeper_exposures import exposures
 from .gatekeeper_store import store
 
 # The revision that creates the users and gatekeeper tables (migrations/versions/0001_*.py).
@@ -31,10 +32,11 @@ FIRST_REVISION = "0001"
 
 
 def init_db() -> None:
-    """Create every missing table from the models (the app's, then the store's); existing data is kept."""
+    """Create every missing table (the app's models, the flag store's, exposures'); existing data is kept."""
     create_sqlite_files()
     db.create_all()
     store.create_tables()
+    exposures.create_tables()
 
 
 def create_sqlite_files() -> None:

@@ -39,6 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import date
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
@@ -150,6 +151,9 @@ class FeatureFlagConfig(ABC):
     ``DEFAULT_VARIANT`` is what users get when the rule fails (the last variant if not set);
     ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
     is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
+    ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code.
+    ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
+    optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
     """
 
     FLAG_NAME: str
@@ -158,6 +162,8 @@ class FeatureFlagConfig(ABC):
     DEFAULT_VARIANT: str | None = None
     ROLLOUT_SALT: str = ""
     ROLLOUT: Mapping[str, float] | None = None
+    OWNER: str = ""
+    EXPIRES: str | date | None = None
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -167,6 +173,7 @@ class FeatureFlagConfig(ABC):
         self._names = frozenset(names)
         self._members = {name: self.variants_enum[name] for name in names}
         self.default_variant = self.DEFAULT_VARIANT if self.DEFAULT_VARIANT is not None else names[-1]
+        self.expires = self._check_owner_and_expiry()
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
         self._rollout_flag = self._flag_name()
@@ -323,6 +330,26 @@ class FeatureFlagConfig(ABC):
             raise FlagConfigError(
                 f"{flag}: variant {', '.join(duplicates)} is listed twice in VARIANTS_ENUM_STR"
             )
+
+    def is_expired(self, today: date | None = None) -> bool:
+        """Whether the flag is past its EXPIRES date (never, without one)."""
+        return self.expires is not None and self.expires < (today or date.today())
+
+    def _check_owner_and_expiry(self) -> date | None:
+        """Validate OWNER and EXPIRES; the expiry as a date (None without one)."""
+        flag, expires = self._flag_name(), self.EXPIRES
+        if not isinstance(self.OWNER, str):
+            raise FlagConfigError(f"{flag}: OWNER must be a string like 'team-checkout', not {self.OWNER!r}")
+        if expires is None or type(expires) is date:  # a datetime is not a date here: no time of day
+            return expires
+        if isinstance(expires, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", expires):
+            try:
+                return date.fromisoformat(expires)
+            except ValueError:
+                pass
+        raise FlagConfigError(
+            f"{flag}: EXPIRES {expires!r} is not a date; write it as YYYY-MM-DD, e.g. EXPIRES = '2027-03-01'"
+        )
 
     def _index_overrides(self, overrides: Mapping[str, Any]) -> dict[str, str]:
         flag, index = self._flag_name(), {}
@@ -683,6 +710,10 @@ class Gatekeeper:
             return self._evaluate(flag, config, user_id_override)[_EVALUATION]
         answers = self._flags.get(flag) or self._evaluate_flag(flag)
         return answers[_EVALUATION]
+
+    def evaluations(self) -> list[Evaluation]:
+        """The evaluations this Gatekeeper has made, one per flag asked (in a request: the request's)."""
+        return [answers[_EVALUATION] for answers in self._flags.values()]
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -1122,9 +1153,17 @@ cli = AppGroup("gk", help="Inspect and control feature flags.")
 def list_command() -> None:
     """List every flag with its variants, default and description."""
     for name, config in sorted(get_state().config_map.items()):
-        click.echo(f"{name}  [{' '.join(config._members)}]  default={config.default_variant}")
+        variants = " ".join(config._members)
+        click.echo(f"{name}  [{variants}]  default={config.default_variant}{_ownership(config)}")
         if config.DESCRIPTION:
             click.echo(f"    {config.DESCRIPTION}")
+
+
+def _ownership(config: FeatureFlagConfig) -> str:
+    """`  owner=... expires=...` for `flask gk list`, with "(expired)" once the date has passed."""
+    owner = f"  owner={config.OWNER}" if config.OWNER else ""
+    expired = " (expired)" if config.is_expired() else ""
+    return f"{owner}  expires={config.expires.isoformat()}{expired}" if config.expires else owner
 
 
 @cli.command("explain")

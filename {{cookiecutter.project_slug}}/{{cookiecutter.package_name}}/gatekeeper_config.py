@@ -30,6 +30,8 @@ class HomepageExperimentFFConfig(FeatureFlagConfig):
     VARIANTS_ENUM_STR = "VARIANT_A VARIANT_B CONTROL"
     DEFAULT_VARIANT = "CONTROL"
     DESCRIPTION = "Three-way test of the home page headline: 10% see A, 10% see B, the rest the control."
+    OWNER = "growth-team"  # optional: who to ask about the flag
+    EXPIRES = "2027-03-01"  # optional: the date it should be gone by; `flask gk check` warns after it
     ROLLOUT = {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80}
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):

@@ -1,0 +1,506 @@
+"""Exposures: which variant of each flag was served, per hour, and how many distinct units got each variant.
+
+Drop-in: imports only the standard library, Flask, SQLAlchemy and `.gatekeeper`, and keeps its tables
+beside the store's (`gatekeeper_exposures`, `gatekeeper_exposure_units`).
+
+Recording never touches the database on the request path. At the end of each request (`teardown_request`)
+the request's evaluations, exactly what `flag_evaluated` announces (one per flag asked), are read from
+`request.gk.evaluations()` and counted in an in-process buffer under one lock. (Connecting a receiver to
+the signal instead would cost every flag of every request a blinker send, ~3 µs; evaluations outside
+requests, in jobs, are counted when `recorder.record` is connected to `flag_evaluated`.) A background
+thread writes the buffer every `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard
+writes this process's pending entries before it reads, so they show at once; and whatever is left is
+written when the process exits. The buffer is bounded (`MAX_PENDING` entries): past it, new entries are
+dropped and counted, never blocking a request. A failed write keeps the entries for the next one.
+
+The dashboard's own evaluations (what an admin gets) are not exposures. Units: the user id, or for
+visitors the anonymous id of the `gk_anon` cookie; only evaluations the flag's rule decided count towards
+units (a forced or overridden variant says nothing about the split). The flag page compares each variant's
+share of the last `UNIT_WINDOW_DAYS` days' distinct units with the flag's weights (`ROLLOUT`, or those set at runtime; percentages, an
+optional class attribute) and warns of a sample-ratio mismatch when a chi-square test gives p < 0.001.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, has_app_context, has_request_context
+from flask import request as flask_request
+from sqlalchemy import Engine, Integer, String, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from . import gatekeeper
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 50_000  # buffered (count + unit) entries per process before new ones are dropped
+FLUSH_SOON = 5_000  # wake the writer early once this many entries wait
+CHART_HOURS = 24
+UNIT_WINDOW_DAYS = 7
+RETENTION_DAYS = 35  # rows older than this are deleted, at most once an hour
+SRM_P_VALUE = 0.001
+# Flags the dashboard evaluates to show an admin what they get are not exposures to the feature.
+DASHBOARD_BLUEPRINT = "gatekeeper"
+_ANONYMOUS_PREFIX = "anon:"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+metadata = _Base.metadata  # the exposure tables, for an app's Alembic environment
+
+
+class ExposureCount(_Base):
+    """How often `variant` of `flag` was served in one hour (hours since the Unix epoch, UTC)."""
+
+    __tablename__ = "gatekeeper_exposures"
+
+    flag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExposureUnit(_Base):
+    """One unit (user or visitor) that the rule gave `variant` of `flag` on one day (days since the epoch)."""
+
+    __tablename__ = "gatekeeper_exposure_units"
+
+    flag: Mapped[str] = mapped_column(String(200), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+# -- the report the flag page shows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantShare:
+    """One variant's distinct units over the window, its share of them, and the share its weight expects."""
+
+    variant: str
+    units: int
+    share: float
+    expected: float | None
+
+
+@dataclass(frozen=True)
+class ExposureReport:
+    """A flag's exposures per variant over the last CHART_HOURS hours, and its split of distinct units."""
+
+    flag: str
+    hours: list[datetime]  # the start of each hour, oldest first
+    series: dict[str, list[int]]  # variant -> exposures in each of those hours
+    shares: list[VariantShare]
+    chi_square: float | None  # None: no weights, or too few units for the test
+    p_value: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(sum(counts) for counts in self.series.values())
+
+    @property
+    def peak(self) -> int:
+        return max((max(counts) for counts in self.series.values()), default=0)
+
+    @property
+    def sample_ratio_mismatch(self) -> bool:
+        return self.p_value is not None and self.p_value < SRM_P_VALUE
+
+    def points(self, variant: str, width: float = 480, height: float = 120) -> str:
+        """The SVG polyline points of one variant's hourly counts in a width x height box."""
+        counts, peak = self.series[variant], max(self.peak, 1)
+        step = width / max(len(counts) - 1, 1)
+        return " ".join(
+            f"{index * step:.1f},{height - count * height / peak:.1f}" for index, count in enumerate(counts)
+        )
+
+
+# -- recording ------------------------------------------------------------------------------------------
+
+
+class ExposureRecorder:
+    """One app's exposure buffer and writer. `clock()` gives Unix seconds (tests may replace it)."""
+
+    def __init__(self, app: Flask, db: Any, flush_seconds: float, clock: Callable[[], float] = time.time):
+        self.app = app
+        self.db = db
+        self.flush_seconds = flush_seconds
+        self.clock = clock
+        self.dropped = 0
+        self._reset_for_this_process()
+
+    def _reset_for_this_process(self) -> None:
+        # Also run in a forked child (gunicorn --preload): the parent's buffer, lock and thread are not ours.
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._units: set[tuple[str, str, int, str]] = set()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._pruned_hour = -1
+
+    @property
+    def engine(self) -> Engine:
+        """The database's Engine, from any thread (Flask-SQLAlchemy's needs the app's context)."""
+        if isinstance(self.db, Engine):
+            return self.db
+        if has_app_context():
+            return self.db.engine
+        with self.app.app_context():
+            return self.db.engine
+
+    @property
+    def pending(self) -> int:
+        """Entries recorded in this process and not written yet."""
+        return len(self._counts) + len(self._units)
+
+    def record(self, sender: Any, flag: str, variant: str, reason: str, user_id: Any, **_: Any) -> None:
+        """Buffer one exposure outside a request: connect it to `flag_evaluated` in a worker process to
+        count jobs' evaluations too. In a request it does nothing (`end_of_request` counts those)."""
+        if has_request_context():
+            return
+        try:
+            unit = str(user_id) if user_id is not None else None
+            self._add([gatekeeper.Evaluation(flag, variant, reason)], unit)
+        except Exception:
+            log.exception("gatekeeper_exposures: could not record an exposure of %s", flag)
+
+    def end_of_request(self, error: BaseException | None = None) -> None:
+        """`teardown_request`: buffer the exposures of the request, what `flag_evaluated` announced for it
+        (one per flag), read from `request.gk` in one step; the dashboard's own are not exposures."""
+        try:
+            request = flask_request._get_current_object()
+            gk = getattr(request, "gk", None)
+            evaluations = gk.evaluations() if gk is not None else None
+            if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
+                return
+            user_id = gk.user_id
+            self._add(evaluations, str(user_id) if user_id is not None else _anonymous_unit(gk, request))
+        except Exception:  # an exposure is never worth a failed request
+            log.exception("gatekeeper_exposures: could not record a request's exposures")
+
+    def _add(self, evaluations: list[gatekeeper.Evaluation], unit: str | None) -> None:
+        """Count one unit's evaluations in the buffer, within MAX_PENDING entries."""
+        hour = int(self.clock() // 3600)
+        day = hour // 24
+        with self._lock:
+            counts, units = self._counts, self._units
+            room = MAX_PENDING - len(counts) - len(units)
+            for evaluation in evaluations:
+                key = (evaluation.flag, evaluation.variant, hour)
+                count = counts.get(key)
+                if count is not None:
+                    counts[key] = count + 1
+                elif room > 0:
+                    counts[key] = 1
+                    room -= 1
+                else:
+                    self.dropped += 1
+                    continue
+                if unit is not None and evaluation.reason == gatekeeper.RULE:
+                    entry = (evaluation.flag, evaluation.variant, day, unit)
+                    if entry in units:
+                        continue
+                    if room > 0:
+                        units.add(entry)
+                        room -= 1
+                    else:
+                        self.dropped += 1
+            soon = MAX_PENDING - room >= FLUSH_SOON
+        if soon:
+            self._wake.set()
+        if self._writer is None and self.flush_seconds > 0:
+            self._start_writer()
+
+    def flush(self) -> int:
+        """Write everything pending; returns how many entries were written (0 when the write failed)."""
+        with self._flush_lock:
+            with self._lock:
+                counts, units = self._counts, self._units
+                self._counts, self._units = {}, set()
+            if not counts and not units:
+                return 0
+            try:
+                with Session(self.engine) as session, session.begin():
+                    _add_counts(session, counts)
+                    _add_units(session, units)
+                    self._prune(session)
+            except Exception as error:
+                log.warning("gatekeeper_exposures: writing %d entries failed (%r); kept", len(counts), error)
+                self._keep(counts, units)
+                return 0
+            return len(counts) + len(units)
+
+    def report(
+        self,
+        flag: str,
+        config: gatekeeper.FeatureFlagConfig | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> ExposureReport:
+        """What the flag page shows; this process's pending entries are written first, so they count."""
+        self.flush()
+        now_hour = int(self.clock() // 3600)
+        first_hour, first_day = now_hour - CHART_HOURS + 1, now_hour // 24 - UNIT_WINDOW_DAYS + 1
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ExposureCount.variant, ExposureCount.hour, ExposureCount.count).where(
+                    ExposureCount.flag == flag, ExposureCount.hour >= first_hour
+                )
+            ).all()
+            units = dict(
+                session.execute(
+                    select(ExposureUnit.variant, func.count(func.distinct(ExposureUnit.unit)))
+                    .where(ExposureUnit.flag == flag, ExposureUnit.day >= first_day)
+                    .group_by(ExposureUnit.variant)
+                ).all()
+            )
+        variants = list(config.get_variants()) if config is not None else []
+        variants += sorted({variant for variant, _, _ in rows} - set(variants))
+        series = {variant: [0] * CHART_HOURS for variant in variants}
+        for variant, hour, count in rows:
+            if 0 <= hour - first_hour < CHART_HOURS:
+                series[variant][hour - first_hour] += count
+        hours = [datetime.fromtimestamp((first_hour + i) * 3600, UTC) for i in range(CHART_HOURS)]
+        weights = weights or _weights(config)
+        shares, chi_square, p_value = split_of_units(variants, units, weights)
+        return ExposureReport(flag, hours, series, shares, chi_square, p_value)
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                return
+            self._writer = threading.Thread(
+                target=self._write_forever, name="gatekeeper-exposures", daemon=True
+            )
+        self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            try:
+                with self.app.app_context():
+                    self.flush()
+            except Exception:  # keep writing later; flush() already keeps what it could not write
+                log.exception("gatekeeper_exposures: the writer failed")
+
+    def _keep(self, counts: dict[tuple[str, str, int], int], units: set[tuple[str, str, int, str]]) -> None:
+        with self._lock:
+            for key, count in counts.items():
+                if key in self._counts or self.pending < MAX_PENDING:
+                    self._counts[key] = self._counts.get(key, 0) + count
+                else:
+                    self.dropped += count
+            for unit in units:
+                if self.pending < MAX_PENDING:
+                    self._units.add(unit)
+
+    def _prune(self, session: Session) -> None:
+        hour = int(self.clock() // 3600)
+        if hour == self._pruned_hour:
+            return
+        self._pruned_hour = hour
+        session.execute(delete(ExposureCount).where(ExposureCount.hour < hour - RETENTION_DAYS * 24))
+        session.execute(delete(ExposureUnit).where(ExposureUnit.day < hour // 24 - RETENTION_DAYS))
+
+
+class Exposures:
+    """The extension object: `exposures.init_app(app, db)` starts recording that app's flag exposures."""
+
+    def init_app(
+        self, app: Flask, db: Any, *, clock: Callable[[], float] = time.time
+    ) -> ExposureRecorder | None:
+        """Record `app`'s exposures into `db` (Flask-SQLAlchemy or an Engine) unless GATEKEEPER_EXPOSURES is
+        off; adds `gatekeeper_exposure_report(flag)` for the dashboard's templates.
+
+        Under TESTING no writer thread runs: entries are written when the dashboard reads them, by
+        `flush()`, or at exit, so a test sees exactly what it recorded.
+        """
+        app.jinja_env.globals["gatekeeper_exposure_report"] = _report_for_current_app
+        if not app.config.get("GATEKEEPER_EXPOSURES", True):
+            return None
+        flush_seconds = 0.0 if app.testing else float(app.config.get("GATEKEEPER_EXPOSURES_FLUSH", 10.0))
+        recorder = ExposureRecorder(app, db, flush_seconds, clock)
+        app.extensions["gatekeeper_exposures"] = recorder
+        # Requests are read at their end (`request.gk.evaluations()`), not through the signal: a blinker
+        # send costs ~3 µs, so a receiver would add that to every flag of every request.
+        app.teardown_request(recorder.end_of_request)
+        _RECORDERS.add(recorder)
+        return recorder
+
+    def create_tables(self) -> None:
+        """Create the exposure tables on the current app's database (idempotent)."""
+        recorder = current_app.extensions.get("gatekeeper_exposures")
+        if recorder is not None:
+            _Base.metadata.create_all(recorder.engine)
+
+    def recorder(self, app: Flask | None = None) -> ExposureRecorder | None:
+        """The app's recorder (default: the current app's); None when exposures are off."""
+        return (app or current_app).extensions.get("gatekeeper_exposures")
+
+
+exposures = Exposures()
+
+
+# -- the ratio check ----------------------------------------------------------------------------------
+
+
+def split_of_units(
+    variants: list[str], units: Mapping[str, int], weights: Mapping[str, float] | None
+) -> tuple[list[VariantShare], float | None, float | None]:
+    """Each variant's share of the units, and the chi-square statistic and p-value against `weights`
+    (None when there are no weights, or when any variant expects fewer than 5 units: too few to test)."""
+    total = sum(units.get(variant, 0) for variant in variants)
+    shares = [
+        VariantShare(
+            variant,
+            units.get(variant, 0),
+            units.get(variant, 0) / total if total else 0.0,
+            weights.get(variant, 0) / 100 if weights else None,
+        )
+        for variant in variants
+    ]
+    if not weights or not total:
+        return shares, None, None
+    tested = [share for share in shares if share.expected]
+    if len(tested) < 2 or any(total * share.expected < 5 for share in tested):
+        return shares, None, None
+    statistic = sum(
+        (share.units - total * share.expected) ** 2 / (total * share.expected) for share in tested
+    )
+    return shares, statistic, chi_square_p_value(statistic, len(tested) - 1)
+
+
+def chi_square_p_value(statistic: float, degrees_of_freedom: int) -> float:
+    """P(X >= statistic) for X chi-square distributed: the regularized upper incomplete gamma function
+    Q(k/2, x/2), by its series below a + 1 and its continued fraction above (Numerical Recipes, 6.2)."""
+    if statistic <= 0:
+        return 1.0
+    a, x = degrees_of_freedom / 2, statistic / 2
+    log_prefix = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1 / a
+        n = a
+        while abs(term) > abs(total) * 1e-15:
+            n += 1
+            term *= x / n
+            total += term
+        return max(0.0, 1.0 - total * math.exp(log_prefix))
+    tiny = 1e-300
+    b, c, d = x + 1 - a, 1 / tiny, 1 / (x + 1 - a)
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return math.exp(log_prefix) * h
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+_RECORDERS: weakref.WeakSet[ExposureRecorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for recorder in list(_RECORDERS):
+        if recorder._pid == os.getpid():
+            with recorder.app.app_context():
+                recorder.flush()
+
+
+def _report_for_current_app(flag: str) -> ExposureReport | None:
+    """The flag page's report; None (the page leaves the section out) when off or the database fails."""
+    recorder = exposures.recorder()
+    if recorder is None:
+        return None
+    try:
+        state = gatekeeper.get_state()
+        # The weights the rule runs on: those set at runtime when there are any, else the code's ROLLOUT.
+        stored = getattr(state.store.snapshot(), "weights", {}).get(flag) if state.store is not None else None
+        return recorder.report(flag, state.config_map.get(flag), weights=stored)
+    except SQLAlchemyError as error:
+        log.warning("gatekeeper_exposures: cannot read the exposures of %s (%r)", flag, error)
+        return None
+
+
+def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
+    """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's."""
+    anonymous = getattr(gk, "_anonymous_id", None) or request.cookies.get(gatekeeper.ANONYMOUS_COOKIE)
+    return _ANONYMOUS_PREFIX + anonymous if anonymous else None
+
+
+def _reset_in_child() -> None:
+    for recorder in list(_RECORDERS):
+        recorder._reset_for_this_process()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def _weights(config: gatekeeper.FeatureFlagConfig | None) -> Mapping[str, float] | None:
+    weights = getattr(config, "ROLLOUT", None)
+    return weights if isinstance(weights, Mapping) and weights else None
+
+
+def _add_counts(session: Session, counts: Mapping[tuple[str, str, int], int]) -> None:
+    if not counts:
+        return
+    rows = [{"flag": f, "variant": v, "hour": h, "count": n} for (f, v, h), n in counts.items()]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # Core statements on the table (not the ORM entity): an ORM bulk insert costs several times more.
+        table = ExposureCount.__table__
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(table)
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["flag", "variant", "hour"],
+                set_={"count": table.c.count + insert.excluded.count},
+            ),
+            rows,
+        )
+        return
+    for row in rows:  # any other database: one row at a time
+        existing = session.get(ExposureCount, (row["flag"], row["variant"], row["hour"]))
+        if existing is None:
+            session.add(ExposureCount(**row))
+        else:
+            existing.count += row["count"]
+
+
+def _add_units(session: Session, units: set[tuple[str, str, int, str]]) -> None:
+    if not units:
+        return
+    rows = [{"flag": f, "variant": v, "day": d, "unit": u} for f, v, d, u in units]
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(ExposureUnit.__table__)
+        session.execute(insert.on_conflict_do_nothing(), rows)
+        return
+    for row in rows:
+        if session.get(ExposureUnit, tuple(row.values())) is None:
+            session.add(ExposureUnit(**row))
