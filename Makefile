@@ -45,6 +45,7 @@ first-migration: $(VENV)/.installed
 	rm -rf build/migration && $(VENV)/bin/cookiecutter --no-input -f -o build/migration .
 	rm -f build/migration/gatekeeper_app/migrations/versions/*.py
 	$(MAKE) -C build/migration/gatekeeper_app .venv/.installed-dev UV=$(UV)
+	: > build/migration/empty.db  # an empty SQLite file: the app never creates one itself
 	cd build/migration/gatekeeper_app && DATABASE_URL=sqlite:///$(CURDIR)/build/migration/empty.db \
 		.venv/bin/flask --app gatekeeper_app db migrate -m "users and gatekeeper tables" --rev-id 0001
 	build/migration/gatekeeper_app/.venv/bin/ruff check --fix -q build/migration/gatekeeper_app/migrations

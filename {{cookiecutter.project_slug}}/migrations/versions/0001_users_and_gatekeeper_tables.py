@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 22:11:38.285623
+Create Date: 2026-12-01 23:07:00.189707
 """
 
 import sqlalchemy as sa
@@ -23,10 +23,12 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=256), nullable=False),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("session_token", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_users_email"), ["email"], unique=True)
+        batch_op.create_index(batch_op.f("ix_users_session_token"), ["session_token"], unique=True)
 
     op.create_table(
         "gatekeeper_audit_log",
@@ -38,6 +40,8 @@ def upgrade() -> None:
         sa.Column("target", sa.String(length=254), nullable=False),
         sa.Column("before", sa.String(length=100), nullable=True),
         sa.Column("after", sa.String(length=100), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("user_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("gatekeeper_audit_log", schema=None) as batch_op:
@@ -51,6 +55,59 @@ def upgrade() -> None:
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("flag"),
     )
+    op.create_table(
+        "gatekeeper_group_members",
+        sa.Column("group", sa.String(length=100), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("user_label", sa.String(length=254), nullable=False),
+        sa.Column("added_by", sa.String(length=254), nullable=False),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("group", "user_id"),
+    )
+    op.create_table(
+        "gatekeeper_group_targets",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("group", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "group"),
+    )
+    op.create_table(
+        "gatekeeper_groups",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("description", sa.String(length=254), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "gatekeeper_rollout_weights",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("basis_points", sa.Integer(), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant"),
+    )
+    op.create_table(
+        "gatekeeper_schedules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("argument", sa.String(length=254), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=254), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:
+        batch_op.create_index("ix_gatekeeper_schedules_state_due_at", ["state", "due_at"], unique=False)
+
     op.create_table(
         "gatekeeper_user_overrides",
         sa.Column("flag", sa.String(length=100), nullable=False),
@@ -67,19 +124,46 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "gatekeeper_exposure_units",
+        sa.Column("flag", sa.String(length=200), nullable=False),
+        sa.Column("variant", sa.String(length=200), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("unit", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant", "day", "unit"),
+    )
+    op.create_table(
+        "gatekeeper_exposures",
+        sa.Column("flag", sa.String(length=200), nullable=False),
+        sa.Column("variant", sa.String(length=200), nullable=False),
+        sa.Column("hour", sa.Integer(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant", "hour"),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("gatekeeper_exposures")
+    op.drop_table("gatekeeper_exposure_units")
     op.drop_table("gatekeeper_version")
     op.drop_table("gatekeeper_user_overrides")
+    with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:
+        batch_op.drop_index("ix_gatekeeper_schedules_state_due_at")
+
+    op.drop_table("gatekeeper_schedules")
+    op.drop_table("gatekeeper_rollout_weights")
+    op.drop_table("gatekeeper_groups")
+    op.drop_table("gatekeeper_group_targets")
+    op.drop_table("gatekeeper_group_members")
     op.drop_table("gatekeeper_forced_variants")
     with op.batch_alter_table("gatekeeper_audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_gatekeeper_audit_log_flag_id")
 
     op.drop_table("gatekeeper_audit_log")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_session_token"))
         batch_op.drop_index(batch_op.f("ix_users_email"))
 
     op.drop_table("users")
