@@ -142,3 +142,9 @@ def drop_store_tables(app: Flask) -> None:
     with app.app_context(), db.engine.begin() as connection:
         for table in STORE_TABLES:
             connection.exec_driver_sql(f"DROP TABLE {table}")
+
+
+def wait_for_refresh(app: Flask) -> None:
+    """Until the snapshot refresh a request started in the background has finished (it holds the lock)."""
+    with app.extensions["gatekeeper_store"].lock:
+        pass

@@ -14,8 +14,9 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import inspect
 
-from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }} import create_app, database
 from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.gatekeeper_exposures import metadata as exposures_metadata
 from {{ cookiecutter.package_name }}.gatekeeper_store import metadata as store_metadata
 from {{ cookiecutter.package_name }}.gatekeeper_store import store
 from tests.databases import drop_database, new_database
@@ -26,6 +27,8 @@ from tests.store_helpers import STORE_TABLES
 def empty_app(tmp_path: Path) -> Iterator[Flask]:
     """The app on a database with no tables at all."""
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": new_database(tmp_path / "empty.db")})
+    with app.app_context():
+        database.create_sqlite_files()  # an empty file, as `flask init-db` makes (the app never does)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -45,7 +48,8 @@ def current_revision(app: Flask) -> str | None:
 def schema_differences(app: Flask) -> list:
     """What autogenerate would put in a new migration: the models' schema against the database's."""
     with app.app_context(), db.engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection), [db.metadata, store_metadata])
+        context = MigrationContext.configure(connection)
+        return compare_metadata(context, [db.metadata, store_metadata, exposures_metadata])
 
 
 def test_the_migrations_build_exactly_the_schema_of_the_models(empty_app):

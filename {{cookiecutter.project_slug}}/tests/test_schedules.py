@@ -7,7 +7,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
-from tests.store_helpers import OLD_CONFIG_MAP, another_process, audit_log, snapshot
+from tests.store_helpers import OLD_CONFIG_MAP, another_process, audit_log, snapshot, wait_for_refresh
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
@@ -39,7 +39,8 @@ def gk(runner, *args):
 
 
 def variant(app, flag, user_id=42):
-    with app.test_request_context():
+    """What `user_id` gets, outside a request: the snapshot is brought up to date in this thread first."""
+    with app.app_context():
         return Gatekeeper(user_id=user_id).ff_variant(flag)
 
 
@@ -55,9 +56,12 @@ def test_a_scheduled_change_waits_for_its_time(app, runner, clock):
 
 
 def test_a_due_change_is_made_on_the_next_flag_check_and_audited_as_the_schedule(app, client, runner, clock):
-    """Once due, the next request's snapshot read makes it (no cron, no worker), audited as the schedule."""
+    """Once due, the next request's snapshot read makes it, off the request path (no cron, no worker), and
+    the requests after it serve it; audited as the schedule."""
     gk(runner, "schedule", "NEW_CHECKOUT", "+30m", "force", "ON")
     clock.now += timedelta(minutes=30)
+    client.get("/")
+    wait_for_refresh(app)
     assert 'data-flag="NEW_CHECKOUT" data-variant="ON"' in client.get("/").text
     entry = audit_log(app, "NEW_CHECKOUT")[0]
     assert (entry.actor, entry.action, entry.after) == ("schedule #1 (by cli)", "force", "ON")

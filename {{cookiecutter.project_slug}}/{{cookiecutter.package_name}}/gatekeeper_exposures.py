@@ -16,8 +16,9 @@ dropped and counted, never blocking a request. A failed write keeps the entries 
 The dashboard's own evaluations (what an admin gets) are not exposures. Units: the user id, or for
 visitors the anonymous id of the `gk_anon` cookie; only evaluations the flag's rule decided count towards
 units (a forced or overridden variant says nothing about the split). The flag page compares each variant's
-share of the last `UNIT_WINDOW_DAYS` days' distinct units with the flag's weights (`ROLLOUT`, or those set at runtime; percentages, an
-optional class attribute) and warns of a sample-ratio mismatch when a chi-square test gives p < 0.001.
+share of the last `UNIT_WINDOW_DAYS` days' distinct units with the weights its rule runs on (those set at
+runtime, else the class's `ROLLOUT`) and warns of a sample-ratio mismatch when a chi-square test gives
+p < 0.001.
 """
 
 from __future__ import annotations

@@ -542,10 +542,11 @@ class OverrideStore:
         Flask-SQLAlchemy object.
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed` carries changes between processes
-        (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere); `GATEKEEPER_STORE_PUSH = False` stops this
-        process listening (it still announces its own writes); `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is
-        where the listener connects when the app's URL goes through a pooler that cannot LISTEN.
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed`
+        carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
+        `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
+        `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
+        through a pooler that cannot LISTEN.
         """
         if isinstance(db, str | URL):
             db = create_engine(db)
