@@ -441,10 +441,12 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
     says what it acts on."""
     page = open_as(ADMIN)
     page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
-    assert tab_order(page, 17) == [
+    assert tab_order(page, 33) == [
         "a: Skip to content",
         "a: Gatekeeper",
         "a: Flags",
+        "a: Groups",
+        "a: Users",
         "a: Audit log",
         "a: Back to Gatekeeper App",
         "a: Flags",
@@ -458,6 +460,20 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
         "select: gets",
         "input: Reason (optional) for the user override",
         "button: Add override",
+        "input: Share of VARIANT_A, in percent",
+        "input: Share of VARIANT_B, in percent",
+        "input: Share of CONTROL, in percent",
+        "input: Reason (optional) for the new weights",
+        "button: Save weights",
+        "select: Group to target",
+        "select: Variant the group gets",
+        "input: Reason (optional) for the group target",
+        "button: Target group",
+        "input: When (UTC, or +1h from now)",
+        "select: Scheduled change",
+        "input: Its variant, weights or group",
+        "input: Reason (optional) for the scheduled change",
+        "button: Schedule",
         "a: All changes to HOMEPAGE_EXPERIMENT",
     ]
 

@@ -559,7 +559,9 @@ def set_rollout(name: str) -> Response | str:
             _flash(str(exc), "error")
             return _back(name)
         if moves:
-            return render_template("gatekeeper/rollout_confirm.html", name=name, weights=weights, moves=moves)
+            return render_template(
+                "gatekeeper/rollout_confirm.html", name=name, weights=weights, moves=moves, reason=form_reason()
+            )
     _change(targeting.set_weights, name, weights, unchanged=f"{name} already has these weights.")
     return _back(name)
 
@@ -595,7 +597,7 @@ def add_schedule(name: str) -> Response:
     when, action = request.form.get("when", ""), request.form.get("action", "")
     arguments = request.form.get("arguments", "").split()
     try:
-        entry = targeting.schedule(name, when, action, arguments, actor=_actor())
+        entry = targeting.schedule(name, when, action, arguments, actor=_actor(), reason=form_reason())
     except StoreError as exc:
         _flash(str(exc), "error")
     else:
