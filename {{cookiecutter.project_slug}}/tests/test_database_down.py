@@ -4,17 +4,21 @@ and the app recovers by itself once the database is back. SQLite never creates a
 import pytest
 
 from {{ cookiecutter.package_name }} import create_app
+from tests.databases import TEST_DATABASE_URL
 
 SITE_HEADER = 'class="site-header"'
 
 
 @pytest.fixture
 def db_file(tmp_path):
-    return tmp_path / "app0.db"  # the file `make_app` gives the first app of a test
+    """The file `make_app` gives the first app of a test (a missing file is SQLite's own case)."""
+    if TEST_DATABASE_URL:
+        pytest.skip("the suite runs on PostgreSQL (TEST_DATABASE_URL): no SQLite file to take away")
+    return tmp_path / "app0.db"
 
 
 @pytest.fixture
-def cookies(app, client, user, login, db_file):
+def cookies(app, client, user, login):
     """The cookies of a logged-in user, taken before the database file goes away."""
     login(client, user)
     return {"session": client.get_cookie("session").value}
