@@ -560,7 +560,11 @@ def set_rollout(name: str) -> Response | str:
             return _back(name)
         if moves:
             return render_template(
-                "gatekeeper/rollout_confirm.html", name=name, weights=weights, moves=moves, reason=form_reason()
+                "gatekeeper/rollout_confirm.html",
+                name=name,
+                weights=weights,
+                moves=moves,
+                reason=form_reason(),
             )
     _change(targeting.set_weights, name, weights, unchanged=f"{name} already has these weights.")
     return _back(name)

@@ -707,34 +707,14 @@ class OverrideStore:
         """Serve `variant` of `flag` to everyone (the kill switch, or a full launch). None if already so."""
         reason = clean_reason(reason)
         _check_variant(_check_flag(flag), flag, variant)
-
-        def change(session: Session) -> AuditEntry | None:
-            row = session.get(_ForcedRow, flag)
-            before = row.variant if row else None
-            if before == variant:
-                return None
-            if row is None:
-                row = _ForcedRow(flag=flag)
-                session.add(row)
-            row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], datetime.now(UTC)
-            return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
-
-        return self._write(change)
+        return self._write(lambda session: _force(session, flag, variant, actor, reason=reason))
 
     def unforce(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
         reason = clean_reason(reason)
         if not _storable(flag, _NAME_LENGTH):
             return None
-
-        def change(session: Session) -> AuditEntry | None:
-            row = session.get(_ForcedRow, flag)
-            if row is None:
-                return None
-            session.delete(row)
-            return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
-
-        return self._write(change)
+        return self._write(lambda session: _unforce(session, flag, actor, reason=reason))
 
     def set_user_override(
         self, flag: str, user_text: str, variant: str, actor: str, *, reason: str | None = None
@@ -996,6 +976,30 @@ def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
     if entry.before is not None and entry.flag not in _config_map():
         return f"flag {entry.flag} is no longer in the code"
     return None
+
+
+def _force(
+    session: Session, flag: str, variant: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    """Force `variant` of `flag` for everyone and audit it, in `session` (also a due scheduled change)."""
+    row = session.get(_ForcedRow, flag)
+    before = row.variant if row else None
+    if before == variant:
+        return None
+    if row is None:
+        row = _ForcedRow(flag=flag)
+        session.add(row)
+    row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], datetime.now(UTC)
+    return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
+
+
+def _unforce(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+    """Stop forcing `flag` and audit it, in `session`; None if it was not forced."""
+    row = session.get(_ForcedRow, flag)
+    if row is None:
+        return None
+    session.delete(row)
+    return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
 
 
 store = OverrideStore()

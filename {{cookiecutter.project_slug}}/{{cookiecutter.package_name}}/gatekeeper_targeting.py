@@ -43,9 +43,10 @@ from .gatekeeper_store import (
     _Base,
     _check_flag,
     _check_variant,
-    _ForcedRow,
+    _force,
     _quote,
     _storable,
+    _unforce,
     _VersionRow,
     clean_reason,
     store,
@@ -675,28 +676,6 @@ def _untarget(
         return None
     session.delete(row)
     return _audit(session, actor, flag, "untarget", f"group {group}", row.variant, None, reason=reason)
-
-
-def _force(
-    session: Session, flag: str, variant: str, actor: str, *, reason: str | None = None
-) -> AuditEntry | None:
-    row = session.get(_ForcedRow, flag)
-    before = row.variant if row else None
-    if before == variant:
-        return None
-    if row is None:
-        row = _ForcedRow(flag=flag)
-        session.add(row)
-    row.variant, row.set_by, row.set_at = variant, actor[:_LABEL_LENGTH], _now()
-    return _audit(session, actor, flag, "force", "everyone", before, variant, reason=reason)
-
-
-def _unforce(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
-    row = session.get(_ForcedRow, flag)
-    if row is None:
-        return None
-    session.delete(row)
-    return _audit(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
 
 
 # --- Scheduled changes --------------------------------------------------------------------------------------
