@@ -394,6 +394,10 @@ def busy_flag(open_as, server):
 
 DASHBOARD_PAGES = {"flag-list": "/gatekeeper/", "flag-page": "/gatekeeper/flags/MY_NEW_FEATURE"}
 DASHBOARD_PAGES["audit-log"] = "/gatekeeper/audit"
+DASHBOARD_PAGES["rollout-page"] = "/gatekeeper/flags/NEW_CHECKOUT"
+DASHBOARD_PAGES["groups"] = "/gatekeeper/groups"
+DASHBOARD_PAGES["group-page"] = "/gatekeeper/groups/admins"
+DASHBOARD_PAGES["user-lookup"] = f"/gatekeeper/users?q={ADMIN}"
 
 
 @pytest.mark.parametrize("color_scheme", ["dark", "light"])
