@@ -451,7 +451,9 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
 
 def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
     """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's."""
-    anonymous = getattr(gk, "_anonymous_id", None) or request.cookies.get(gatekeeper.ANONYMOUS_COOKIE)
+    anonymous = getattr(gk, "_anonymous_id", None) or gatekeeper.cookie_value(
+        request, gatekeeper.ANONYMOUS_COOKIE
+    )
     return _ANONYMOUS_PREFIX + anonymous if anonymous else None
 
 
