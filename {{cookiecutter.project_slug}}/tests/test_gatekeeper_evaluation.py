@@ -89,6 +89,31 @@ def test_a_rule_may_return_a_variant_name():
     assert explain_for(make_app({"BY_NAME": ByName()}), 1, "BY_NAME") == ("ON", "rule")
 
 
+class ReorderedArguments(FeatureFlagConfig):
+    FLAG_NAME = "OWN_SIGNATURE"
+    VARIANTS_ENUM_STR = "ON OFF"
+
+    def _get_variant(self, session=None, request=None, app=None, user_id=None):
+        return "ON" if user_id == 7 and isinstance(app, Flask) and request is None else "OFF"
+
+
+class KeywordArguments(FeatureFlagConfig):
+    FLAG_NAME = "OWN_SIGNATURE"
+    VARIANTS_ENUM_STR = "ON OFF"
+
+    def _get_variant(self, user_id=None, **arguments):
+        return "ON" if user_id == 7 and isinstance(arguments["app"], Flask) else "OFF"
+
+
+@pytest.mark.parametrize("config_class", [ReorderedArguments, KeywordArguments])
+def test_a_rule_with_its_own_signature_gets_each_argument_by_name(config_class):
+    """The seed's signature is called positionally (it is faster); any other gets user_id, app, request
+    and session by name, as it always did."""
+    app = make_app({"OWN_SIGNATURE": config_class()})
+    assert explain_for(app, 7, "OWN_SIGNATURE") == ("ON", "rule")
+    assert explain_for(app, 8, "OWN_SIGNATURE") == ("OFF", "rule")
+
+
 def test_each_flag_is_evaluated_once_per_request():
     """Twenty checks of one flag in a request run its rule once and agree with each other."""
     config = OnOff()

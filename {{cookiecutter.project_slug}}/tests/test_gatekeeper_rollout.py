@@ -111,6 +111,37 @@ def test_a_salt_reshuffles_a_flag():
     assert abs(agree / 20_000 - 0.5) < 0.02
 
 
+def in_code(flag: str, weights: dict[str, float]) -> FeatureFlagConfig:
+    """A flag whose weights are its ROLLOUT, asked with `self.rollout(user_id)`."""
+
+    class InCode(FeatureFlagConfig):
+        FLAG_NAME = flag
+        VARIANTS_ENUM_STR = " ".join(weights)
+        ROLLOUT = weights
+
+        def _get_variant(self, user_id=None, app=None, request=None, session=None):
+            return self.rollout(user_id)
+
+    return InCode()
+
+
+def test_rollout_weights_give_the_same_variants_as_weights_passed_in_the_call():
+    """ROLLOUT (whose ranges are worked out once) and the same weights written in the call agree."""
+    weights = {"A": 10.5, "B": 22.25, "C": 67.25}
+    config = in_code("SAME", weights)
+    assert [config.rollout(unit_id).name for unit_id in range(5_000)] == assign("SAME", weights, range(5_000))
+
+
+def test_a_new_rollout_on_the_class_takes_effect_at_once(monkeypatch):
+    """Giving the class a new ROLLOUT (as a deploy, or a test, does) moves units by the new weights."""
+    config = in_code("RAMPED", {"ON": 10, "OFF": 90})
+    before = [config.rollout(unit_id).name for unit_id in range(2_000)]
+    monkeypatch.setattr(type(config), "ROLLOUT", {"ON": 50, "OFF": 50})
+    after = [config.rollout(unit_id).name for unit_id in range(2_000)]
+    assert after == assign("RAMPED", {"ON": 50, "OFF": 50}, range(2_000))
+    assert after.count("ON") > before.count("ON") * 3
+
+
 def test_weights_that_do_not_add_up_to_100_serve_the_default():
     """A rollout with bad weights is a broken rule: the default variant is served."""
     config = experiment("BAD_WEIGHTS", {"ON": 60, "OFF": 60})

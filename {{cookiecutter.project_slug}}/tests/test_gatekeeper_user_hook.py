@@ -62,6 +62,32 @@ def test_the_hook_may_return_an_object_a_mapping_a_row_or_a_plain_id(user):
     assert variant_for(user) == "ON"
 
 
+class PropertyId:
+    """A user whose `id` is a property, with a different value left in its __dict__ under the same name."""
+
+    def __init__(self) -> None:
+        self.__dict__["id"] = 1
+
+    @property
+    def id(self) -> int:
+        return 7
+
+
+def test_an_id_property_is_asked_not_read_from_the_objects_dict():
+    """The id is what `user.id` gives, even where the object's __dict__ holds something else as "id"."""
+    assert variant_for(PropertyId()) == "ON"
+
+
+def test_a_plain_attribute_id_set_after_the_first_request_is_read():
+    """The same user class, first without an id (anonymous), then with one: each request reads it anew."""
+    user = SimpleNamespace(is_authenticated=True)
+    app = make_app(lambda: user)
+    app.config["TESTING"] = False  # (no id) is then a warning, served as anonymous
+    assert app.test_client().get("/explain/ON_OFF").text.split()[0] == "OFF"
+    user.id = 7
+    assert app.test_client().get("/explain/ON_OFF").text.split()[0] == "ON"
+
+
 def test_a_plain_string_id_is_the_id():
     """A string id is the id, as it is (a session often holds the id as text)."""
     app = make_app(lambda: "7")

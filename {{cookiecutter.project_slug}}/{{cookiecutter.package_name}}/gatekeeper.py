@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import inspect
 import logging
 import re
 import secrets
@@ -54,10 +55,26 @@ from flask.cli import AppGroup, with_appcontext
 from itsdangerous import BadData, URLSafeSerializer
 from werkzeug.local import LocalProxy
 
+try:  # Flask's own context variables (Flask 2.2+): a flag check reads them directly, since each hop
+    # through a proxy (`g`, `request`) costs more than the rest of the check
+    from flask.globals import _cv_app, _cv_request
+except ImportError:  # pragma: no cover - a Flask without them: the proxies do the same, slower
+    _cv_app = _cv_request = None
+
+try:  # CPython's own SHA-256 (3.12+: _sha2, 3.11: _sha256): for a 40-byte key it takes about three
+    # quarters of OpenSSL's time through hashlib, which pays for its generality on every call. Same digest.
+    from _sha2 import sha256 as _sha256
+except ImportError:  # pragma: no cover - depends on the Python version
+    try:
+        from _sha256 import sha256 as _sha256
+    except ImportError:
+        _sha256 = hashlib.sha256
+
 try:  # optional: without it, pass init_app a user_loader
+    from flask_login import AnonymousUserMixin as _LoginAnonymousUser
     from flask_login import current_user as _login_current_user
 except ImportError:
-    _login_current_user = None
+    _LoginAnonymousUser = _login_current_user = None
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +96,12 @@ _SIGNER_SALT = "gatekeeper-browser-overrides"
 _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING: Any = object()
 _first_8_bytes = struct.Struct(">Q").unpack_from
+_RULE_ARGUMENTS = ("user_id", "app", "request", "session")
+_PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every call
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
-# flag -> weights stored at runtime, while a rule runs (see Gatekeeper._rule): what `rollout()` obeys.
-_runtime_weights: ContextVar[Mapping[str, Mapping[str, float]]] = ContextVar(
-    "gatekeeper_runtime_weights", default=MappingProxyType({})
-)
+# The Gatekeeper whose rule is running (see Gatekeeper._rule) when it has weights stored at runtime, which
+# `rollout()` then obeys.
+_rule_gatekeeper: ContextVar[Gatekeeper | None] = ContextVar("gatekeeper_rule_gatekeeper", default=None)
 
 flag_evaluated = Namespace().signal(
     "flag-evaluated",
@@ -114,7 +132,7 @@ def rollout_bucket(key: str) -> int:
     The first 8 bytes of the SHA-256 of the key's UTF-8 bytes, read as a big-endian unsigned integer,
     modulo 10,000: the same on every machine and Python version, and independent between flags.
     """
-    return _first_8_bytes(hashlib.sha256(key.encode()).digest())[0] % ROLLOUT_BUCKETS
+    return _first_8_bytes(_sha256(key.encode()).digest())[0] % ROLLOUT_BUCKETS
 
 
 def rollout_ranges(weights: Mapping[str, float]) -> dict[str, tuple[float, float]]:
@@ -150,8 +168,8 @@ class FeatureFlagConfig(ABC):
     ``FLAG_NAME``, ``VARIANTS_ENUM_STR`` (space-separated names) and ``DESCRIPTION`` describe the flag;
     ``DEFAULT_VARIANT`` is what users get when the rule fails (the last variant if not set);
     ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
-    is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
-    ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code.
+    is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime); its ranges are worked
+    out once, so change it by giving the class a new dict, not by editing that one in place.
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
     optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
     """
@@ -176,6 +194,8 @@ class FeatureFlagConfig(ABC):
         self.expires = self._check_owner_and_expiry()
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
+        self._positional_rule = _takes_the_seed_arguments(self._get_variant)
+        self._ranges: tuple[Any, tuple[tuple[float, Enum], ...]] = (None, ())
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -211,17 +231,30 @@ class FeatureFlagConfig(ABC):
         the visitor's anonymous id (a long-lived cookie) inside a request.
         """
         # Never change this hashing or the order of the ranges: every user would move to another variant.
-        stored = _runtime_weights.get().get(self._rollout_flag)
+        gk = _rule_gatekeeper.get()
+        stored = gk._weights.get(self._rollout_flag) if gk is not None else None
+        # `kept`: weights that are the same object from one call to the next (ROLLOUT, stored ones), whose
+        # ranges are worked out once; weights written in the call are new each time, and walked each time.
         if stored is not None and stored.keys() <= self._names:  # else stale: a variant left the code
-            weights = stored
+            weights, kept = stored, True
         elif weights is None:
-            weights = self.ROLLOUT
+            weights, kept = self.ROLLOUT, True
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
+        else:
+            kept = False
         if unit_id is None:
             unit_id = anonymous_id()
         key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
-        point = _first_8_bytes(hashlib.sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
+        point = _first_8_bytes(_sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
+        if kept:
+            ranges = self._ranges
+            if ranges[0] is not weights:
+                ranges = self._ranges = (weights, self._range_ends(weights))
+            for end, member in ranges[1]:
+                if point < end:
+                    return member
+            return member  # a float rounding can leave the top bucket over: the last variant owns it
         total, chosen = 0, None
         for variant, weight in weights.items():
             total += weight
@@ -229,8 +262,17 @@ class FeatureFlagConfig(ABC):
                 chosen = variant
         if total != 100 and abs(total - 100) > 1e-9:
             raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
-        # With float weights a rounding can leave the top bucket over: the last variant owns it.
         return self._members[chosen if chosen is not None else variant]
+
+    def _range_ends(self, weights: Mapping[str, float]) -> tuple[tuple[float, Enum], ...]:
+        """Each variant's range end in percent, with its member, in order (as `rollout_ranges`)."""
+        total, ends = 0, []
+        for variant, weight in weights.items():
+            total += weight
+            ends.append((total, self._members[variant]))
+        if total != 100 and abs(total - 100) > 1e-9:
+            raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
+        return tuple(ends)
 
     def rollout_order(self, variants: Iterable[str]) -> list[str]:
         """`variants` in the order their ranges are laid out: ``ROLLOUT``'s order, then the flag's own.
@@ -371,6 +413,18 @@ class FeatureFlagConfig(ABC):
 FFConfigMap = dict[str, FeatureFlagConfig]
 
 
+def _takes_the_seed_arguments(rule: Callable[..., Any]) -> bool:
+    """Whether `rule(user_id, app, request, session)` means `rule(user_id=..., app=..., ...)`: the seed's
+    signature, which the engine then calls positionally (a keyword call costs about twice as much)."""
+    try:
+        parameters = list(inspect.signature(rule).parameters.values())[:4]
+    except (TypeError, ValueError):
+        return False
+    return [p.name for p in parameters] == list(_RULE_ARGUMENTS) and all(
+        p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters
+    )
+
+
 def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
     """Raise FlagConfigError, naming the flag and the fix, for the first config that is wrong."""
     for key, config in config_map.items():
@@ -430,17 +484,33 @@ _NOTHING_STORED = ({}, {}, _EMPTY_SNAPSHOT)  # (pinned, browser, snapshot) when 
 _NO_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType({})
 
 
+def _current_request() -> Request | None:
+    """The request being handled, or None, read from Flask's context variable (not the `request` proxy)."""
+    if _cv_request is None:  # pragma: no cover
+        return flask_request._get_current_object() if has_request_context() else None
+    context = _cv_request.get(None)
+    return context.request if context is not None else None
+
+
+def _current_g() -> Any:
+    """The app context's `g`, read from Flask's context variable (not the `g` proxy)."""
+    context = _cv_app.get(None) if _cv_app is not None else None
+    return context.g if context is not None else flask_g
+
+
 def _default_user_loader() -> Any:
     """The logged-in user from Flask-Login, or None (also when the app does not use Flask-Login)."""
     if _login_current_user is None:
         return None
     # Flask-Login keeps the request's user in `g._login_user` once anything asked for it (a layout with a
     # login link does): read it there, rather than through `current_user`'s chain of proxies.
-    user = flask_g.get("_login_user")
+    user = _current_g().__dict__.get("_login_user")  # what g.get() returns, without its two lookups
     if user is None:
         if not hasattr(current_app, "login_manager"):
             return None
         user = _login_current_user._get_current_object()
+    if type(user) is _LoginAnonymousUser:  # Flask-Login's own anonymous user (its property says False)
+        return None
     return user if getattr(user, "is_authenticated", False) else None
 
 
@@ -448,7 +518,7 @@ def user_attribute(user: Any, name: str) -> Any:
     """`name` of what the user hook returned: an attribute of a user object, or a key of a mapping or row;
     None when it has none."""
     value = getattr(user, name, None)
-    if value is None and user is not None and not isinstance(user, str | int):
+    if value is None and user is not None and not isinstance(user, _PLAIN_IDS):
         try:
             value = user[name]
         except (KeyError, IndexError, TypeError):
@@ -477,8 +547,14 @@ def _user_id_of(user: Any, state: GatekeeperState, app: Flask) -> Any:
     """The id in what the user hook returned (see the module docstring for what it may return)."""
     if user is None:
         return None
-    if isinstance(user, str | int) and not isinstance(user, bool):
+    if isinstance(user, _PLAIN_IDS) and not isinstance(user, bool):
         return user
+    # A loaded id sits in the object's __dict__, which is what an SQLAlchemy model's `id` reads through a
+    # descriptor written in Python (a plain attribute is there too); any other `id` is asked for as such.
+    if _id_in_dict(type(user)):
+        user_id = user.__dict__.get("id", _MISSING)
+        if user_id is not _MISSING:
+            return user_id
     user_id = getattr(user, "id", _MISSING)
     if user_id is not _MISSING:
         return user_id
@@ -496,6 +572,17 @@ def _user_id_of(user: Any, state: GatekeeperState, app: Flask) -> Any:
         raise TypeError(f"gatekeeper: {message}")
     state.warn_once(("user", type(user)), "gatekeeper: %s; serving the visitor as anonymous", message)
     return None
+
+
+@functools.cache
+def _id_in_dict(user_class: type) -> bool:
+    """Whether `user.__dict__["id"]`, when there, is what `user.id` gives: `id` is a plain attribute or an
+    SQLAlchemy column (whose descriptor returns the loaded value kept there), not a property or the like."""
+    if not getattr(user_class, "__dictoffset__", 0):  # no __dict__: a mapping, a row, a class with slots
+        return False
+    descriptor = inspect.getattr_static(user_class, "id", None)
+    plain = descriptor is None or not hasattr(type(descriptor), "__get__")
+    return plain or type(descriptor).__module__.startswith("sqlalchemy.")
 
 
 class GatekeeperState:
@@ -644,16 +731,12 @@ class Gatekeeper:
     @property
     def user_id(self) -> Any:
         """The id of the user the flags are for; in a request, the logged-in user's, looked up lazily."""
-        if self._user_id is _MISSING:
-            self._user_id = _user_id_of(self.user, self._state, self.app)
-        return self._user_id
+        return self._user_id if self._user_id is not _MISSING else self._load_user_id()
 
     @property
     def user(self) -> Any:
         """What the user hook returned in this request (None when anonymous or outside a request)."""
-        if self._user is _MISSING:
-            self._user = self._state.user_loader() if self.request is not None else None
-        return self._user
+        return self._user if self._user is not _MISSING else self._load_user()
 
     # -- the seed's API ---------------------------------------------------------------------------
 
@@ -720,8 +803,13 @@ class Gatekeeper:
     def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
         """Evaluate `flag` for this Gatekeeper's user, remember it, announce it (KeyError: no such flag)."""
         config = self._state.config_map[flag]
-        user_id = self._user_id if self._user_id is not _MISSING else self.user_id
-        answers = self._flags[flag] = self._evaluate(flag, config, user_id)
+        user_id = self._user_id if self._user_id is not _MISSING else self._load_user_id()
+        overrides = self._overrides if self._overrides is not None else self._load_overrides()
+        if overrides or config._code_overrides:
+            answers = self._evaluate(flag, config, user_id)
+        else:  # the common case, without a call: nothing can override the rule
+            answers = self._rule(flag, config, user_id)
+        self._flags[flag] = answers
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -765,11 +853,16 @@ class Gatekeeper:
 
     def _rule(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
         """Steps 5 and 6: the rule, with the flag's stored weights for `rollout()`; else the default."""
-        token = _runtime_weights.set(self._weights) if self._weights else None
+        # `rollout()` finds this Gatekeeper's stored weights through the context variable (set only when
+        # there are any: setting one costs as much as the rest of an on-for-all flag's evaluation).
+        token = _rule_gatekeeper.set(self) if self._weights else None
         try:
-            result = config._get_variant(
-                user_id=user_id, app=self.app, request=self.request, session=self.session
-            )
+            if config._positional_rule:
+                result = config._get_variant(user_id, self.app, self.request, self.session)
+            else:
+                result = config._get_variant(
+                    user_id=user_id, app=self.app, request=self.request, session=self.session
+                )
         except Exception as error:
             log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
             return config._answers(
@@ -777,7 +870,7 @@ class Gatekeeper:
             )
         finally:
             if token is not None:
-                _runtime_weights.reset(token)
+                _rule_gatekeeper.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
         name = config._variant_name(result)
@@ -805,7 +898,9 @@ class Gatekeeper:
                 state.warn_once(("store", type(error)), "gatekeeper: the store failed (%r), ignored", error)
             if not hasattr(snapshot, "group_targets"):
                 snapshot = _adapt_snapshot(snapshot)
-        browser = read_browser_overrides(self.request, gatekeeper=self) if self.request is not None else None
+        request = self.request
+        cookies = (request.__dict__.get("cookies") or _cookies(request)) if request is not None else ()
+        browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
         self._weights = snapshot.weights
         if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
             self._overrides = (state.pinned, browser or {}, snapshot)
@@ -813,6 +908,16 @@ class Gatekeeper:
         else:
             self._overrides = ()
         return self._overrides
+
+    # Methods, not the properties: a property's getter is a call from C, several times a Python call's cost.
+    def _load_user(self) -> Any:
+        self._user = self._state.user_loader() if self.request is not None else None
+        return self._user
+
+    def _load_user_id(self) -> Any:
+        user = self._user if self._user is not _MISSING else self._load_user()
+        self._user_id = _user_id_of(user, self._state, self.app)
+        return self._user_id
 
     def _user_for(self, user_id: Any) -> Any:
         """The user object a code group is asked about: the logged-in one, or looked up by id."""
@@ -839,8 +944,15 @@ class Gatekeeper:
 def cookie_value(request: Request, name: str) -> str | None:
     """A cookie's value, or None. Use it on a request's hot path instead of `request.cookies.get()`, which
     builds (and discards) an HTTP exception for every missing cookie: more than a whole flag check costs."""
-    cookies = request.cookies
+    cookies = _cookies(request)
     return cookies[name] if name in cookies else None  # noqa: SIM401 (see above)
+
+
+def _cookies(request: Request) -> Mapping[str, str]:
+    """`request.cookies`, parsed once per request by Werkzeug's cached_property, which keeps the value in the
+    request's `__dict__`; read there, since the property's own getter runs in Python on every access."""
+    cookies = request.__dict__.get("cookies")
+    return cookies if cookies is not None else request.cookies
 
 
 # -- the evaluation steps ---------------------------------------------------------------------------
@@ -961,8 +1073,8 @@ def _set_anonymous_cookie(value: str, response: Response) -> Response:
 
 def current_gatekeeper() -> Gatekeeper:
     """The request's Gatekeeper (`request.gk`), or one for no user outside a request."""
-    if has_request_context():
-        request = flask_request._get_current_object()
+    request = _current_request()
+    if request is not None:
         gk = getattr(request, "gk", None)
         if gk is None:
             gk = request.gk = Gatekeeper(
@@ -974,13 +1086,15 @@ def current_gatekeeper() -> Gatekeeper:
 
 def anonymous_id() -> str:
     """The current visitor's anonymous id; needs a request."""
-    try:
-        gk = flask_request.gk  # the request's Gatekeeper, set by the before-request hook
-    except RuntimeError:  # no request
-        raise ValueError("no unit id: pass a user id to rollout() outside a request") from None
-    except AttributeError:  # a request that did not go through the hook (e.g. a test request context)
+    # Asked by every anonymous visitor's rollout: Flask's context variable, and the id once looked up.
+    context = _cv_request.get(None) if _cv_request is not None else None
+    request = context.request if context is not None else _current_request()
+    if request is None:
+        raise ValueError("no unit id: pass a user id to rollout() outside a request")
+    gk = getattr(request, "gk", None)  # set by the before-request hook; not in a bare test request context
+    if gk is None:
         gk = current_gatekeeper()
-    return gk._get_anonymous_id()
+    return gk._anonymous_id or gk._get_anonymous_id()
 
 
 def initialize_gatekeeper(

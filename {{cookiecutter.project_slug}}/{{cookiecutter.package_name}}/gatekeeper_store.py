@@ -335,8 +335,10 @@ class AppStore:
         background thread runs the version query (and a reload if it moved). Stale elsewhere, or with an
         explicit `max_age`: that refresh in this thread. Never raises.
         """
-        if self.clock() - self.checked_at < (self.ttl if max_age is None else max_age) and not self.due():
-            return self.current
+        current = self.current
+        fresh = self.clock() - self.checked_at < (self.ttl if max_age is None else max_age)
+        if fresh and (current.next_due is None or not self.due()):  # (due() spelled out for the usual case)
+            return current
         self.listen()
         if max_age is None and has_request_context():
             self.refresh_in_background()
