@@ -47,7 +47,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
+## bench: gatekeeper against peer flag SDKs, the dashboard at scale, and make demo's first page from a clone
 bench:
 	UV=$(UV) bash benchmarks/run.sh
 
