@@ -31,7 +31,7 @@ demo:
 		echo "Installing cookiecutter $(COOKIECUTTER_VERSION) into $(COOKIECUTTER_VENV) (once per machine)..."; \
 		$(call into_cache,$(COOKIECUTTER_VENV),$(call virtualenv,"$$new",cookiecutter==$(COOKIECUTTER_VERSION),--compile-bytecode)); }
 	$(COOKIECUTTER_VENV)/bin/python -m cookiecutter --no-input -f -o $(DEMO_DIR) .
-	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV)
+	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV) PREFER_OFFLINE=1
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
 test: $(VENV)/.installed system-packages
