@@ -6,7 +6,7 @@ DEMO_DIR := build/demo
 # Tools fetched once per machine go to the user's cache, not the clone, so that the next clone (or a
 # `make clean`) does not fetch them again. `make clean-cache` removes them; CACHE_DIR=build/cache keeps them
 # in the clone.
-CACHE_DIR ?= $(abspath $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flask-gatekeeper)
+CACHE_DIR := $(abspath $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flask-gatekeeper)
 # uv (from PATH, else this version, fetched with pip from the package registry) makes virtualenvs in a
 # second or two; where it cannot be had, pip does the same job, slower.
 UV_VERSION := 0.13.9
