@@ -6,11 +6,11 @@ DEMO_DIR := build/demo
 # Tools fetched once per machine go to the user's cache, not the clone, so that the next clone (or a
 # `make clean`) does not fetch them again. `make clean-cache` removes them; CACHE_DIR=build/cache keeps them
 # in the clone.
-CACHE_DIR := $(abspath $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flask-gatekeeper)
+CACHE_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flask-gatekeeper
 # uv (from PATH, else this version, fetched with pip from the package registry) makes virtualenvs in a
 # second or two; where it cannot be had, pip does the same job, slower.
 UV_VERSION := 0.13.9
-UV_HOME := $(CACHE_DIR)/uv-$(UV_VERSION)
+UV_HOME := $(abspath $(CACHE_DIR))/uv-$(UV_VERSION)
 # (Looked up once, on first use, so `make clean` and `make help` never fetch it.)
 UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv || { \
 	echo "Fetching uv $(UV_VERSION) into $(UV_HOME) (once per machine)..." >&2; \
@@ -19,7 +19,7 @@ UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_H
 # The demo bakes with this cookiecutter, kept in a virtualenv of its own in the cache (remade if its Python
 # is gone): a warm bake is then the bake alone, with no resolving or compiling on the way.
 COOKIECUTTER_VERSION := 2.7.1
-COOKIECUTTER_VENV := $(CACHE_DIR)/cookiecutter-$(COOKIECUTTER_VERSION)
+COOKIECUTTER_VENV := $(abspath $(CACHE_DIR))/cookiecutter-$(COOKIECUTTER_VERSION)
 # loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
