@@ -2,25 +2,36 @@
 
 PYTHON ?= python3
 VENV := build/venv
-DEMO_VENV := build/demo-venv
 DEMO_DIR := build/demo
-# uv (from PATH, else installed into build/uv from the package registry) makes virtualenvs in a second or
-# two; where it cannot be had, pip does the same job, slower.
-UV_HOME := build/uv
+# Tools fetched once per machine go to the user's cache, not the clone, so that the next clone (or a
+# `make clean`) does not fetch them again. `make clean-cache` removes them; CACHE_DIR=build/cache keeps them
+# in the clone.
+CACHE_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flask-gatekeeper
+# uv (from PATH, else this version, fetched with pip from the package registry) makes virtualenvs in a
+# second or two; where it cannot be had, pip does the same job, slower.
+UV_VERSION := 0.13.9
+UV_HOME := $(abspath $(CACHE_DIR))/uv-$(UV_VERSION)
 # (Looked up once, on first use, so `make clean` and `make help` never fetch it.)
-UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv || \
-	$(PYTHON) -m pip install -q --disable-pip-version-check --target $(UV_HOME) uv >/dev/null 2>&1; \
-	test -x $(UV_HOME)/bin/uv && echo $(abspath $(UV_HOME))/bin/uv)))$(UV)
+UV = $(eval UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv || { \
+	echo "Fetching uv $(UV_VERSION) into $(UV_HOME) (once per machine)..." >&2; \
+	$(call into_cache,$(UV_HOME),$(PYTHON) -m pip install -q --disable-pip-version-check --target "$$new" uv==$(UV_VERSION)) \
+	>/dev/null 2>&1; }; test -x $(UV_HOME)/bin/uv && echo $(UV_HOME)/bin/uv)))$(UV)
+# The demo bakes with this cookiecutter, kept in a virtualenv of its own in the cache (remade if its Python
+# is gone): a warm bake is then the bake alone, with no resolving or compiling on the way.
+COOKIECUTTER_VERSION := 2.7.1
+COOKIECUTTER_VENV := $(abspath $(CACHE_DIR))/cookiecutter-$(COOKIECUTTER_VERSION)
 # loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
-COOKIECUTTER := $(shell grep -E '^cookiecutter' requirements-dev.txt)
 
-.PHONY: demo test lint format bench clean system-packages first-migration
+.PHONY: demo test lint format bench clean clean-cache system-packages first-migration
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo:
-	$(if $(UV),$(UV) tool run --from "$(COOKIECUTTER)" ,$(MAKE) $(DEMO_VENV)/.installed && $(DEMO_VENV)/bin/)cookiecutter --no-input -f -o $(DEMO_DIR) .
-	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV)
+	@$(COOKIECUTTER_VENV)/bin/python -c '' 2>/dev/null || { rm -rf $(COOKIECUTTER_VENV); \
+		echo "Installing cookiecutter $(COOKIECUTTER_VERSION) into $(COOKIECUTTER_VENV) (once per machine)..."; \
+		$(call into_cache,$(COOKIECUTTER_VENV),$(call virtualenv,"$$new",cookiecutter==$(COOKIECUTTER_VERSION),--compile-bytecode)); }
+	$(COOKIECUTTER_VENV)/bin/python -m cookiecutter --no-input -f -o $(DEMO_DIR) .
+	$(MAKE) -C $(DEMO_DIR)/gatekeeper_app run UV=$(UV) PREFER_OFFLINE=1
 
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
 test: $(VENV)/.installed system-packages
@@ -36,7 +47,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## bench: gatekeeper against peer flag SDKs, and the dashboard at scale
+## bench: gatekeeper against peer flag SDKs, the dashboard at scale, and make demo's first page from a clone
 bench:
 	UV=$(UV) bash benchmarks/run.sh
 
@@ -57,19 +68,24 @@ first-migration: $(VENV)/.installed
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
+## clean-cache: remove the tools `make demo` keeps in the user's cache (uv, cookiecutter): CACHE_DIR
+clean-cache:
+	rm -rf $(CACHE_DIR)
+
 $(VENV)/.installed: requirements-dev.txt
 	$(call virtualenv,$(VENV),-r requirements-dev.txt)
 	touch $@
 
-$(DEMO_VENV)/.installed: requirements-dev.txt
-	$(call virtualenv,$(DEMO_VENV),"$(COOKIECUTTER)")
-	touch $@
+# $(call virtualenv,FOLDER,PIP ARGUMENTS[,UV OPTIONS]): a fresh virtualenv in FOLDER with those packages,
+# by uv or pip (one shell command).
+virtualenv = $(if $(UV),$(UV) venv -q --clear --seed --python $(PYTHON) $(1) && \
+	$(UV) pip install -q $(3) --python $(1)/bin/python $(2),rm -rf $(1) && $(PYTHON) -m venv $(1) && \
+	$(1)/bin/python -m pip install -q --disable-pip-version-check $(2))
 
-# $(call virtualenv,FOLDER,PIP ARGUMENTS): a fresh virtualenv in FOLDER with those packages, by uv or pip.
-define virtualenv
-	$(if $(UV),$(UV) venv -q --clear --seed --python $(PYTHON) $(1),rm -rf $(1) && $(PYTHON) -m venv $(1))
-	$(if $(UV),$(UV) pip install -q --python $(1)/bin/python $(2),$(1)/bin/python -m pip install -q --disable-pip-version-check $(2))
-endef
+# $(call into_cache,FOLDER,COMMAND): COMMAND fills the new folder "$$new", which then becomes FOLDER in one
+# rename, so that a fetch stopped halfway, or two at once, never leaves a half-made FOLDER to be used.
+into_cache = (new="$(1).$$$$.new"; rm -rf "$$new"; mkdir -p "$(dir $(1))" && { $(2); } && \
+	{ test -e "$(1)" || mv "$$new" "$(1)"; }; status=$$?; rm -rf "$$new"; exit $$status)
 
 # The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server:
 # install whichever is missing (needs root, as in CI; otherwise those tests are skipped and say so).

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: bake the template with its defaults, install the baked project and the peer SDKs into
-# build/bench-venv, then run the flag benchmark and the dashboard benchmark. The benchmarks themselves
-# run offline: they refuse every network connection and report any attempt.
+# build/bench-venv, then run the flag, dashboard, targeting, fan-out and exposure benchmarks, which run
+# offline: they refuse every network connection and report any attempt. Last, the demo benchmark times a
+# fresh clone's `make demo` to its first page, twice (its set-up may use the package registry, as
+# `make demo` does; the benchmark itself talks to 127.0.0.1 only).
 #
 # PYTHON=/path/to/python picks the interpreter; by default the template's default Python version
 # (python3.X on PATH, or pyenv's), else python3. The bake's python_version answer is set to that version.
@@ -54,3 +56,5 @@ echo
 echo
 "$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"
 "$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"
+echo
+"$VENV/bin/python" benchmarks/bench_demo.py

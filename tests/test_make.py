@@ -85,6 +85,12 @@ def test_a_wrong_password_does_not_log_in(demo):
     assert 'id="whoami"' not in page
 
 
+def test_make_demo_keeps_its_tools_out_of_the_clone(demo):
+    """uv (when it is not on PATH) and cookiecutter live in the user's cache, not the clone, so the clone's
+    build/ holds the demo alone and the next clone does not fetch them again."""
+    assert sorted(path.name for path in (demo.checkout / "build").iterdir()) == ["demo"]
+
+
 def test_make_test_passes_in_the_demo_project(demo):
     """The baked project's own `make test`, in the folder `make demo` baked, passes its whole suite."""
     project = demo.checkout / "build" / "demo" / "gatekeeper_app"

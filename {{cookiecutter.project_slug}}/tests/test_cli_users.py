@@ -109,6 +109,15 @@ def test_demo_admin_prints_the_url_it_is_given(runner):
     assert demo_credentials(result.output)[0] == "http://127.0.0.1:8123/auth/login"
 
 
+def test_demo_admin_refuses_an_address_that_is_not_a_url(app, runner):
+    """`--url` without http(s)://, a host or a real port is refused with an example; no admin is made."""
+    for url in ("127.0.0.1:5000", "ftp://127.0.0.1", "http://127.0.0.1:99999", "http://"):
+        result = runner.invoke(args=["users", "demo-admin", "--url", url])
+        assert result.exit_code == 2, url
+        assert "type one like http://127.0.0.1:5000" in result.output
+    assert find(app, "admin@example.com") is None
+
+
 def test_demo_admin_again_resets_the_password(app, runner, client):
     """Each run gives the same admin a new password; the old one stops working."""
     _, email, old_password = demo_credentials(runner.invoke(args=["users", "demo-admin"]).output)

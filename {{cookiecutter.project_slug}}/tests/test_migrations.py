@@ -3,6 +3,7 @@ runs them: on an empty database, again on an up-to-date one, and on one made bef
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper_exposures import metadata as exposures_metadata
 from {{ cookiecutter.package_name }}.gatekeeper_store import metadata as store_metadata
 from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from {{ cookiecutter.package_name }}.models import User
 from tests.databases import drop_database, new_database
 from tests.store_helpers import STORE_TABLES
 
@@ -79,6 +81,28 @@ def test_init_db_on_an_up_to_date_database_changes_nothing(empty_app):
     assert result.exit_code == 0, result.output
     with empty_app.app_context():
         assert store.snapshot(max_age=0).forced == {"MY_NEW_FEATURE": "VISIBLE"}
+
+
+def test_init_db_with_demo_admin_also_makes_the_admin_whose_password_it_prints(empty_app):
+    """`flask init-db --demo-admin URL` (what `make run` runs) migrates, then prints the demo admin's login
+    link at URL, email and password, as `flask users demo-admin` does: an admin with that password."""
+    result = empty_app.test_cli_runner().invoke(args=["init-db", "--demo-admin", "http://127.0.0.1:8123"])
+    assert result.exit_code == 0, result.output
+    assert current_revision(empty_app) == head_revision(empty_app)
+    assert "Log in at http://127.0.0.1:8123/auth/login" in result.output
+    email = re.search(r"email:\s+(\S+)", result.output).group(1)
+    password = re.search(r"password:\s+(\S+)", result.output).group(1)
+    with empty_app.app_context():
+        admin = User.find(email)
+        assert admin.is_admin and admin.check_password(password)
+
+
+def test_init_db_with_a_bad_demo_admin_url_says_so_and_changes_nothing(empty_app):
+    """A `--demo-admin` value that is not an address is refused before anything is migrated."""
+    result = empty_app.test_cli_runner().invoke(args=["init-db", "--demo-admin", "localhost:5000"])
+    assert result.exit_code == 2
+    assert "'localhost:5000' is not an address the app is served at" in result.output
+    assert current_revision(empty_app) is None
 
 
 def test_init_db_adopts_a_database_made_before_migrations(app, runner, admin):

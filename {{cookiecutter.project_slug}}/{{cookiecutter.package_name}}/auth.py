@@ -233,10 +233,29 @@ def revoke_command(email: str) -> None:
     click.echo(f"Ended every session of {user.email}; they must log in again.")
 
 
-@users_cli.command("demo-admin")
-@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="Where the app is served.")
-def demo_admin_command(url: str) -> None:
-    """Create (or reset) the admin admin@example.com with a fresh random password, and say how to log in."""
+def _is_served_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number from 0 to 65535
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
+def check_served_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    """A click callback for an option naming where the app is served (for the login link it prints)."""
+    if url is None:
+        return None
+    if not _is_served_url(url.strip()):
+        raise click.BadParameter(
+            f"{url!r} is not an address the app is served at; type one like http://127.0.0.1:5000"
+        )
+    return url.strip()
+
+
+def reset_demo_admin(url: str) -> None:
+    """Create (or reset) the admin admin@example.com with a fresh random password; print how to log in at
+    `url`, where the app is served. `flask users demo-admin` and `flask init-db --demo-admin URL` call it."""
     password = secrets.token_urlsafe(12)
     with _database_errors():
         user = User.find_by_email(DEMO_ADMIN_EMAIL) or User(email=DEMO_ADMIN_EMAIL)
@@ -249,6 +268,19 @@ def demo_admin_command(url: str) -> None:
     click.echo(f"Demo admin ready. Log in at {login_url}")
     click.echo(f"  email:    {DEMO_ADMIN_EMAIL}")
     click.echo(f"  password: {password}")
+
+
+@users_cli.command("demo-admin")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    callback=check_served_url,
+    help="Where the app is served.",
+)
+def demo_admin_command(url: str) -> None:
+    """Create (or reset) the admin admin@example.com with a fresh random password, and say how to log in."""
+    reset_demo_admin(url)
 
 
 def init_app(app: Flask) -> None:

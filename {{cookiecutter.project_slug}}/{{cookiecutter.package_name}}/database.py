@@ -3,7 +3,9 @@ runs them.
 
 `flask init-db` is `flask db upgrade` plus the store's one seed row, and it adopts a database made before
 this project had migrations (tables present, no `alembic_version`): it records that database as the first
-revision, then upgrades it. `init_db()` creates the tables straight from the models, for tests and scripts.
+revision, then upgrades it. `flask init-db --demo-admin URL` then (re)creates the demo admin, as `flask users
+demo-admin --url URL` does (one command for `make run`, which then imports the app once, not twice).
+`init_db()` creates the tables straight from the models, for tests and scripts.
 
 A SQLite file is created by `flask init-db` (`create_sqlite_files`) and nowhere else: the running app
 opens it only if it exists, so a missing or misplaced file is an error that names the path, never a silently
@@ -23,6 +25,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import URL, event, inspect
 
+from . import auth
 from .extensions import db
 from .gatekeeper_exposures import exposures
 from .gatekeeper_store import store
@@ -79,11 +82,20 @@ def upgrade_db() -> None:
 
 
 @click.command("init-db")
+@click.option(
+    "--demo-admin",
+    "demo_admin_url",
+    metavar="URL",
+    callback=auth.check_served_url,
+    help="Then (re)create the demo admin, as `flask users demo-admin --url URL` does.",
+)
 @with_appcontext
-def init_db_command() -> None:
+def init_db_command(demo_admin_url: str | None) -> None:
     """Run the migrations (`flask db upgrade`) and seed the store (safe to run again: nothing is dropped)."""
     upgrade_db()
     click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+    if demo_admin_url is not None:
+        auth.reset_demo_admin(demo_admin_url)
 
 
 def init_app(app: Flask) -> None:
