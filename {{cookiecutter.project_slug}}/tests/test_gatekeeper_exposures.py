@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 from flask import request
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }} import gatekeeper_exposures
 from {{ cookiecutter.package_name }}.extensions import db
@@ -233,6 +234,36 @@ def test_the_background_writer_writes_the_buffer_outside_tests(make_app):
     while stored_exposures(app, "MY_NEW_FEATURE") < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stored_exposures(app, "MY_NEW_FEATURE") == 3
+
+
+def test_a_write_that_fails_at_exit_is_tried_again(app, client, monkeypatch):
+    """At exit nothing is left to keep the buffer, so a failed write (a lock timeout, a blip) is retried."""
+    client.get("/")
+    write, attempts = gatekeeper_exposures._add_counts, []
+
+    def fails_once(session, counts):
+        attempts.append(len(counts))
+        if len(attempts) == 1:
+            raise OperationalError("INSERT INTO gatekeeper_exposures", {}, Exception("deadlock detected"))
+        write(session, counts)
+
+    monkeypatch.setattr(gatekeeper_exposures, "_add_counts", fails_once)
+    monkeypatch.setattr(gatekeeper_exposures, "_RECORDERS", {exposures.recorder(app)})
+    gatekeeper_exposures._flush_at_exit(pause=0)
+    assert len(attempts) == 2
+    assert stored_exposures(app, "MY_NEW_FEATURE") == 1
+
+
+def test_counts_are_written_in_one_order_whatever_order_they_came_in(app, monkeypatch):
+    """Rows go to the database sorted, so two workers writing the same keys lock them in the same order
+    (in PostgreSQL, unsorted upserts of the same rows from two workers can deadlock and lose a write)."""
+    written = []
+    session_class = gatekeeper_exposures.Session
+    monkeypatch.setattr(session_class, "execute", lambda session, statement, rows: written.append(rows))
+    counts = {("B", "ON", 1): 1, ("A", "OFF", 1): 2, ("A", "ON", 1): 3}
+    with app.app_context(), session_class(exposures.recorder(app).engine) as session:
+        gatekeeper_exposures._add_counts(session, counts)
+    assert [(row["flag"], row["variant"]) for row in written[0]] == [("A", "OFF"), ("A", "ON"), ("B", "ON")]
 
 
 def test_what_is_left_in_the_buffer_is_written_when_the_process_exits(tmp_path):

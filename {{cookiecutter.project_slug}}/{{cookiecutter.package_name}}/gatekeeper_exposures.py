@@ -47,6 +47,7 @@ from . import gatekeeper
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 50_000  # buffered (count + unit) entries per process before new ones are dropped
+EXIT_ATTEMPTS = 3  # writes of what is left when the process exits, a moment apart, before it is given up
 FLUSH_SOON = 5_000  # wake the writer early once this many entries wait
 CHART_HOURS = 24
 UNIT_WINDOW_DAYS = 7
@@ -427,11 +428,19 @@ _RECORDERS: weakref.WeakSet[ExposureRecorder] = weakref.WeakSet()
 
 
 @atexit.register
-def _flush_at_exit() -> None:
+def _flush_at_exit(pause: float = 0.5) -> None:
+    """Write what this process's recorders hold. A write that fails (a database blip, a lock timeout) is
+    tried again a moment later, a few times: after exit nothing is left to keep the entries."""
     for recorder in list(_RECORDERS):
-        if recorder._pid == os.getpid():
-            with recorder.app.app_context():
+        if recorder._pid != os.getpid():
+            continue
+        with recorder.app.app_context():
+            for attempt in range(EXIT_ATTEMPTS):
                 recorder.flush()
+                if not recorder.pending:
+                    break
+                if attempt + 1 < EXIT_ATTEMPTS:
+                    time.sleep(pause)
 
 
 def _report_for_current_app(flag: str) -> ExposureReport | None:
@@ -473,7 +482,9 @@ def _weights(config: gatekeeper.FeatureFlagConfig | None) -> Mapping[str, float]
 def _add_counts(session: Session, counts: Mapping[tuple[str, str, int], int]) -> None:
     if not counts:
         return
-    rows = [{"flag": f, "variant": v, "hour": h, "count": n} for (f, v, h), n in counts.items()]
+    # Sorted: workers that write the same keys at once (at shutdown, say) then lock their rows in one order,
+    # so their upserts wait for each other instead of deadlocking (which would fail one write).
+    rows = [{"flag": f, "variant": v, "hour": h, "count": n} for (f, v, h), n in sorted(counts.items())]
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         # Core statements on the table (not the ORM entity): an ORM bulk insert costs several times more.
@@ -498,7 +509,7 @@ def _add_counts(session: Session, counts: Mapping[tuple[str, str, int], int]) ->
 def _add_units(session: Session, units: set[tuple[str, str, int, str]]) -> None:
     if not units:
         return
-    rows = [{"flag": f, "variant": v, "day": d, "unit": u} for f, v, d, u in units]
+    rows = [{"flag": f, "variant": v, "day": d, "unit": u} for f, v, d, u in sorted(units)]  # (as above)
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         insert = (sqlite if dialect == "sqlite" else postgresql).insert(ExposureUnit.__table__)
