@@ -99,7 +99,7 @@ _first_8_bytes = struct.Struct(">Q").unpack_from
 _RULE_ARGUMENTS = ("user_id", "app", "request", "session")
 _PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every call
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
-# The Gatekeeper whose rule is running (see Gatekeeper._rule) when it has weights stored at runtime, which
+# The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
 # `rollout()` then obeys.
 _rule_gatekeeper: ContextVar[Gatekeeper | None] = ContextVar("gatekeeper_rule_gatekeeper", default=None)
 
@@ -168,8 +168,7 @@ class FeatureFlagConfig(ABC):
     ``FLAG_NAME``, ``VARIANTS_ENUM_STR`` (space-separated names) and ``DESCRIPTION`` describe the flag;
     ``DEFAULT_VARIANT`` is what users get when the rule fails (the last variant if not set);
     ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
-    is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime); its ranges are worked
-    out once, so change it by giving the class a new dict, not by editing that one in place.
+    is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
     optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
     """
@@ -195,7 +194,6 @@ class FeatureFlagConfig(ABC):
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
         self._positional_rule = _takes_the_seed_arguments(self._get_variant)
-        self._ranges: tuple[Any, tuple[tuple[float, Enum], ...]] = (None, ())
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -233,28 +231,16 @@ class FeatureFlagConfig(ABC):
         # Never change this hashing or the order of the ranges: every user would move to another variant.
         gk = _rule_gatekeeper.get()
         stored = gk._weights.get(self._rollout_flag) if gk is not None else None
-        # `kept`: weights that are the same object from one call to the next (ROLLOUT, stored ones), whose
-        # ranges are worked out once; weights written in the call are new each time, and walked each time.
         if stored is not None and stored.keys() <= self._names:  # else stale: a variant left the code
-            weights, kept = stored, True
+            weights = stored
         elif weights is None:
-            weights, kept = self.ROLLOUT, True
+            weights = self.ROLLOUT
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
-        else:
-            kept = False
         if unit_id is None:
             unit_id = anonymous_id()
         key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
         point = _first_8_bytes(_sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
-        if kept:
-            ranges = self._ranges
-            if ranges[0] is not weights:
-                ranges = self._ranges = (weights, self._range_ends(weights))
-            for end, member in ranges[1]:
-                if point < end:
-                    return member
-            return member  # a float rounding can leave the top bucket over: the last variant owns it
         total, chosen = 0, None
         for variant, weight in weights.items():
             total += weight
@@ -262,17 +248,8 @@ class FeatureFlagConfig(ABC):
                 chosen = variant
         if total != 100 and abs(total - 100) > 1e-9:
             raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
+        # With float weights a rounding can leave the top bucket over: the last variant owns it.
         return self._members[chosen if chosen is not None else variant]
-
-    def _range_ends(self, weights: Mapping[str, float]) -> tuple[tuple[float, Enum], ...]:
-        """Each variant's range end in percent, with its member, in order (as `rollout_ranges`)."""
-        total, ends = 0, []
-        for variant, weight in weights.items():
-            total += weight
-            ends.append((total, self._members[variant]))
-        if total != 100 and abs(total - 100) > 1e-9:
-            raise ValueError(f"{self._flag_name()}: rollout weights add up to {total}, not 100")
-        return tuple(ends)
 
     def rollout_order(self, variants: Iterable[str]) -> list[str]:
         """`variants` in the order their ranges are laid out: ``ROLLOUT``'s order, then the flag's own.
@@ -804,12 +781,7 @@ class Gatekeeper:
         """Evaluate `flag` for this Gatekeeper's user, remember it, announce it (KeyError: no such flag)."""
         config = self._state.config_map[flag]
         user_id = self._user_id if self._user_id is not _MISSING else self._load_user_id()
-        overrides = self._overrides if self._overrides is not None else self._load_overrides()
-        if overrides or config._code_overrides:
-            answers = self._evaluate(flag, config, user_id)
-        else:  # the common case, without a call: nothing can override the rule
-            answers = self._rule(flag, config, user_id)
-        self._flags[flag] = answers
+        answers = self._flags[flag] = self._evaluate(flag, config, user_id)
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -841,7 +813,12 @@ class Gatekeeper:
         self._state.warn_once(key, "gatekeeper: %s; answering False", message)
 
     def _evaluate(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
-        """Walk the evaluation order for one flag and one user; return the flag's answer table."""
+        """Walk the evaluation order for one flag and one user; return the flag's answer table.
+
+        Steps 1 to 4 are EVALUATION_STEPS, skipped when nothing can override the rule; then 5, the rule, with
+        the flag's stored weights for `rollout()`, and 6, the default when the rule fails. (One method: a
+        call more per flag costs as much as a tenth of a first check.)
+        """
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
         if overrides or config._code_overrides:
             stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
@@ -849,10 +826,6 @@ class Gatekeeper:
                 evaluation = step(self, flag, config, user_id, *stored)
                 if evaluation is not None:
                     return config._answers(evaluation)
-        return self._rule(flag, config, user_id)
-
-    def _rule(self, flag: str, config: FeatureFlagConfig, user_id: Any) -> dict[Any, Any]:
-        """Steps 5 and 6: the rule, with the flag's stored weights for `rollout()`; else the default."""
         # `rollout()` finds this Gatekeeper's stored weights through the context variable (set only when
         # there are any: setting one costs as much as the rest of an on-for-all flag's evaluation).
         token = _rule_gatekeeper.set(self) if self._weights else None
@@ -899,7 +872,7 @@ class Gatekeeper:
             if not hasattr(snapshot, "group_targets"):
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
-        cookies = (request.__dict__.get("cookies") or _cookies(request)) if request is not None else ()
+        cookies = _cookies(request) if request is not None else ()
         browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
         self._weights = snapshot.weights
         if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
@@ -959,7 +932,7 @@ def _cookies(request: Request) -> Mapping[str, str]:
 # One question each, asked in this order for one flag and one user; the first to answer wins. Each gets
 # (gatekeeper, flag, config, user_id, pinned, browser overrides, store snapshot) and returns an Evaluation,
 # or None to pass. A stored choice naming a variant the flag no longer has is stale: passed over, never an
-# error. After them come the rule and the default (Gatekeeper._rule).
+# error. After them come the rule and the default (Gatekeeper._evaluate).
 
 
 def _pinned_in_tests(gk: Gatekeeper, flag: str, config: Any, user_id: Any, pinned: Any, *_: Any) -> Any:
@@ -1086,9 +1059,7 @@ def current_gatekeeper() -> Gatekeeper:
 
 def anonymous_id() -> str:
     """The current visitor's anonymous id; needs a request."""
-    # Asked by every anonymous visitor's rollout: Flask's context variable, and the id once looked up.
-    context = _cv_request.get(None) if _cv_request is not None else None
-    request = context.request if context is not None else _current_request()
+    request = _current_request()
     if request is None:
         raise ValueError("no unit id: pass a user id to rollout() outside a request")
     gk = getattr(request, "gk", None)  # set by the before-request hook; not in a bare test request context
