@@ -1,8 +1,8 @@
 """Alembic's environment for `flask db ...` (Flask-Migrate): the app's engine, and every table it owns.
 
-The schema is three metadata objects: the app's models (`db.metadata`), the gatekeeper store's own tables
-(`gatekeeper_store.metadata`, kept apart so the store stays drop-in) and the exposure counts'
-(`gatekeeper_exposures.metadata`). Autogenerate compares all three.
+The schema is two metadata objects: the app's models (`db.metadata`) and gatekeeper's own tables
+(`gatekeeper_control.metadata`: the store's and the exposures', kept apart so the folder stays drop-in).
+Autogenerate compares both.
 """
 
 import logging
@@ -11,15 +11,14 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
-from {{ cookiecutter.package_name }}.gatekeeper_exposures import metadata as exposures_metadata
-from {{ cookiecutter.package_name }}.gatekeeper_store import metadata as gatekeeper_metadata
+from {{ cookiecutter.package_name }}.gatekeeper_control import metadata as gatekeeper_metadata
 
 config = context.config
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 log = logging.getLogger("alembic.env")
 
 migrate = current_app.extensions["migrate"]
-target_metadata = [migrate.db.metadata, gatekeeper_metadata, exposures_metadata]
+target_metadata = [migrate.db.metadata, gatekeeper_metadata]
 
 
 def skip_empty_revisions(context, revision, directives):

@@ -14,7 +14,8 @@ from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_store import (
+from {{ cookiecutter.package_name }}.gatekeeper_control import schedules
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import (
     AuditEntry,
     OverrideStore,
     Snapshot,
@@ -103,7 +104,8 @@ def another_process(
     )
     other_store = OverrideStore(clock=clock)
     engine = create_engine(database_url or app.config["SQLALCHEMY_DATABASE_URI"])
-    other_store.init_app(other, engine, user_lookup=lambda text: UserRef(id=text, label=f"user {text}"))
+    lookup = lambda text: UserRef(id=text, label=f"user {text}")  # noqa: E731
+    schedules.init_app(other_store.init_app(other, engine, user_lookup=lookup))
     gatekeeper.init_app(other, config_map, store=other_store)
     return Process(other, other_store, engine)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from {{ cookiecutter.package_name }}.gatekeeper_dashboard import relative_time
-from {{ cookiecutter.package_name }}.gatekeeper_store import OverrideError, store
+from {{ cookiecutter.package_name }}.gatekeeper_control.dashboard import relative_time
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import OverrideError, store
 from tests.store_helpers import audit_log, snapshot
 
 FLAG = "HOMEPAGE_EXPERIMENT"

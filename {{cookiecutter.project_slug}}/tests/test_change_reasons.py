@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from {{ cookiecutter.package_name }}.gatekeeper_store import REASON_LENGTH, OverrideError, store
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import REASON_LENGTH, OverrideError, store
 from tests.store_helpers import audit_log, snapshot
 
 FLAG = "HOMEPAGE_EXPERIMENT"

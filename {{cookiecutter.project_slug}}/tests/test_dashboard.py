@@ -4,6 +4,7 @@ import re
 from urllib.parse import quote
 
 import pytest
+from flask import render_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +12,7 @@ from {{ cookiecutter.package_name }} import create_app, database
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import OVERRIDE_COOKIE, Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_config import MyNewFeatureFFConfig
-from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from {{ cookiecutter.package_name }}.models import User
 from tests.store_helpers import audit_log, drop_store_tables, snapshot, write_stale_overrides
 
@@ -147,13 +148,24 @@ def test_a_filter_matching_nothing_says_so(admin_client):
 
 
 def test_the_dashboard_serves_its_own_assets(admin_client):
-    """The layout links its stylesheet and script from the app itself (no CDN), and both are served."""
+    """The layout links its stylesheet and script from the app itself (no CDN), and both are served from the
+    gatekeeper folder's own static files, under the dashboard's prefix."""
     page = admin_client.get("/gatekeeper/").text
-    assert "/static/gatekeeper.css" in page
-    assert "/static/gatekeeper.js" in page
+    assert "/gatekeeper/static/gatekeeper.css" in page
+    assert "/gatekeeper/static/gatekeeper.js" in page
     assert "https://" not in page
-    assert admin_client.get("/static/gatekeeper.css").status_code == 200
-    assert admin_client.get("/static/gatekeeper.js").status_code == 200
+    assert admin_client.get("/gatekeeper/static/gatekeeper.css").status_code == 200
+    assert admin_client.get("/gatekeeper/static/gatekeeper.js").status_code == 200
+
+
+def test_an_app_template_at_the_same_path_overrides_the_dashboard_s(tmp_path):
+    """The app's templates folder comes first: a file at `gatekeeper/...` there replaces the folder's."""
+    (tmp_path / "gatekeeper").mkdir()
+    (tmp_path / "gatekeeper" / "403.html").write_text("our own 403 page", encoding="utf-8")
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "WTF_CSRF_ENABLED": False})
+    app.template_folder = str(tmp_path)
+    with app.app_context():
+        assert render_template("gatekeeper/403.html") == "our own 403 page"
 
 
 def test_the_layout_links_back_to_the_app(admin_client):

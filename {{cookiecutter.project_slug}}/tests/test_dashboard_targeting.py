@@ -7,7 +7,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.targeting import targeting
 from tests.store_helpers import OLD_CONFIG_MAP, another_process, audit_log, snapshot
 
 CHECKOUT = "/gatekeeper/flags/NEW_CHECKOUT"

@@ -10,8 +10,8 @@ import pytest
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_config import HomepageExperimentFFConfig
-from {{ cookiecutter.package_name }}.gatekeeper_dashboard import EVALUATION_ORDER, shadowed_by
-from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.who_sees_what import EVALUATION_ORDER, shadowed_by
 
 FLAG = "HOMEPAGE_EXPERIMENT"
 FLAG_PAGE = f"/gatekeeper/flags/{FLAG}"

@@ -8,7 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_config import HomepageExperimentFFConfig
-from {{ cookiecutter.package_name }}.gatekeeper_dashboard import rule_split
+from {{ cookiecutter.package_name }}.gatekeeper_control.who_sees_what import rule_split
 from tests.store_helpers import write_stale_overrides
 
 FLAG = "HOMEPAGE_EXPERIMENT"

@@ -16,11 +16,11 @@ from flask import request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }} import gatekeeper_exposures
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, flag_evaluated
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_exposures import (
+from {{ cookiecutter.package_name }}.gatekeeper_control import exposures as gatekeeper_exposures
+from {{ cookiecutter.package_name }}.gatekeeper_control.exposures import (
     ExposureCount,
     ExposureUnit,
     chi_square_p_value,

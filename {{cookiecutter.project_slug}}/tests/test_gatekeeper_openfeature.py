@@ -15,7 +15,7 @@ from openfeature.hook import Hook
 
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, flag_evaluated
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_openfeature import ON_OFF_PAIRS, GatekeeperProvider
+from {{ cookiecutter.package_name }}.gatekeeper_control.openfeature import ON_OFF_PAIRS, GatekeeperProvider
 
 DOMAIN = "gatekeeper-tests"
 

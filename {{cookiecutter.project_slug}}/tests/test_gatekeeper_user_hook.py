@@ -15,9 +15,8 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, g, request, session
 
-from {{ cookiecutter.package_name }} import gatekeeper, gatekeeper_config, gatekeeper_dashboard
+from {{ cookiecutter.package_name }} import gatekeeper, gatekeeper_config, gatekeeper_control
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_store import store
 from tests.bare_app import flags
 
 PACKAGE_DIR = Path(gatekeeper.__file__).parent
@@ -200,7 +199,7 @@ def dashboard_app(tmp_path: Path, **config: object) -> Flask:
         g.user = ROWS.get(session.get("user_id"))
 
     app.add_url_rule("/login", "login", lambda: "the login page")
-    overrides = store.init_app(app, f"sqlite:///{tmp_path / 'flags.db'}")
+    overrides = gatekeeper_control.init_app(app, f"sqlite:///{tmp_path / 'flags.db'}")
     gatekeeper.init_app(
         app,
         FF_CONFIG_MAP,
@@ -208,9 +207,8 @@ def dashboard_app(tmp_path: Path, **config: object) -> Flask:
         user_loader=lambda: g.user,
         can_manage=lambda user: user["username"] == "ann",
     )
-    app.register_blueprint(gatekeeper_dashboard.bp, url_prefix="/gatekeeper")
     with app.app_context():
-        store.create_tables()
+        gatekeeper_control.create_tables()
     return app
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.targeting import targeting
 from tests.store_helpers import another_process, audit_log, count_queries, snapshot
 
 

@@ -17,9 +17,8 @@ from sqlalchemy import inspect
 
 from {{ cookiecutter.package_name }} import create_app, database
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper_exposures import metadata as exposures_metadata
-from {{ cookiecutter.package_name }}.gatekeeper_store import metadata as store_metadata
-from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from {{ cookiecutter.package_name }}.gatekeeper_control import metadata as gatekeeper_metadata
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from {{ cookiecutter.package_name }}.models import User
 from tests.databases import drop_database, new_database
 from tests.store_helpers import STORE_TABLES
@@ -51,7 +50,7 @@ def schema_differences(app: Flask) -> list:
     """What autogenerate would put in a new migration: the models' schema against the database's."""
     with app.app_context(), db.engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        return compare_metadata(context, [db.metadata, store_metadata, exposures_metadata])
+        return compare_metadata(context, [db.metadata, gatekeeper_metadata])
 
 
 def test_the_migrations_build_exactly_the_schema_of_the_models(empty_app):

@@ -4,7 +4,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, rollout_moves
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
-from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.targeting import targeting
 from tests.store_helpers import another_process, audit_log, count_queries, snapshot
 
 IDS = range(1, 10_001)

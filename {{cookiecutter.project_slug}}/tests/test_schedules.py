@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from {{ cookiecutter.package_name }}.gatekeeper_targeting import targeting
+from {{ cookiecutter.package_name }}.gatekeeper_control.schedules import scheduler
 from tests.store_helpers import OLD_CONFIG_MAP, another_process, audit_log, snapshot, wait_for_refresh
 
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -179,7 +179,7 @@ def test_a_change_that_no_longer_fits_is_marked_failed_and_audited(app, runner, 
     old = another_process(app, config_map=OLD_CONFIG_MAP)
     use_clock(old.app, clock)
     with old.app.app_context():
-        targeting.schedule("MY_NEW_FEATURE", "+1h", "force", ["RETIRED"], actor="ann@example.com")
+        scheduler.schedule("MY_NEW_FEATURE", "+1h", "force", ["RETIRED"], actor="ann@example.com")
     clock.now += timedelta(hours=1)
     assert snapshot(app).forced == {}
     entry = audit_log(app, "MY_NEW_FEATURE")[0]

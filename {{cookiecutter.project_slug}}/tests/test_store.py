@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from {{ cookiecutter.package_name }}.gatekeeper_store import (
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import (
     StoreUnavailableError,
     UnknownFlagError,
     UnknownUserError,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import event
 
-from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from tests.databases import TEST_DATABASE_URL
 from tests.store_helpers import FakeClock, Process, another_process, drop_store_tables
 

@@ -6,12 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from . import auth, database, errors, extensions, gatekeeper, gatekeeper_dashboard, security, views
+from . import auth, database, errors, extensions, gatekeeper, gatekeeper_control, security, views
 from .config import Settings
-from .gatekeeper_check import check_command  # noqa: F401  (importing it adds `flask gk check`)
 from .gatekeeper_config import CODE_GROUPS, FF_CONFIG_MAP
-from .gatekeeper_exposures import exposures
-from .gatekeeper_store import store
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -24,11 +21,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     extensions.init_app(app)
     database.init_app(app)
-    overrides = store.init_app(app, extensions.db, user_lookup=auth.lookup_user)
+    overrides = gatekeeper_control.init_app(app, extensions.db, user_lookup=auth.lookup_user)
     gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS, user_by_id=auth.user_by_id)
-    exposures.init_app(app, extensions.db)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
-    app.register_blueprint(gatekeeper_dashboard.bp, url_prefix=app.config["GATEKEEPER_URL_PREFIX"])
     return app

@@ -27,8 +27,7 @@ from sqlalchemy import URL, event, inspect
 
 from . import auth
 from .extensions import db
-from .gatekeeper_exposures import exposures
-from .gatekeeper_store import store
+from .gatekeeper_control import create_tables as create_gatekeeper_tables
 
 # The revision that creates the users and gatekeeper tables (migrations/versions/0001_*.py).
 FIRST_REVISION = "0001"
@@ -38,8 +37,7 @@ def init_db() -> None:
     """Create every missing table (the app's models, the flag store's, exposures'); existing data is kept."""
     create_sqlite_files()
     db.create_all()
-    store.create_tables()
-    exposures.create_tables()
+    create_gatekeeper_tables()
 
 
 def create_sqlite_files() -> None:
@@ -78,7 +76,7 @@ def upgrade_db() -> None:
     if "users" in tables and "alembic_version" not in tables:
         flask_migrate.stamp(revision=FIRST_REVISION)
     flask_migrate.upgrade()
-    store.create_tables()  # the tables exist by now; this adds the version row concurrent writers count on
+    create_gatekeeper_tables()  # the tables exist by now: this adds the version row concurrent writers use
 
 
 @click.command("init-db")

@@ -1,10 +1,10 @@
 """An OpenFeature provider for gatekeeper: code written against `openfeature-sdk` asks gatekeeper's flags.
 
 A drop-in module: it imports the standard library, Flask, `openfeature-sdk` (the `openfeature` extra) and
-`.gatekeeper`. Wire it once, at start-up:
+the engine. Wire it once, at start-up:
 
     from openfeature import api
-    from .gatekeeper_openfeature import GatekeeperProvider
+    from .gatekeeper_control.openfeature import GatekeeperProvider
 
     api.set_provider(GatekeeperProvider(app))
 
@@ -45,7 +45,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.provider import AbstractProvider, Metadata
 
-from . import gatekeeper
+from .engine import gatekeeper
 
 log = logging.getLogger(__name__)
 

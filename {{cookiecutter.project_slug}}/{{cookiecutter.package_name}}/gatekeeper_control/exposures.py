@@ -1,7 +1,6 @@
 """Exposures: which variant of each flag was served, per hour, and how many distinct units got each variant.
 
-Drop-in: imports only the standard library, Flask, SQLAlchemy and `.gatekeeper`, and keeps its tables
-beside the store's (`gatekeeper_exposures`, `gatekeeper_exposure_units`).
+Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the store's metadata (tables.py).
 
 Recording never touches the database on the request path. At the end of each request (`teardown_request`)
 the request's evaluations, exactly what `flag_evaluated` announces (one per flag asked), are read from
@@ -40,9 +39,10 @@ from flask import request as flask_request
 from sqlalchemy import Engine, Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from . import gatekeeper
+from .engine import gatekeeper
+from .tables import Base
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,7 @@ DASHBOARD_BLUEPRINT = "gatekeeper"
 _ANONYMOUS_PREFIX = "anon:"
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-metadata = _Base.metadata  # the exposure tables, for an app's Alembic environment
-
-
-class ExposureCount(_Base):
+class ExposureCount(Base):
     """How often `variant` of `flag` was served in one hour (hours since the Unix epoch, UTC)."""
 
     __tablename__ = "gatekeeper_exposures"
@@ -76,7 +69,7 @@ class ExposureCount(_Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ExposureUnit(_Base):
+class ExposureUnit(Base):
     """One unit (user or visitor) that the rule gave `variant` of `flag` on one day (days since the epoch)."""
 
     __tablename__ = "gatekeeper_exposure_units"
@@ -88,6 +81,9 @@ class ExposureUnit(_Base):
 
 
 # -- the report the flag page shows -------------------------------------------------------------------
+
+
+TABLES = [ExposureCount.__table__, ExposureUnit.__table__]
 
 
 @dataclass(frozen=True)
@@ -350,7 +346,7 @@ class Exposures:
         """Create the exposure tables on the current app's database (idempotent)."""
         recorder = current_app.extensions.get("gatekeeper_exposures")
         if recorder is not None:
-            _Base.metadata.create_all(recorder.engine)
+            Base.metadata.create_all(recorder.engine, tables=TABLES)
 
     def recorder(self, app: Flask | None = None) -> ExposureRecorder | None:
         """The app's recorder (default: the current app's); None when exposures are off."""

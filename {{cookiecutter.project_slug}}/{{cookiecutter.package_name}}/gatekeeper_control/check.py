@@ -35,7 +35,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from jinja2 import Environment, TemplateSyntaxError
 
-from . import gatekeeper
+from .engine import gatekeeper
 
 # Callables whose first two arguments are a flag and one of its variants.
 FLAG_AND_VARIANT_CALLS = frozenset({"ff", "feature_flag", "flag_required", "forced_variant", "force_flag"})

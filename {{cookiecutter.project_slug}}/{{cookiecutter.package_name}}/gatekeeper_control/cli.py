@@ -1,0 +1,264 @@
+"""`flask gk force | unforce | override | audit | rollout | target | untarget | group | schedule`.
+
+The store's operations from a terminal, audited as "cli", on the engine's `flask gk` group (the engine
+itself adds `list` and `explain`, check.py adds `check`). Importing this module adds the commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+
+from .audit import AuditEntry
+from .engine import gatekeeper
+from .errors import StoreError
+from .schedules import scheduler
+from .store import CLI_ACTOR, store, unchecked_user_note
+from .tables import REASON_LENGTH
+from .targeting import code_groups, targeting
+
+
+def _run(
+    operation: Callable[..., AuditEntry | None], *args: Any, unchanged: str, reason: str | None = None
+) -> None:
+    try:
+        entry = operation(*args, actor=CLI_ACTOR, reason=reason)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(entry.summary if entry else unchanged)
+
+
+reason_option = click.option(
+    "--reason", default=None, help=f"Why, for the audit log (optional, up to {REASON_LENGTH} characters)."
+)
+
+
+@gatekeeper.cli.command("force")
+@click.argument("flag")
+@click.argument("variant")
+@reason_option
+def force_command(flag: str, variant: str, reason: str | None) -> None:
+    """Serve VARIANT of FLAG to everyone until `flask gk unforce FLAG`."""
+    unchanged = f"{flag} is already forced to {variant}; nothing changed."
+    _run(store.force, flag, variant, unchanged=unchanged, reason=reason)
+
+
+@gatekeeper.cli.command("unforce")
+@click.argument("flag")
+@reason_option
+def unforce_command(flag: str, reason: str | None) -> None:
+    """Stop forcing FLAG: everyone gets their own variant again."""
+    _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("override")
+@click.argument("flag")
+@click.argument("variant", required=False)
+@click.option("--user", "user_text", required=True, help="The user's email or id.")
+@click.option("--clear", is_flag=True, help="Remove the user's override instead of setting one.")
+@reason_option
+def override_command(flag: str, variant: str | None, user_text: str, clear: bool, reason: str | None) -> None:
+    """Serve VARIANT of FLAG to one user (or remove their override with --clear)."""
+    if clear:
+        if variant is not None:
+            raise click.UsageError("--clear takes no VARIANT.")
+        _clear_override(flag, user_text, reason)
+    elif variant is None:
+        raise click.UsageError("Give a VARIANT, or --clear to remove the override.")
+    else:
+        _run(
+            store.set_user_override,
+            flag,
+            user_text,
+            variant,
+            unchanged=f"{user_text} already gets {variant}.",
+            reason=reason,
+        )
+        if not store.checks_users:
+            click.echo(unchecked_user_note(user_text))
+
+
+def _clear_override(flag: str, user_text: str, reason: str | None = None) -> None:
+    try:
+        user = store.find_user(user_text)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    # A deleted user's override can still be cleared by the id it was stored under.
+    user_id = user.id if user else user_text.strip()
+    if user is None and user_id not in store.snapshot(max_age=0).user_overrides.get(flag, {}):
+        raise click.ClickException(
+            f"No user matches {user_text!r} and {flag} has no override stored under that id."
+        )
+    _run(
+        store.clear_user_override,
+        flag,
+        user_id,
+        unchanged=f"{flag} has no override for {user_text}; nothing changed.",
+        reason=reason,
+    )
+
+
+@gatekeeper.cli.command("audit")
+@click.option("--flag", default=None, help="Only this flag's changes.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many entries.")
+def audit_command(flag: str | None, limit: int) -> None:
+    """Show the newest changes to forced variants and user overrides."""
+    try:
+        entries = store.audit_entries(page=1, per_page=limit, flag=flag).entries
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not entries:
+        click.echo("No changes recorded yet.")
+    for entry in entries:
+        when = f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
+        change = f"{entry.before or '-'} -> {entry.after or '-'}"
+        why = f"  ({entry.reason})" if entry.reason else ""
+        click.echo(f"{when}  {entry.actor}  {entry.flag}  {entry.action}  {entry.target}  {change}{why}")
+
+
+@gatekeeper.cli.command("rollout")
+@click.argument("flag")
+@click.argument("weights", nargs=-1)
+@click.option("--clear", is_flag=True, help="Go back to the weights in code (ROLLOUT).")
+def rollout_command(flag: str, weights: tuple[str, ...], clear: bool) -> None:
+    """Set the weights FLAG's rule rolls out by: VARIANT=PERCENT ..., adding up to 100."""
+    if clear:
+        if weights:
+            raise click.UsageError("--clear takes no weights.")
+        _run(targeting.clear_weights, flag, unchanged=f"{flag} has no stored weights; nothing changed.")
+        return
+    try:
+        moves = targeting.weights_moves(flag, list(weights))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    for variant, percent in moves.items():
+        click.echo(f"Note: {percent:g}% of all units move away from {variant} (its range shifts).")
+    _run(targeting.set_weights, flag, list(weights), unchanged=f"{flag} already has these weights.")
+
+
+@gatekeeper.cli.command("target")
+@click.argument("flag")
+@click.argument("group")
+@click.argument("variant")
+def target_command(flag: str, group: str, variant: str) -> None:
+    """Serve VARIANT of FLAG to every member of GROUP."""
+    _run(
+        targeting.target, flag, group, variant, unchanged=f"{group} already gets {variant}; nothing changed."
+    )
+
+
+@gatekeeper.cli.command("untarget")
+@click.argument("flag")
+@click.argument("group")
+def untarget_command(flag: str, group: str) -> None:
+    """Stop serving FLAG's targeted variant to GROUP."""
+    _run(targeting.untarget, flag, group, unchanged=f"{flag} does not target {group}; nothing changed.")
+
+
+@gatekeeper.cli.group("group")
+def group_cli() -> None:
+    """Named groups of users that flags can target."""
+
+
+@group_cli.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the group is for.")
+def group_create_command(name: str, description: str) -> None:
+    """Create an empty group NAME."""
+    _run(targeting.create_group, name, description, unchanged="")
+
+
+@group_cli.command("describe")
+@click.argument("name")
+@click.argument("description")
+def group_describe_command(name: str, description: str) -> None:
+    """Set the description of group NAME."""
+    _run(targeting.describe_group, name, description, unchanged=f"{name} already says that; nothing changed.")
+
+
+@group_cli.command("add")
+@click.argument("name")
+@click.argument("users", nargs=-1, required=True)
+def group_add_command(name: str, users: tuple[str, ...]) -> None:
+    """Add USERS (emails or ids) to group NAME; if one is unknown, nobody is added."""
+    _run(targeting.add_members, name, list(users), unchanged="They are all members already; nothing changed.")
+
+
+@group_cli.command("remove")
+@click.argument("name")
+@click.argument("users", nargs=-1, required=True)
+def group_remove_command(name: str, users: tuple[str, ...]) -> None:
+    """Remove USERS (emails or ids) from group NAME."""
+    _run(targeting.remove_members, name, list(users), unchanged="None of them is a member; nothing changed.")
+
+
+@group_cli.command("list")
+def group_list_command() -> None:
+    """List the groups, stored and in code, with their members."""
+    snapshot = store.snapshot(max_age=0)
+    for name, group in sorted(code_groups().items()):
+        click.echo(f"{name}  (in code)  {group.description}".rstrip())
+    for name, description in sorted(snapshot.groups.items()):
+        members = snapshot.group_members.get(name, {})
+        click.echo(f"{name}  {len(members)} member{'s' if len(members) != 1 else ''}  {description}".rstrip())
+        for user_id, label in sorted(members.items(), key=lambda item: item[1]):
+            click.echo(f"    {label} (id {user_id})")
+    if not snapshot.groups and not code_groups():
+        click.echo("No groups yet: `flask gk group create NAME`.")
+
+
+class _ScheduleGroup(AppGroup):
+    """`flask gk schedule FLAG WHEN ACTION ...` adds; `schedule list` and `schedule cancel ID` as named."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().parse_args(ctx, args)
+
+
+@gatekeeper.cli.group("schedule", cls=_ScheduleGroup)
+def schedule_cli() -> None:
+    """Changes at a future time: `schedule FLAG WHEN ACTION ...`, `schedule list`, `schedule cancel ID`."""
+
+
+@schedule_cli.command("add", context_settings={"ignore_unknown_options": True})
+@click.argument("flag")
+@click.argument("when")
+@click.argument("action")
+@click.argument("arguments", nargs=-1)
+def schedule_add_command(flag: str, when: str, action: str, arguments: tuple[str, ...]) -> None:
+    """At WHEN (ISO 8601, or +30m, +2h, +1d) do ACTION to FLAG: force VARIANT, unforce,
+    rollout VARIANT=PCT..., clear-rollout, target GROUP VARIANT or untarget GROUP."""
+    try:
+        entry = scheduler.schedule(flag, when, action, list(arguments), actor=CLI_ACTOR)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(entry.summary)
+
+
+@schedule_cli.command("list")
+@click.option("--flag", default=None, help="Only this flag's changes.")
+def schedule_list_command(flag: str | None) -> None:
+    """Pending changes by due time, then recent done ones."""
+    try:
+        changes = scheduler.schedules(flag)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not changes:
+        click.echo("Nothing scheduled.")
+    for change in changes:
+        outcome = f"  ({change.outcome})" if change.outcome else ""
+        click.echo(
+            f"#{change.id}  {change.due_at:%Y-%m-%d %H:%M:%S} UTC  {change.flag}  {change.description}"
+            f"  {change.state}  by {change.created_by}{outcome}"
+        )
+
+
+@schedule_cli.command("cancel")
+@click.argument("schedule_id", type=int)
+def schedule_cancel_command(schedule_id: int) -> None:
+    """Cancel pending change ID."""
+    _run(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending; nothing changed.")

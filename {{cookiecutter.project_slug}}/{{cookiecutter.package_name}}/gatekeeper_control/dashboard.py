@@ -1,0 +1,222 @@
+"""The admin dashboard's blueprint: who may open it, its CSRF tokens, and what its pages share.
+
+A blueprint (`gatekeeper`) with its own templates and static files in this folder. Its pages are in
+dashboard_flags.py (the flag list, a flag, the audit log, overrides) and dashboard_targeting.py (weights,
+targets, schedules, groups, the user look-up); importing `gatekeeper_control` registers them.
+
+Who may open it is the engine's `can_manage(user)` (default: a true `is_admin`), asked with the engine's
+user hook, so it needs no particular login library. Every change is a POST answered by a
+redirect and carries a signed CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
+else its own), so the app needs no app-wide `CSRFProtect`, and works unchanged with one. Reads come from the
+store's snapshot, so the pages keep working (and say so) when the database is down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
+
+from .engine import gatekeeper
+from .store import StoreError, current_config_map, shorten, store
+
+try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
+    from flask_wtf.csrf import generate_csrf as _wtf_generate_csrf
+    from flask_wtf.csrf import validate_csrf as _wtf_validate_csrf
+    from wtforms import ValidationError as _WTFValidationError
+except ImportError:
+    _wtf_generate_csrf = _wtf_validate_csrf = None
+
+# Its own templates (templates/gatekeeper/, which an app overrides by putting a file at the same path in its
+# own templates folder) and static files (served under the dashboard's prefix, at /static/).
+bp = Blueprint("gatekeeper", __name__, template_folder="templates", static_folder="static")
+
+AUDIT_PER_PAGE = 50
+FLAG_AUDIT_ENTRIES = 20
+# Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
+FLASH_LENGTH = 300
+
+
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE = 3600  # seconds a form stays valid, as Flask-WTF's default
+_CSRF_SALT = "gatekeeper-dashboard-csrf"
+_CSRF_SESSION_KEY = "gatekeeper_csrf"
+
+
+@bp.before_request
+def _require_admin() -> Response | None:
+    """Anonymous visitors go to the app's login view (401 when it has none); others need `can_manage`."""
+    gk = gatekeeper.current_gatekeeper()
+    if gk.user_id is None:
+        return _login_or_401()
+    if not gatekeeper.get_state().can_manage(gk.user):
+        abort(403)
+    return None
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    """Every POST carries the token its form was given; nothing changes without it (400)."""
+    if request.method != "POST" or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    if g.get("csrf_valid"):  # the app's CSRFProtect checked this request already
+        return
+    problem = _csrf_problem(request.form.get(CSRF_FIELD, ""))
+    if problem is not None:
+        abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
+
+
+@bp.errorhandler(403)
+def _forbidden(error: Exception) -> tuple[str, int]:
+    """The dashboard's own 403, in its layout: who may open it, how to become one, and a way back."""
+    return render_template(
+        "gatekeeper/403.html",
+        can_create_admins="users" in current_app.cli.commands,
+    ), 403
+
+
+@bp.context_processor
+def _store_status() -> dict[str, Any]:
+    return {
+        "store_available": store.available,
+        "store_error": store.error,
+        "store_loaded_at": store.snapshot().loaded_at,
+        "store_checks_users": store.checks_users,
+    }
+
+
+@bp.context_processor
+def _who() -> dict[str, str]:
+    """The admin the layout names, as the audit log will."""
+    return {"gatekeeper_user": current_actor()}
+
+
+@bp.context_processor
+def _csrf_token_function() -> dict[str, Callable[[], str]]:
+    """`csrf_token()` for the dashboard's forms, unless the app already provides one (Flask-WTF's)."""
+    if "csrf_token" in current_app.jinja_env.globals:
+        return {}
+    return {"csrf_token": _csrf_token}
+
+
+def _login_or_401() -> Response:
+    """The app's login view with `next`: GATEKEEPER_LOGIN_VIEW (an endpoint), else Flask-Login's."""
+    login_view = current_app.config.get("GATEKEEPER_LOGIN_VIEW")
+    if login_view:
+        return redirect(url_for(login_view, next=request.full_path.rstrip("?")))
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is not None:
+        return login_manager.unauthorized()
+    abort(401)
+
+
+def _csrf_token() -> str:
+    """A signed token bound to this session: Flask-WTF's when installed, else the dashboard's own."""
+    if _wtf_generate_csrf is not None:
+        return _wtf_generate_csrf()
+    if _CSRF_SESSION_KEY not in session:
+        session[_CSRF_SESSION_KEY] = secrets.token_hex(20)
+    return _csrf_serializer().dumps(session[_CSRF_SESSION_KEY])
+
+
+def _csrf_problem(token: str) -> str | None:
+    """What is wrong with a form's CSRF token, in a sentence; None when it is valid for this session."""
+    if _wtf_validate_csrf is not None:
+        try:
+            _wtf_validate_csrf(token)
+        except _WTFValidationError as error:
+            return str(error)
+        return None
+    if not token:
+        return "The CSRF token is missing."
+    expected = session.get(_CSRF_SESSION_KEY)
+    try:
+        value = _csrf_serializer().loads(token, max_age=CSRF_MAX_AGE)
+    except SignatureExpired:
+        return "The CSRF token has expired."
+    except BadData:
+        return "The CSRF token is invalid."
+    if not (isinstance(expected, str) and isinstance(value, str) and hmac.compare_digest(value, expected)):
+        return "The CSRF token does not belong to this session."
+    return None
+
+
+def _csrf_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=_CSRF_SALT)
+
+
+# --- Helpers ------------------------------------------------------------------------------------------------
+
+
+@bp.app_template_global("gatekeeper_relative_time")
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago `moment` was, in a few words ("just now", "3 min ago", "2 h ago", "5 days ago")."""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 10:
+        return "just now"
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count}{' day' if unit == ' days' and count == 1 else unit} ago"
+    return f"{seconds} s ago"
+
+
+def config_or_404(name: str) -> Any:
+    config = current_config_map().get(name)
+    if config is None:
+        abort(404)
+    return config
+
+
+def current_actor() -> str:
+    """Who the audit log names for a change made here: the admin's email or name, or their id."""
+    gk = gatekeeper.current_gatekeeper()
+    for field in ("email", "username", "name"):
+        value = gatekeeper.user_attribute(gk.user, field)
+        if isinstance(value, str) and value:
+            return value
+    return f"user {gk.user_id}"
+
+
+REASON_FIELD = "reason"
+
+
+def form_reason() -> str | None:
+    """The optional "Reason" a change form posted; every audited write takes it as `reason=`."""
+    return request.form.get(REASON_FIELD) or None
+
+
+def change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
+    try:
+        entry = operation(*args, actor=current_actor(), reason=form_reason())
+    except StoreError as exc:
+        flash_message(str(exc), "error")
+    else:
+        message = entry.summary + note if entry else f"{unchanged} Nothing changed."
+        flash_message(message, "success" if entry else "info")
+
+
+def flash_message(message: str, category: str) -> None:
+    """Flash `message`, cut to FLASH_LENGTH: it rides in the session cookie, and may quote what was typed."""
+    flash(shorten(message, FLASH_LENGTH), category)
+
+
+def back_to_flag(name: str) -> Response:
+    return redirect(url_for(".flag", name=name))

@@ -1,0 +1,320 @@
+"""The dashboard's flag pages: the flag list, one flag (who sees what, and why), the audit log with undo,
+and the changes made from them (browser override, forced variant, per-user overrides)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from .audit import AuditEntry
+from .dashboard import (
+    AUDIT_PER_PAGE,
+    FLAG_AUDIT_ENTRIES,
+    back_to_flag,
+    bp,
+    change,
+    config_or_404,
+    current_actor,
+    flash_message,
+    form_reason,
+)
+from .dashboard_targeting import targeting_context
+from .snapshot import Snapshot
+from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
+from .targeting import targeting
+from .who_sees_what import (
+    SPLIT_IN_CODE,
+    active_steps,
+    code_overrides,
+    evaluation_order,
+    my_user_id,
+    overrides_a_force_ignores,
+    rule_split,
+    shadowed_by,
+    split_source,
+    stored_weights,
+    winning_variant,
+)
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    """What the flag list shows about one flag."""
+
+    name: str
+    description: str
+    variants: list[str]
+    default: str | None
+    evaluation: Any  # the engine's Evaluation(flag, variant, reason, detail) for the current admin
+    forced: str | None
+    override_count: int
+    stale_count: int
+    last_change: AuditEntry | None
+    split: dict[str, float] | None = None  # the rule's share per variant, in percent (see rule_split)
+    split_source: str = SPLIT_IN_CODE
+
+    @property
+    def states(self) -> set[str]:
+        """Which of the list's state filters this flag is in."""
+        states = set()
+        if self.forced:
+            states.add("forced")
+        if self.override_count:
+            states.add("overridden")
+        if self.stale_count:
+            states.add("stale")
+        if not self.forced and self.split and sum(1 for share in self.split.values() if share > 0) > 1:
+            states.add("rolling_out")
+        return states
+
+
+FLAG_STATES = {"forced": "Forced", "overridden": "Overridden", "stale": "Stale", "rolling_out": "Rolling out"}
+FLAG_SORTS = {"name": "Name", "changed": "Last change"}
+
+
+@bp.get("/")
+def index() -> str:
+    """The flag list, filtered server-side by `?q=` (the page's script filters as you type) and `?state=`,
+    sorted by `?sort=name|changed`, and `?density=compact` to fit many flags on a screen: all linkable."""
+    query = request.args.get("q", "").strip()
+    state = request.args.get("state", "") if request.args.get("state") in FLAG_STATES else ""
+    sort = request.args.get("sort", "") if request.args.get("sort") in FLAG_SORTS else ""
+    compact = request.args.get("density") == "compact"
+    snapshot = store.snapshot(max_age=0)
+    config_map = current_config_map()
+    stale = store.stale_overrides(snapshot, config_map)
+    stale_counts = Counter(item.flag for item in stale)
+    last_changes = _last_changes()
+    every_row = [
+        _flag_row(name, config, snapshot, stale_counts[name], last_changes.get(name))
+        for name, config in sorted(config_map.items())
+        if _matches(query, name, config)
+    ]
+    state_counts = Counter(item for row in every_row for item in row.states)
+    rows = [row for row in every_row if not state or state in row.states]
+    if sort == "changed":  # newest change first; flags never changed last, by name
+        rows.sort(key=lambda row: row.last_change.id if row.last_change else 0, reverse=True)
+    params = {"q": query, "state": state, "sort": sort, "density": "compact" if compact else ""}
+    return render_template(
+        "gatekeeper/index.html",
+        rows=rows,
+        query=query,
+        total=len(config_map),
+        stale=stale,
+        stale_targeting=targeting.stale(snapshot),
+        state=state,
+        sort=sort or "name",
+        compact=compact,
+        params={key: value for key, value in params.items() if value},
+        list_url=lambda **changes: url_for(
+            ".index", **{key: value for key, value in {**params, **changes}.items() if value}
+        ),
+        flag_states=FLAG_STATES,
+        flag_sorts=FLAG_SORTS,
+        state_counts=state_counts,
+    )
+
+
+@bp.get("/flags/<name>")
+def flag(name: str) -> str:
+    """One flag: my browser override, the forced variant, per-user overrides, and its recent changes."""
+    config = current_config_map().get(name)
+    snapshot = store.snapshot(max_age=0)
+    stale = [item for item in store.stale_overrides(snapshot) if item.flag == name]
+    stale_targeting = [item for item in targeting.stale(snapshot) if item.flag == name]
+    if config is None and not stale and not stale_targeting:
+        abort(404)
+    stale_users = {item.user_id for item in stale if item.user_id is not None}
+    browser_override = request.gk.get_browser_override_variants().get(name)
+    my_id = my_user_id()
+    user_overrides = []
+    for user_id, variant in sorted(snapshot.user_overrides.get(name, {}).items()):
+        steps = active_steps(name, config, snapshot, user_id, browser_override if user_id == my_id else None)
+        shadow = shadowed_by("user_override", steps)
+        user_overrides.append(
+            {
+                "id": user_id,
+                "label": snapshot.user_labels.get(user_id, user_id),
+                "variant": variant,
+                "stale": user_id in stale_users,
+                "shadowed_by": shadow if "user_override" in steps else None,
+                "gets": winning_variant(steps) if "user_override" in steps else None,
+            }
+        )
+    evaluation = request.gk.explain(name) if config else None
+    try:
+        audit = store.audit_entries(page=1, per_page=FLAG_AUDIT_ENTRIES, flag=name)
+    except StoreError:
+        audit = None
+    return render_template(
+        "gatekeeper/flag.html",
+        name=name,
+        flag_config=config,
+        variants=config.get_variants() if config else [],
+        evaluation=evaluation,
+        browser_override=browser_override,
+        forced=snapshot.forced.get(name),
+        evaluation_order=(
+            evaluation_order(name, config, snapshot, my_id, browser_override, evaluation) if config else []
+        ),
+        code_overrides=code_overrides(name, config, snapshot, my_id, browser_override) if config else [],
+        forced_stale=any(item.user_id is None for item in stale),
+        ignored_when_forced=overrides_a_force_ignores(name, config, snapshot),
+        split=rule_split(config, stored_weights(name, config, snapshot)) if config else None,
+        split_source=split_source(name, config, snapshot),
+        user_overrides=user_overrides,
+        audit=audit,
+        **targeting_context(name, config, snapshot, stale_targeting),
+    )
+
+
+AUDIT_FILTERS = ("flag", "actor", "action")
+AUDIT_ACTION_NAMES = {
+    "force": "forced for everyone",
+    "unforce": "stopped forcing",
+    "user_override": "user override set",
+    "clear_user_override": "user override removed",
+}
+
+
+@bp.get("/audit")
+def audit() -> str:
+    """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
+    filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
+    page = request.args.get("page", 1, type=int)
+    try:
+        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
+        actors = store.audit_actors()
+        undoable = _undoable(entries.entries)
+    except StoreError:
+        entries, actors, undoable = None, [], set()
+    return render_template(
+        "gatekeeper/audit.html",
+        entries=entries,
+        flag=filters["flag"],
+        filters=filters,
+        filtered={key: value for key, value in filters.items() if value},
+        actors=actors,
+        flags=sorted(current_config_map()),
+        action_names=AUDIT_ACTION_NAMES,
+        undoable=undoable,
+    )
+
+
+@bp.post("/audit/<int:entry_id>/undo")
+def undo(entry_id: int) -> Response:
+    """Undo one change with a new, audited change that restores what it replaced."""
+    try:
+        entry = store.undo(entry_id, current_actor(), reason=form_reason())
+    except StoreError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Undone: {entry.summary}" if entry else "Nothing to undo.", "success" if entry else "info")
+    filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
+    return redirect(url_for(".audit", **filters))
+
+
+# --- Changes: POST, then back to the flag page --------------------------------------------------------------
+
+
+@bp.post("/flags/<name>/browser-override")
+def set_browser_override(name: str) -> Response:
+    """Set or clear (empty variant) this browser's own override: a signed cookie, never stored or audited."""
+    config = config_or_404(name)
+    variant = request.form.get("variant", "")
+    if variant and variant not in config.get_variants():
+        flash_message(f"{name} has no variant {shorten(variant)!r}; nothing changed.", "error")
+        return back_to_flag(name)
+    if variant:
+        flash_message(f"{name}: this browser now gets {variant}.", "success")
+    else:
+        flash_message(f"{name}: your browser override is cleared.", "success")
+    return config.set_browser_override_variant(request, variant, response=back_to_flag(name))
+
+
+@bp.post("/flags/<name>/force")
+def force(name: str) -> Response:
+    """Serve one variant to everyone; needs the confirmation box ticked."""
+    config_or_404(name)
+    variant = request.form.get("variant", "")
+    if not request.form.get("confirm"):
+        flash_message(
+            f"Tick the confirmation box to force {shorten(variant) or 'a variant'}; nothing changed.", "error"
+        )
+    else:
+        change(store.force, name, variant, unchanged=f"{name} is already forced to {variant}.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/unforce")
+def unforce(name: str) -> Response:
+    """Stop forcing; needs the confirmation box ticked. Also clears a stale forced variant."""
+    if not request.form.get("confirm"):
+        flash_message(f"Tick the confirmation box to stop forcing {shorten(name)}; nothing changed.", "error")
+    else:
+        change(store.unforce, name, unchanged=f"{shorten(name)} was not forced.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/users")
+def add_user_override(name: str) -> Response:
+    """Pin one user, named by email or id, to a variant."""
+    config_or_404(name)
+    user_text = request.form.get("user", "")
+    variant = request.form.get("variant", "")
+    unchecked = "" if store.checks_users else " " + unchecked_user_note(user_text)
+    unchanged = f"{shorten(user_text.strip())} already gets {shorten(variant)}."
+    change(store.set_user_override, name, user_text, variant, unchanged=unchanged, note=unchecked)
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/users/remove")
+def remove_user_override(name: str) -> Response:
+    """Remove one user's override (stale ones too)."""
+    user_id = request.form.get("user_id", "")
+    change(store.clear_user_override, name, user_id, unchanged="That user has no override.")
+    return back_to_flag(name)
+
+
+# --- Helpers ------------------------------------------------------------------------------------------------
+
+
+def _undoable(entries: list[AuditEntry]) -> set[int]:
+    """The ids of the entries on a page that an undo can restore now (raises StoreError)."""
+    snapshot = store.snapshot(max_age=0)
+    candidates = [entry for entry in entries if undo_problem(entry, snapshot) is None]
+    return store.newest_of_their_kind(candidates) if candidates else set()
+
+
+def _matches(query: str, name: str, config: Any) -> bool:
+    needle = query.lower()
+    return not needle or needle in name.lower() or needle in str(getattr(config, "DESCRIPTION", "")).lower()
+
+
+def _flag_row(
+    name: str, config: Any, snapshot: Snapshot, stale_count: int, last_change: AuditEntry | None
+) -> FlagRow:
+    return FlagRow(
+        name=name,
+        description=str(getattr(config, "DESCRIPTION", "") or ""),
+        variants=config.get_variants(),
+        default=config.default_variant,
+        evaluation=request.gk.explain(name),
+        forced=snapshot.forced.get(name),
+        override_count=len(snapshot.user_overrides.get(name, ())),
+        stale_count=stale_count,
+        last_change=last_change,
+        split=rule_split(config, stored_weights(name, config, snapshot)),
+        split_source=split_source(name, config, snapshot),
+    )
+
+
+def _last_changes() -> dict[str, AuditEntry]:
+    try:
+        return store.last_changes()
+    except StoreError:
+        return {}

@@ -1,0 +1,221 @@
+"""The dashboard's targeting pages: rollout weights, group targets and scheduled changes on a flag page,
+the groups pages, and the user look-up (every flag's variant for one user, and why)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from .dashboard import back_to_flag, bp, change, config_or_404, current_actor, flash_message, form_reason
+from .engine import gatekeeper
+from .schedules import scheduler
+from .snapshot import Snapshot
+from .store import StoreError, current_config_map, shorten, store
+from .targeting import code_weights, targeting
+
+
+def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[Any]) -> dict[str, Any]:
+    """What the flag page shows about weights, group targets and scheduled changes."""
+    stored = snapshot.weights.get(name)
+    try:
+        schedules = scheduler.schedules(name)
+    except StoreError:
+        schedules = None
+    code_groups = gatekeeper.get_state().groups
+    return {
+        "weights": dict(stored) if stored else (code_weights(config) if config else None),
+        "weights_stored": stored is not None,
+        "weights_set": snapshot.weights_set.get(name),
+        "weights_stale": any(item.kind == "weights" for item in stale),
+        "group_targets": [
+            {"group": group, "variant": variant, "stale": any(item.name == group for item in stale)}
+            for group, variant in snapshot.group_targets.get(name, ())
+        ],
+        "group_names": sorted({*snapshot.groups, *code_groups}),
+        "schedules": schedules,
+        "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
+    }
+
+
+def _form_weights(config: Any) -> dict[str, str]:
+    """The weights typed in the flag page's form (one box per variant; an empty box counts as 0)."""
+    return {
+        variant: (request.form.get(f"weight-{variant}", "").strip() or "0")
+        for variant in config.get_variants()
+    }
+
+
+@bp.post("/flags/<name>/rollout")
+def set_rollout(name: str) -> Response | str:
+    """Save new weights; when they would move units between experiment arms, ask to confirm first."""
+    config = config_or_404(name)
+    weights = _form_weights(config)
+    if not request.form.get("confirm_moves"):
+        try:
+            moves = targeting.weights_moves(name, weights)
+        except StoreError as exc:
+            flash_message(str(exc), "error")
+            return back_to_flag(name)
+        if moves:
+            return render_template(
+                "gatekeeper/rollout_confirm.html",
+                name=name,
+                weights=weights,
+                moves=moves,
+                reason=form_reason(),
+            )
+    change(targeting.set_weights, name, weights, unchanged=f"{name} already has these weights.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/rollout/clear")
+def clear_rollout(name: str) -> Response:
+    """Go back to the weights in code (stale stored weights too)."""
+    change(targeting.clear_weights, name, unchanged=f"{shorten(name)} has no stored weights.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/targets")
+def add_target(name: str) -> Response:
+    """Serve a variant to a group."""
+    config_or_404(name)
+    group, variant = request.form.get("group", ""), request.form.get("variant", "")
+    change(targeting.target, name, group, variant, unchanged=f"{shorten(group)} already gets {variant}.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/targets/remove")
+def remove_target(name: str) -> Response:
+    """Stop targeting a group (stale targets too)."""
+    group = request.form.get("group", "")
+    change(targeting.untarget, name, group, unchanged=f"{shorten(group)} was not targeted.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/schedules")
+def add_schedule(name: str) -> Response:
+    """Schedule a change: WHEN (ISO 8601 or +30m, +2h, +1d), an action and its arguments."""
+    config_or_404(name)
+    when, action = request.form.get("when", ""), request.form.get("action", "")
+    arguments = request.form.get("arguments", "").split()
+    try:
+        entry = scheduler.schedule(name, when, action, arguments, actor=current_actor(), reason=form_reason())
+    except StoreError as exc:
+        flash_message(str(exc), "error")
+    else:
+        flash_message(entry.summary, "success")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/schedules/<int:schedule_id>/cancel")
+def cancel_schedule(name: str, schedule_id: int) -> Response:
+    """Cancel a pending change."""
+    change(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending.")
+    return back_to_flag(name)
+
+
+@bp.get("/groups")
+def groups() -> str:
+    """Every group: stored ones (editable) and those defined in code (read-only)."""
+    snapshot = store.snapshot(max_age=0)
+    stored = [
+        {"name": name, "description": description, "members": len(snapshot.group_members.get(name, {}))}
+        for name, description in sorted(snapshot.groups.items())
+    ]
+    code = sorted(gatekeeper.get_state().groups.values())
+    return render_template(
+        "gatekeeper/groups.html", stored=stored, code=code, targets=_targets_by_group(snapshot)
+    )
+
+
+@bp.get("/groups/<name>")
+def group(name: str) -> str:
+    """One stored group: its description and members, to fill and empty; or a code group, read-only."""
+    snapshot = store.snapshot(max_age=0)
+    code_group = gatekeeper.get_state().groups.get(name)
+    if name not in snapshot.groups and code_group is None:
+        abort(404)
+    members = sorted(snapshot.group_members.get(name, {}).items(), key=lambda item: item[1])
+    return render_template(
+        "gatekeeper/group.html",
+        name=name,
+        code_group=code_group,
+        description=snapshot.groups.get(name, ""),
+        members=members,
+        targets=_targets_by_group(snapshot).get(name, []),
+    )
+
+
+@bp.post("/groups")
+def create_group() -> Response:
+    name = request.form.get("name", "")
+    change(targeting.create_group, name, request.form.get("description", ""), unchanged="")
+    if name.strip() in store.snapshot().groups:
+        return redirect(url_for(".group", name=name.strip()))
+    return redirect(url_for(".groups"))
+
+
+@bp.post("/groups/<name>/describe")
+def describe_group(name: str) -> Response:
+    description = request.form.get("description", "")
+    change(targeting.describe_group, name, description, unchanged="The description is unchanged.")
+    return _back_to_group(name)
+
+
+@bp.post("/groups/<name>/members")
+def add_members(name: str) -> Response:
+    """Add members: emails or ids, separated by spaces, commas or new lines."""
+    users = request.form.get("users", "").replace(",", " ").split()
+    change(targeting.add_members, name, users, unchanged="They are all members already.")
+    return _back_to_group(name)
+
+
+@bp.post("/groups/<name>/members/remove")
+def remove_members(name: str) -> Response:
+    users = request.form.getlist("user_id") or request.form.get("users", "").replace(",", " ").split()
+    change(targeting.remove_members, name, users, unchanged="None of them is a member.")
+    return _back_to_group(name)
+
+
+@bp.get("/users")
+def users() -> str:
+    """Look up a user by email or id: every flag's variant for them and why (browser overrides aside)."""
+    query = request.args.get("q", "").strip()
+    found, rows, error = None, [], None
+    if query:
+        try:
+            found = store.find_user(query)
+        except StoreError as exc:
+            error = str(exc)
+        if found is not None:
+            for flag_name in sorted(current_config_map()):
+                user_id = int(found.id) if str(found.id).isdigit() else found.id
+                evaluation = gatekeeper.Gatekeeper(user_id=user_id).explain(flag_name)
+                rows.append(evaluation)
+            groups_of = sorted(store.snapshot().memberships.get(str(found.id), ()))
+        elif error is None:
+            error = f"No user matches {shorten(query)!r}: enter the email or id of an existing user."
+    return render_template(
+        "gatekeeper/users.html",
+        query=query,
+        found=found,
+        rows=rows,
+        error=error,
+        groups_of=groups_of if found is not None else [],
+    )
+
+
+def _targets_by_group(snapshot: Snapshot) -> dict[str, list[tuple[str, str]]]:
+    targets: dict[str, list[tuple[str, str]]] = {}
+    for flag_name, flag_targets in sorted(snapshot.group_targets.items()):
+        for group_name, variant in flag_targets:
+            targets.setdefault(group_name, []).append((flag_name, variant))
+    return targets
+
+
+def _back_to_group(name: str) -> Response:
+    if name in store.snapshot().groups:
+        return redirect(url_for(".group", name=name))
+    return redirect(url_for(".groups"))

@@ -1,0 +1,273 @@
+"""Scheduled changes: any change (force, unforce, rollout, clear-rollout, target, untarget) at a set time.
+
+Scheduled changes are rows with a due time. The snapshot carries the first due time; whichever process
+first notices it has passed (on a snapshot refresh, never inside a flag check) claims each due row with a
+conditional UPDATE and applies it in the same transaction, so it happens once however many processes race,
+on SQLite (one writer at a time) and on PostgreSQL (the row lock makes the second UPDATE match nothing).
+The store reaches `apply_due_changes` through the `AppStore.apply_due` hook that `init_app` sets here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from .audit import AuditEntry, clean_reason, record
+from .errors import OverrideError, ScheduleError
+from .snapshot import AppStore, as_utc
+from .store import check_flag, check_variant, current_state, force_in, quote, store, unforce_in
+from .tables import LABEL_LENGTH, ScheduleRow, VersionRow
+from .targeting import (
+    as_percentages,
+    check_group_exists,
+    clear_weights_in,
+    format_weights,
+    parse_weights,
+    set_weights_in,
+    target_in,
+    untarget_in,
+    utc_now,
+)
+
+_OFFSET = re.compile(r"\+(\d{1,6})([smhd])")
+_OFFSET_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+SCHEDULE_ACTIONS = ("force", "unforce", "rollout", "clear-rollout", "target", "untarget")
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    """A change waiting for its time (or done: applied, failed, cancelled)."""
+
+    id: int
+    flag: str
+    due_at: datetime
+    action: str
+    argument: str
+    created_by: str
+    state: str
+    outcome: str | None
+
+    @property
+    def description(self) -> str:
+        return f"{self.action} {self.argument}".strip()
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """An ISO 8601 time (UTC when it names no zone) or an offset like +30m, +2h, +1d; must be future."""
+    text = (text or "").strip()
+    offset = _OFFSET.fullmatch(text)
+    if offset:
+        due = now + timedelta(**{_OFFSET_UNITS[offset.group(2)]: int(offset.group(1))})
+    else:
+        try:
+            due = datetime.fromisoformat(text)
+        except ValueError:
+            raise ScheduleError(
+                f"{quote(text)} is not a time: use ISO 8601 (2030-01-31T09:00Z) or +30m, +2h, +1d."
+            ) from None
+        due = due.replace(tzinfo=UTC) if due.tzinfo is None else due.astimezone(UTC)
+    if due <= now:
+        raise ScheduleError(f"{due:%Y-%m-%d %H:%M:%S} UTC is in the past: schedule a future time.")
+    return due
+
+
+class Scheduler:
+    """Scheduled changes for the current app (`scheduler`, below); writes go through the store."""
+
+    def schedule(
+        self,
+        flag: str,
+        when: str,
+        action: str,
+        arguments: list[str],
+        actor: str,
+        *,
+        reason: str | None = None,
+    ) -> AuditEntry:
+        """Make a change at a future time (see `parse_when`): force V, unforce, rollout V=P..., clear-rollout,
+        target GROUP V, untarget GROUP. Validated now; applied once when due by whichever process is first."""
+        reason = clean_reason(reason)
+        due = parse_when(when, current_state().now())
+        argument = _check_scheduled_action(flag, action, arguments)
+
+        def change(session: Session) -> AuditEntry:
+            row = ScheduleRow(
+                flag=flag,
+                due_at=due,
+                action=action,
+                argument=argument,
+                created_by=actor[:LABEL_LENGTH],
+                created_at=utc_now(),
+                state="pending",
+            )
+            session.add(row)
+            session.flush()
+            target = f"#{row.id} at {due:%Y-%m-%d %H:%M:%S} UTC"
+            return record(
+                session,
+                actor,
+                flag,
+                "schedule",
+                target,
+                None,
+                f"{action} {argument}".strip()[:100],
+                reason=reason,
+            )
+
+        entry = store._write(change)
+        assert entry is not None
+        return entry
+
+    def cancel(self, schedule_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Cancel a pending change. None if it is not pending (already applied, cancelled or unknown)."""
+        reason = clean_reason(reason)
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(ScheduleRow, schedule_id)
+            if row is None or row.state != "pending":
+                return None
+            row.state, row.done_at, row.outcome = (
+                "cancelled",
+                utc_now(),
+                f"cancelled by {actor}"[:LABEL_LENGTH],
+            )
+            what = f"{row.action} {row.argument}".strip()[:100]
+            return record(
+                session, actor, row.flag, "cancel_schedule", f"#{row.id}", what, None, reason=reason
+            )
+
+        return store._write(change)
+
+    def schedules(self, flag: str | None = None, pending_only: bool = False) -> list[ScheduledChange]:
+        """Scheduled changes, pending first by due time, then the 50 most recently done. Raises StoreError."""
+        query = select(ScheduleRow)
+        if flag is not None:
+            query = query.where(ScheduleRow.flag == flag)
+        with store._reading() as session:
+            pending = session.scalars(
+                query.where(ScheduleRow.state == "pending").order_by(ScheduleRow.due_at, ScheduleRow.id)
+            ).all()
+            done = (
+                []
+                if pending_only
+                else session.scalars(
+                    query.where(ScheduleRow.state != "pending").order_by(ScheduleRow.id.desc()).limit(50)
+                ).all()
+            )
+            return [_scheduled(row) for row in [*pending, *done]]
+
+
+scheduler = Scheduler()
+
+
+def init_app(app_store: AppStore) -> None:
+    """Have `app_store` apply due changes when it refreshes its snapshot (`gatekeeper_control.init_app`)."""
+    app_store.apply_due = apply_due_changes
+
+
+def _check_scheduled_action(flag: str, action: str, arguments: list[str]) -> str:
+    """Validate a change as if it were made now; return its arguments as stored (one string)."""
+    config = check_flag(flag)
+    arguments = [a.strip() for a in arguments if a and a.strip()]
+    expected = {"force": 1, "unforce": 0, "clear-rollout": 0, "target": 2, "untarget": 1}
+    if action not in SCHEDULE_ACTIONS:
+        raise ScheduleError(f"{quote(action)} is not an action: use {', '.join(SCHEDULE_ACTIONS)}.")
+    if action == "rollout":
+        return format_weights(as_percentages(parse_weights(config, arguments)))
+    if len(arguments) != expected[action]:
+        usage = {"force": "force VARIANT", "target": "target GROUP VARIANT", "untarget": "untarget GROUP"}
+        raise ScheduleError(f"Write it as `{usage.get(action, action)}`; nothing was scheduled.")
+    if action == "force":
+        check_variant(config, flag, arguments[0])
+    if action == "target":
+        check_group_exists(arguments[0])
+        check_variant(config, flag, arguments[1])
+    return " ".join(arguments)
+
+
+def _apply(
+    session: Session, row: ScheduleRow, actor: str, config_map: Mapping[str, Any]
+) -> AuditEntry | None:
+    """Make a due change inside the claiming transaction; raises OverrideError when it no longer fits."""
+    flag, arguments = row.flag, row.argument.split()
+    config = config_map.get(flag)
+    if config is None:
+        raise OverrideError(f"flag {flag} is no longer in the code")
+    if row.action == "force":
+        check_variant(config, flag, arguments[0])
+        return force_in(session, flag, arguments[0], actor)
+    if row.action == "unforce":
+        return unforce_in(session, flag, actor)
+    if row.action == "rollout":
+        return set_weights_in(session, flag, parse_weights(config, arguments), actor)
+    if row.action == "clear-rollout":
+        return clear_weights_in(session, flag, actor)
+    if row.action == "target":
+        check_variant(config, flag, arguments[1])
+        return target_in(session, flag, arguments[0], arguments[1], actor)
+    return untarget_in(session, flag, arguments[0], actor)
+
+
+def apply_due_changes(engine: Engine, now: datetime, config_map: Mapping[str, Any]) -> int:
+    """Apply every pending change due by `now` that no other process has claimed; return how many.
+
+    One transaction per change: the conditional UPDATE claims the row (only one process can move it from
+    pending), the change and its audit entry are written, and the version counter moves so every process
+    reloads. A change that no longer fits (its flag or variant is gone) is marked failed and audited too.
+    """
+    with Session(engine) as session:
+        due = session.scalars(
+            select(ScheduleRow.id)
+            .where(ScheduleRow.state == "pending", ScheduleRow.due_at <= now)
+            .order_by(ScheduleRow.due_at, ScheduleRow.id)
+        ).all()
+    applied = 0
+    for schedule_id in due:
+        with Session(engine) as session:
+            session.execute(
+                update(VersionRow).where(VersionRow.id == 1).values(version=VersionRow.version + 1)
+            )
+            claimed = session.execute(
+                update(ScheduleRow)
+                .where(ScheduleRow.id == schedule_id, ScheduleRow.state == "pending")
+                .values(state="applied", done_at=now)
+            )
+            if claimed.rowcount != 1:
+                session.rollback()  # another process got there first
+                continue
+            row = session.get(ScheduleRow, schedule_id)
+            assert row is not None
+            actor = f"schedule #{row.id} (by {row.created_by})"
+            try:
+                with session.begin_nested():
+                    entry = _apply(session, row, actor, config_map)
+                row.outcome = (entry.summary if entry else "nothing to change")[:LABEL_LENGTH]
+            except (OverrideError, IndexError) as exc:
+                row.state, row.outcome = "failed", str(exc)[:LABEL_LENGTH]
+                what = f"{row.action} {row.argument}".strip()[:100]
+                record(session, actor, row.flag, "schedule_failed", f"#{row.id}", what, None)
+            session.commit()
+            applied += 1
+    return applied
+
+
+def _scheduled(row: ScheduleRow) -> ScheduledChange:
+    return ScheduledChange(
+        id=row.id,
+        flag=row.flag,
+        due_at=as_utc(row.due_at),
+        action=row.action,
+        argument=row.argument,
+        created_by=row.created_by,
+        state=row.state,
+        outcome=row.outcome,
+    )
+
+
+# --- `flask gk rollout | group | target | untarget | schedule` ----------------------------------------------

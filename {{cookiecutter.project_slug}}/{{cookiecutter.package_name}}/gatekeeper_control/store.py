@@ -1,0 +1,506 @@
+"""The store: forced variants and per-user overrides, written and audited in one transaction each.
+
+`store` (an `OverrideStore`) is the Flask-style extension: `init_app(app, db)` gives the app an `AppStore`
+(snapshot.py) whose snapshot the engine reads on every flag check. Every write validates first, then bumps
+the version counter, changes and audits (audit.py) in one transaction, announces itself on the change feed
+(push.py) and refreshes this process's snapshot. Runtime targeting (targeting.py) and schedules
+(schedules.py) write through the same `OverrideStore._write`, so there is one write path.
+
+Drop-in: imports only the standard library, Flask, SQLAlchemy and the engine.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import URL, create_engine, func, inspect, select, text, update
+from sqlalchemy.orm import Session
+
+from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
+from .engine import gatekeeper
+from .errors import (
+    OverrideError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownFlagError,
+    UnknownUserError,
+    UnknownVariantError,
+)
+from .push import ChangeFeed
+from .snapshot import (
+    DATABASE_ERRORS,
+    EXTENSION_KEY,
+    AppStore,
+    Snapshot,
+    StaleOverride,
+    UserLookup,
+    UserRef,
+    describe_error,
+)
+from .tables import (
+    LABEL_LENGTH,
+    NAME_LENGTH,
+    REASON_LENGTH,
+    USER_ID_LENGTH,
+    AuditRow,
+    Base,
+    ForcedRow,
+    UserOverrideRow,
+    VersionRow,
+)
+
+# Who `flask gk ...` changes are audited as.
+CLI_ACTOR = "cli"
+
+
+class OverrideStore:
+    """Forced variants, per-user overrides and the audit log, for whichever app is current.
+
+    Created unbound and attached with `init_app`, like Flask's own extensions; each app has its own snapshot.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+
+    def init_app(
+        self,
+        app: Flask,
+        db: Any,
+        *,
+        user_lookup: UserLookup | None = None,
+        feed: ChangeFeed | None = None,
+    ) -> AppStore:
+        """Attach to `app`. `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or the
+        Flask-SQLAlchemy object.
+
+        `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed`
+        carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
+        `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
+        `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
+        through a pooler that cannot LISTEN.
+        """
+        if isinstance(db, str | URL):
+            db = create_engine(db)
+        app.config.setdefault("GATEKEEPER_STORE_TTL", 5.0)
+        app.config.setdefault("GATEKEEPER_STORE_PUSH", True)
+        ttl = float(app.config["GATEKEEPER_STORE_TTL"])
+        push = bool(app.config["GATEKEEPER_STORE_PUSH"])
+        listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
+        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
+        app.extensions[EXTENSION_KEY] = app_store
+        app_store.app = app  # scheduled changes are checked against its flags, from any thread
+        return app_store
+
+    def create_tables(self) -> None:
+        """Create gatekeeper's tables on the current app's database (idempotent), for an app without Alembic.
+
+        In a database Alembic manages (it has an `alembic_version` table) a missing gatekeeper table is an
+        error saying how to add a migration instead: creating it here would leave `flask db migrate` nothing
+        to write, and a fresh `flask db upgrade` would then fail on a table that already exists. Once the
+        migration has made them, this only seeds the version row.
+        """
+        state = current_state()
+        existing = set(inspect(state.engine).get_table_names())
+        missing = sorted(name for name in Base.metadata.tables if name not in existing)
+        if missing and "alembic_version" in existing:
+            raise StoreError(
+                f"This database's schema is managed by Alembic and lacks {', '.join(missing)}: add "
+                "gatekeeper_control.metadata to target_metadata in migrations/env.py, run "
+                '`flask db migrate -m "gatekeeper tables"` and `flask db upgrade`, and call '
+                "create_tables() only after the upgrade (or not at all)."
+            )
+        Base.metadata.create_all(state.engine)
+        with Session(state.engine) as session, session.begin():
+            if session.get(VersionRow, 1) is None:
+                session.add(VersionRow(id=1, version=0))
+        state.checked_at = -math.inf
+
+    # Reading ------------------------------------------------------------------------------------------------
+
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """The current app's overrides; see `AppStore.snapshot`. Never raises."""
+        return current_state().snapshot(max_age)
+
+    @property
+    def available(self) -> bool:
+        """Whether the last database access for the current app worked."""
+        return current_state().available
+
+    @property
+    def error(self) -> str | None:
+        """Why the store is unavailable, in the database's words; None when it is available."""
+        return current_state().error
+
+    @property
+    def checks_users(self) -> bool:
+        """Whether the current app gave a `user_lookup`, so that an override can only name a real user."""
+        return current_state().user_lookup is not None
+
+    def stale_overrides(
+        self, snapshot: Snapshot | None = None, config_map: Mapping[str, Any] | None = None
+    ) -> list[StaleOverride]:
+        """Stored overrides naming a flag or variant the code no longer has (the engine ignores them).
+
+        Worked out once per snapshot: every dashboard page asks, and with many overrides stored the walk
+        is the slow part of the page.
+        """
+        snapshot = snapshot or self.snapshot()
+        config_map = current_config_map() if config_map is None else config_map
+        state = current_state()
+        cached = state.stale
+        if cached is None or cached[0] is not snapshot or cached[1] is not config_map:
+            cached = state.stale = (snapshot, config_map, find_stale(snapshot, config_map))
+        return list(cached[2])
+
+    def audit_entries(
+        self,
+        page: int = 1,
+        per_page: int = 50,
+        flag: str | None = None,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> AuditPage:
+        """One page of the audit log, newest first, optionally for one flag, actor and/or action. Raises
+        StoreUnavailableError.
+
+        A page past the end gives the last page, so a stale or hand-typed link still shows something.
+        """
+        per_page = max(1, per_page)
+        filters = [(AuditRow.flag, flag, NAME_LENGTH), (AuditRow.actor, actor, LABEL_LENGTH)]
+        filters.append((AuditRow.action, action, 32))
+        if any(value is not None and not storable(value, limit) for _column, value, limit in filters):
+            return AuditPage(entries=[], page=1, per_page=per_page, total=0)
+        query = select(AuditRow).order_by(AuditRow.id.desc())
+        count = select(func.count()).select_from(AuditRow)
+        for column, value, _limit in filters:
+            if value is not None:
+                query, count = query.where(column == value), count.where(column == value)
+        with self._reading() as session:
+            total = session.scalar(count) or 0
+            page = min(max(1, page), max(1, math.ceil(total / per_page)))
+            rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page))
+            entries = [entry_from_row(row) for row in rows]
+        return AuditPage(entries=entries, page=page, per_page=per_page, total=total)
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        """One audit entry by its id, or None. Raises StoreUnavailableError."""
+        with self._reading() as session:
+            row = session.get(AuditRow, entry_id)
+            return entry_from_row(row) if row is not None else None
+
+    def audit_actors(self) -> list[str]:
+        """Everyone who has changed something, sorted (the audit log's actor filter). Raises
+        StoreUnavailableError."""
+        with self._reading() as session:
+            return list(session.scalars(select(AuditRow.actor).distinct().order_by(AuditRow.actor)))
+
+    def newest_of_their_kind(self, entries: list[AuditEntry]) -> set[int]:
+        """The ids among `entries` that are the newest change to what they changed (a flag's forced variant,
+        or one user's override): the only ones an undo may restore. Raises StoreUnavailableError."""
+        newest = set()
+        with self._reading() as session:
+            for entry in entries:
+                later = select(AuditRow.id).where(AuditRow.flag == entry.flag, AuditRow.id > entry.id)
+                if entry.action in ("force", "unforce"):
+                    later = later.where(AuditRow.action.in_(("force", "unforce")))
+                else:
+                    later = later.where(
+                        AuditRow.action.in_(("user_override", "clear_user_override")),
+                        (AuditRow.user_id == undo_user_id(entry)) | (AuditRow.target == entry.target),
+                    )
+                if session.scalar(later.limit(1)) is None:
+                    newest.add(entry.id)
+        return newest
+
+    def undo(self, entry_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Undo one change with a new, audited change (history is never edited): restore what it replaced.
+
+        Raises OverrideError when the entry does not exist or cannot be undone now (see `undo_problem`).
+        """
+        reason = clean_reason(reason)
+        entry = self.audit_entry(entry_id)
+        if entry is None:
+            raise OverrideError(f"There is no change #{entry_id}; nothing was changed.")
+        problem = undo_problem(entry, self.snapshot(max_age=0))
+        if problem is None and entry.id not in self.newest_of_their_kind([entry]):
+            problem = "a later change was made to the same thing; undo that one"
+        if problem is not None:
+            raise OverrideError(f"Change #{entry_id} cannot be undone: {problem}. Nothing was changed.")
+        why = f"undo of change #{entry_id}" + (f": {reason}" if reason else "")
+        why = why[:REASON_LENGTH]
+        if entry.action in ("force", "unforce"):
+            if entry.before is None:
+                return self.unforce(entry.flag, actor, reason=why)
+            return self.force(entry.flag, entry.before, actor, reason=why)
+        user_id = undo_user_id(entry)
+        if entry.before is None:
+            return self.clear_user_override(entry.flag, user_id, actor, reason=why)
+        return self.set_user_override(entry.flag, user_id, entry.before, actor, reason=why)
+
+    def last_changes(self) -> dict[str, AuditEntry]:
+        """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
+        newest = select(func.max(AuditRow.id)).group_by(AuditRow.flag)
+        with self._reading() as session:
+            return {
+                row.flag: entry_from_row(row)
+                for row in session.scalars(select(AuditRow).where(AuditRow.id.in_(newest)))
+            }
+
+    # Writing: each write validates first, then changes and audits in one transaction ------------------------
+
+    def force(self, flag: str, variant: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Serve `variant` of `flag` to everyone (the kill switch, or a full launch). None if already so."""
+        reason = clean_reason(reason)
+        check_variant(check_flag(flag), flag, variant)
+        return self._write(lambda session: force_in(session, flag, variant, actor, reason=reason))
+
+    def unforce(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
+        reason = clean_reason(reason)
+        if not storable(flag, NAME_LENGTH):
+            return None
+        return self._write(lambda session: unforce_in(session, flag, actor, reason=reason))
+
+    def set_user_override(
+        self, flag: str, user_text: str, variant: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Serve `variant` of `flag` to the user named by `user_text` (email or id). None if already so."""
+        reason = clean_reason(reason)
+        check_variant(check_flag(flag), flag, variant)
+        user = self.find_user(user_text)
+        if user is None:
+            raise UnknownUserError(
+                f"No user matches {quote(user_text.strip())}: enter the email or id of an existing user."
+            )
+        user_id, label = str(user.id)[:USER_ID_LENGTH], str(user.label)[:LABEL_LENGTH]
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(UserOverrideRow, (flag, user_id))
+            before = row.variant if row else None
+            if before == variant:
+                return None
+            if row is None:
+                row = UserOverrideRow(flag=flag, user_id=user_id)
+                session.add(row)
+            row.user_label, row.variant, row.set_by, row.set_at = (
+                label,
+                variant,
+                actor[:LABEL_LENGTH],
+                datetime.now(UTC),
+            )
+            return record(
+                session, actor, flag, "user_override", label, before, variant, reason=reason, user_id=user_id
+            )
+
+        return self._write(change)
+
+    def clear_user_override(
+        self, flag: str, user_id: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Remove the override of `flag` for `user_id` (stale ones too). None if there was none."""
+        reason = clean_reason(reason)
+        user_id = str(user_id)
+        if not (storable(flag, NAME_LENGTH) and storable(user_id, USER_ID_LENGTH)):
+            return None
+
+        def change(session: Session) -> AuditEntry | None:
+            row = session.get(UserOverrideRow, (flag, user_id))
+            if row is None:
+                return None
+            session.delete(row)
+            label, before = row.user_label, row.variant
+            action = "clear_user_override"
+            return record(session, actor, flag, action, label, before, None, reason=reason, user_id=user_id)
+
+        return self._write(change)
+
+    def find_user(self, text: str) -> UserRef | None:
+        """The user an admin means by `text` (email or id), through the app's `user_lookup`."""
+        text = (text or "").strip()
+        if not storable(text, LABEL_LENGTH):
+            return None
+        lookup = current_state().user_lookup
+        if lookup is None:
+            return UserRef(id=text, label=text)
+        try:
+            return lookup(text)
+        except DATABASE_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"Could not look up {text!r}: {describe_error(exc)}. Nothing was changed."
+            ) from exc
+
+    def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
+        state = current_state()
+        try:
+            with Session(state.engine) as session:
+                # Bumping the counter first also serialises concurrent writers on databases with row locks.
+                bumped = session.execute(
+                    update(VersionRow).where(VersionRow.id == 1).values(version=VersionRow.version + 1)
+                )
+                if bumped.rowcount == 0:
+                    session.add(VersionRow(id=1, version=1))
+                entry = change(session)
+                if entry is None:
+                    session.rollback()
+                    return None
+                feed = state.change_feed()
+                if feed is not None and (statement := feed.notify_statement()):
+                    session.execute(text(statement))  # sent by the server only if this commits
+                session.commit()
+        except DATABASE_ERRORS as exc:
+            state.mark_unavailable(exc)
+            raise StoreUnavailableError(
+                f"The override store is unavailable ({state.error}); nothing was changed."
+            ) from exc
+        if feed is not None:
+            feed.published()
+        with state.lock:  # after the commit, so this process sees its own write at once
+            state.refresh()
+        return entry
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A session for dashboard and CLI reads; database errors become StoreUnavailableError."""
+        state = current_state()
+        try:
+            with Session(state.engine) as session:
+                yield session
+        except DATABASE_ERRORS as exc:
+            state.mark_unavailable(exc)
+            raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc
+
+
+def current_state() -> AppStore:
+    try:
+        return current_app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "The gatekeeper store is not set up for this app: call store.init_app(app, db)."
+        ) from None
+
+
+def current_config_map() -> Mapping[str, Any]:
+    return gatekeeper.get_state(current_app).config_map
+
+
+def check_flag(flag: str) -> Any:
+    config_map = current_config_map()
+    config = config_map.get(flag)
+    if config is None:
+        close = difflib.get_close_matches(flag, list(config_map), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else " Run `flask gk list` to see the flags."
+        raise UnknownFlagError(f"Unknown flag {quote(flag)}.{hint}")
+    return config
+
+
+def check_variant(config: Any, flag: str, variant: str) -> None:
+    variants = config.get_variants()
+    if variant not in variants:
+        raise UnknownVariantError(
+            f"{flag} has no variant {quote(variant)}: use one of {', '.join(variants)}."
+        )
+
+
+def storable(text: str, limit: int) -> bool:
+    """Whether `text` could be in a column: short enough, and no NUL (which PostgreSQL refuses outright)."""
+    return 0 < len(text) <= limit and "\x00" not in text
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """User input cut short for a message, so a pasted novel cannot overflow the session cookie."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def quote(text: str) -> str:
+    return repr(shorten(text))
+
+
+def unchecked_user_note(user_text: str) -> str:
+    """What to say after storing an override for `user_text` in an app that gave no `user_lookup`."""
+    return (
+        f"The id {quote(user_text.strip())} was not checked: this app gives the store no user_lookup, "
+        "so any text is taken as an id."
+    )
+
+
+def find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[StaleOverride]:
+    variants = {flag: config.get_variants() for flag, config in config_map.items()}
+
+    def reason(flag: str, variant: str) -> str | None:
+        if flag not in variants:
+            return f"flag {flag} is no longer in the code"
+        if variant not in variants[flag]:
+            return f"variant {variant} is no longer one of {', '.join(variants[flag])}"
+        return None
+
+    stale = []
+    for flag, variant in sorted(snapshot.forced.items()):
+        if why := reason(flag, variant):
+            stale.append(StaleOverride(flag, variant, None, why))
+    for flag, users in sorted(snapshot.user_overrides.items()):
+        for user_id, variant in sorted(users.items()):
+            if why := reason(flag, variant):
+                stale.append(StaleOverride(flag, variant, user_id, why))
+    return stale
+
+
+def undo_user_id(entry: AuditEntry) -> str:
+    """The id a user override was stored under (entries from before that was recorded: their label)."""
+    return entry.user_id if entry.user_id is not None else entry.target
+
+
+def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """Why `entry` cannot be undone now, in a few words; None when it can.
+
+    A change can be undone while what it set is still in place: a later change to the same thing would be
+    silently reverted otherwise.
+    """
+    if entry.action not in UNDOABLE_ACTIONS:
+        return f"the dashboard cannot undo {entry.action} changes"
+    if entry.action in ("force", "unforce"):
+        now = snapshot.forced.get(entry.flag)
+        target = "the forced variant"
+    else:
+        now = snapshot.user_overrides.get(entry.flag, {}).get(undo_user_id(entry))
+        target = f"the override for {entry.target}"
+    if now != entry.after:
+        return f"{target} has changed since"
+    if entry.before is not None and entry.flag not in current_config_map():
+        return f"flag {entry.flag} is no longer in the code"
+    return None
+
+
+def force_in(
+    session: Session, flag: str, variant: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    """Force `variant` of `flag` for everyone and audit it, in `session` (also a due scheduled change)."""
+    row = session.get(ForcedRow, flag)
+    before = row.variant if row else None
+    if before == variant:
+        return None
+    if row is None:
+        row = ForcedRow(flag=flag)
+        session.add(row)
+    row.variant, row.set_by, row.set_at = variant, actor[:LABEL_LENGTH], datetime.now(UTC)
+    return record(session, actor, flag, "force", "everyone", before, variant, reason=reason)
+
+
+def unforce_in(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+    """Stop forcing `flag` and audit it, in `session`; None if it was not forced."""
+    row = session.get(ForcedRow, flag)
+    if row is None:
+        return None
+    session.delete(row)
+    return record(session, actor, flag, "unforce", "everyone", row.variant, None, reason=reason)
+
+
+store = OverrideStore()

@@ -1,0 +1,130 @@
+"""The store's tables, in a metadata of their own so they never mix with the app's models.
+
+Every table is named `gatekeeper_*`. An app that lets Alembic own its schema adds `metadata` to its
+`migrations/env.py`; one that does not calls `create_tables()` (see the folder's README section).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Column sizes: flag and variant names, user ids, and labels (emails, actors).
+NAME_LENGTH, USER_ID_LENGTH, LABEL_LENGTH = 100, 64, 254
+REASON_LENGTH = 500  # an optional note on a change, shown in the audit log
+
+
+class Base(DeclarativeBase):
+    """The store's own metadata, so its tables never mix with the app's models."""
+
+
+class ForcedRow(Base):
+    __tablename__ = "gatekeeper_forced_variants"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UserOverrideRow(Base):
+    __tablename__ = "gatekeeper_user_overrides"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    user_label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    __tablename__ = "gatekeeper_audit_log"
+    __table_args__ = (Index("ix_gatekeeper_audit_log_flag_id", "flag", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    before: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    after: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
+
+
+class VersionRow(Base):
+    """One row whose counter every write bumps, so a refresh can tell in one query that nothing changed."""
+
+    __tablename__ = "gatekeeper_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+
+
+class WeightRow(Base):
+    """One variant's share of a flag's rollout, in hundredths of a percent (exact, and they add to 10,000)."""
+
+    __tablename__ = "gatekeeper_rollout_weights"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)  # the order of the ranges (see rollout_order)
+    basis_points: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GroupRow(Base):
+    __tablename__ = "gatekeeper_groups"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(String(LABEL_LENGTH), default="")
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MemberRow(Base):
+    __tablename__ = "gatekeeper_group_members"
+
+    group: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    user_label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    added_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TargetRow(Base):
+    """Flag FLAG serves VARIANT to the members of GROUP; a user in two targeted groups gets the older."""
+
+    __tablename__ = "gatekeeper_group_targets"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    group: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduleRow(Base):
+    __tablename__ = "gatekeeper_schedules"
+    __table_args__ = (Index("ix_gatekeeper_schedules_state_due_at", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    argument: Mapped[str] = mapped_column(String(LABEL_LENGTH), default="")
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, applied, failed, cancelled
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
+
+
+# Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
+# `target_metadata = [db.metadata, gatekeeper_control.metadata]`.
+metadata = Base.metadata

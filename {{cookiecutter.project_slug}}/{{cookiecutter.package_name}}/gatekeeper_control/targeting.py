@@ -1,0 +1,415 @@
+"""Runtime targeting: rollout weights, groups (stored lists of users) and group targets.
+
+Built on the store (store.py): its tables are in the store's metadata (tables.py), every change is
+validated first and then written and audited in one transaction through `store._write`, and everything a
+flag check needs is loaded into the store's `Snapshot` (snapshot.py), so a check stays dict lookups.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .audit import AuditEntry, clean_reason, record
+from .engine import gatekeeper
+from .errors import OverrideError, UnknownGroupError, UnknownUserError, WeightsError
+from .snapshot import Snapshot, UserRef
+from .store import check_flag, check_variant, current_config_map, quote, storable, store
+from .tables import LABEL_LENGTH, NAME_LENGTH, USER_ID_LENGTH, GroupRow, MemberRow, TargetRow, WeightRow
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class StaleTarget:
+    """Stored targeting the engine ignores: its flag, variant or group is gone."""
+
+    flag: str
+    kind: str  # "weights" or "target"
+    name: str  # the group, or "" for weights
+    reason: str
+
+
+def parse_weights(config: Any, items: Any) -> dict[str, int]:
+    """`["ON=10", "OFF=90"]` (or a mapping) as {variant: hundredths of a percent} in range order.
+
+    Raises WeightsError, saying what is wrong, unless every name is a variant and the weights add up to 100.
+    """
+    pairs = list(items.items()) if isinstance(items, Mapping) else [_split_weight(item) for item in items]
+    flag, variants = config.FLAG_NAME, config.get_variants()
+    if not pairs:
+        raise WeightsError(f"{flag}: give weights like {variants[0]}=10; nothing changed.")
+    points: dict[str, int] = {}
+    for name, value in pairs:
+        if name not in variants:
+            raise WeightsError(f"{flag} has no variant {quote(name)}: use {', '.join(variants)}.")
+        if name in points:
+            raise WeightsError(f"{flag}: {name} is given twice; nothing changed.")
+        try:
+            percent = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise WeightsError(f"{flag}: {quote(str(value))} is not a percentage for {name}.") from None
+        hundredths = percent * 100
+        if not percent.is_finite() or percent < 0 or percent > 100 or hundredths != int(hundredths):
+            raise WeightsError(
+                f"{flag}: {name}={quote(str(value))} must be a percentage, 0 to 100, at most 2 decimals."
+            )
+        points[name] = int(hundredths)
+    total = sum(points.values())
+    if total != 10_000:
+        raise WeightsError(
+            f"{flag}: the weights add up to {Decimal(total) / 100:f}, not 100; nothing changed."
+        )
+    return {name: points[name] for name in config.rollout_order(points)}
+
+
+def _split_weight(item: str) -> tuple[str, str]:
+    name, sign, value = str(item).partition("=")
+    if not sign:
+        raise WeightsError(f"{quote(str(item))} is not VARIANT=PERCENT (e.g. ON=10); nothing changed.")
+    return name.strip(), value.strip()
+
+
+def format_weights(weights: Mapping[str, Any]) -> str:
+    return " ".join(f"{variant}={percent}" for variant, percent in weights.items())
+
+
+def as_percentages(points: Mapping[str, int]) -> dict[str, Any]:
+    return {name: p // 100 if p % 100 == 0 else p / 100 for name, p in points.items()}
+
+
+def code_weights(config: Any) -> dict[str, float] | None:
+    """The weights in code (`ROLLOUT`), in range order; None when the flag declares none."""
+    rollout = getattr(config, "ROLLOUT", None)
+    return dict(rollout) if rollout else None
+
+
+def arm_moves(config: Any, snapshot: Snapshot, new_points: Mapping[str, int]) -> dict[str, float]:
+    """Percent of units per variant a change to `new_points` moves away without shrinking it (see engine)."""
+    current = snapshot.weights.get(config.FLAG_NAME) or code_weights(config)
+    if not current:
+        return {}
+    return gatekeeper.rollout_moves(current, as_percentages(new_points))
+
+
+def _check_group_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _GROUP_NAME.fullmatch(name):
+        raise OverrideError(
+            f"{quote(name)} is not a group name: use letters, digits, '.', '_' or '-' (up to 64)."
+        )
+    return name
+
+
+def code_groups() -> Mapping[str, gatekeeper.CodeGroup]:
+    return gatekeeper.get_state(current_app).groups
+
+
+def check_group_exists(name: str) -> None:
+    if name in code_groups() or name in store.snapshot(max_age=0).groups:
+        return
+    raise UnknownGroupError(f"No group {quote(name)}: create it with `flask gk group create {name}`.")
+
+
+# --- The operations -----------------------------------------------------------------------------------------
+
+
+class TargetingStore:
+    """Weights, groups, targets and schedules for the current app (`targeting`, below).
+
+    Writes validate, then change and audit in one transaction (None: nothing to change); they raise the
+    store's errors (StoreError subclasses) with a message for the admin.
+    """
+
+    # Weights ------------------------------------------------------------------------------------------------
+
+    def set_weights(
+        self, flag: str, weights: Any, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Replace the weights `self.rollout()` uses for `flag` (a mapping or ["ON=10", ...]); add to 100."""
+        reason = clean_reason(reason)
+        points = parse_weights(check_flag(flag), weights)
+        return store._write(lambda session: set_weights_in(session, flag, points, actor, reason=reason))
+
+    def clear_weights(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Go back to the weights in code. None if none were stored."""
+        reason = clean_reason(reason)
+        if not storable(flag, NAME_LENGTH):
+            return None
+        return store._write(lambda session: clear_weights_in(session, flag, actor, reason=reason))
+
+    def weights_moves(self, flag: str, weights: Any) -> dict[str, float]:
+        """What saving `weights` would move between variants beyond what a ramp must (raises WeightsError)."""
+        config = check_flag(flag)
+        return arm_moves(config, store.snapshot(max_age=0), parse_weights(config, weights))
+
+    # Groups -------------------------------------------------------------------------------------------------
+
+    def create_group(
+        self, name: str, description: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        reason = clean_reason(reason)
+        name, description = _check_group_name(name), (description or "").strip()[:LABEL_LENGTH]
+        if name in code_groups():
+            raise OverrideError(f"{name} is a group defined in code; choose another name.")
+
+        def change(session: Session) -> AuditEntry | None:
+            if session.get(GroupRow, name) is not None:
+                raise OverrideError(f"Group {name} already exists; nothing changed.")
+            session.add(GroupRow(name=name, description=description, created_by=actor, created_at=utc_now()))
+            return record(
+                session,
+                actor,
+                "",
+                "create_group",
+                name,
+                None,
+                description[:NAME_LENGTH] or None,
+                reason=reason,
+            )
+
+        return store._write(change)
+
+    def describe_group(
+        self, name: str, description: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        reason = clean_reason(reason)
+        description = (description or "").strip()[:LABEL_LENGTH]
+
+        def change(session: Session) -> AuditEntry | None:
+            row = _stored_group(session, name)
+            if row.description == description:
+                return None
+            before, row.description = row.description, description
+            return record(
+                session,
+                actor,
+                "",
+                "describe_group",
+                name,
+                before[:NAME_LENGTH] or None,
+                description[:100] or None,
+                reason=reason,
+            )
+
+        return store._write(change)
+
+    def add_members(
+        self, name: str, users: list[str], actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Add users (emails or ids); if any is unknown, nobody is added. None if all were members."""
+        reason = clean_reason(reason)
+        found = self._find_users(users)
+
+        def change(session: Session) -> AuditEntry | None:
+            _stored_group(session, name)
+            added = []
+            for ref in found:
+                if session.get(MemberRow, (name, ref.id)) is None:
+                    session.add(
+                        MemberRow(
+                            group=name,
+                            user_id=ref.id,
+                            user_label=ref.label,
+                            added_by=actor,
+                            added_at=utc_now(),
+                        )
+                    )
+                    added.append(ref.label)
+            if not added:
+                return None
+            return record(session, actor, "", "add_members", name, None, _list(added), reason=reason)
+
+        return store._write(change)
+
+    def remove_members(
+        self, name: str, users: list[str], actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Remove users (emails or ids; a deleted user by their stored id). None if none were in."""
+        reason = clean_reason(reason)
+        ids = []
+        for text in users:
+            ref = store.find_user(text)
+            ids.append(ref.id if ref is not None else (text or "").strip())
+
+        def change(session: Session) -> AuditEntry | None:
+            _stored_group(session, name)
+            removed = []
+            for user_id in ids:
+                row = session.get(MemberRow, (name, user_id)) if storable(user_id, USER_ID_LENGTH) else None
+                if row is not None:
+                    session.delete(row)
+                    removed.append(row.user_label)
+            if not removed:
+                return None
+            return record(session, actor, "", "remove_members", name, _list(removed), None, reason=reason)
+
+        return store._write(change)
+
+    def _find_users(self, users: list[str]) -> list[UserRef]:
+        found, unknown = [], []
+        for text in users:
+            ref = store.find_user(text)
+            if ref is None:
+                unknown.append((text or "").strip())
+            else:
+                found.append(UserRef(str(ref.id)[:USER_ID_LENGTH], str(ref.label)[:LABEL_LENGTH]))
+        if unknown:
+            raise UnknownUserError(
+                f"No user matches {', '.join(quote(t) for t in unknown[:5])}: enter emails or ids of "
+                "existing users. Nothing was changed."
+            )
+        if not found:
+            raise UnknownUserError("Enter at least one email or id. Nothing was changed.")
+        return found
+
+    # Targets ------------------------------------------------------------------------------------------------
+
+    def target(
+        self, flag: str, group: str, variant: str, actor: str, *, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Serve `variant` of `flag` to the members of `group` (stored or in code). None if already so."""
+        reason = clean_reason(reason)
+        check_variant(check_flag(flag), flag, variant)
+        check_group_exists(group)
+        return store._write(lambda session: target_in(session, flag, group, variant, actor, reason=reason))
+
+    def untarget(self, flag: str, group: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Stop targeting `group` (stale targets too). None if it was not targeted."""
+        reason = clean_reason(reason)
+        if not (storable(flag, NAME_LENGTH) and storable(group, NAME_LENGTH)):
+            return None
+        return store._write(lambda session: untarget_in(session, flag, group, actor, reason=reason))
+
+    # Reading ------------------------------------------------------------------------------------------------
+
+    def stale(self, snapshot: Snapshot | None = None) -> list[StaleTarget]:
+        """Stored weights and targets naming a flag, variant or group that no longer exists."""
+        snapshot = snapshot or store.snapshot()
+        config_map, in_code = current_config_map(), code_groups()
+        stale = []
+        for flag, weights in sorted(snapshot.weights.items()):
+            config = config_map.get(flag)
+            if config is None:
+                stale.append(StaleTarget(flag, "weights", "", f"flag {flag} is no longer in the code"))
+            elif missing := [v for v in weights if v not in config.get_variants()]:
+                stale.append(StaleTarget(flag, "weights", "", f"variant {', '.join(missing)} is gone"))
+        for flag, targets in sorted(snapshot.group_targets.items()):
+            config = config_map.get(flag)
+            for group, variant in targets:
+                if config is None:
+                    why = f"flag {flag} is no longer in the code"
+                elif variant not in config.get_variants():
+                    why = f"variant {variant} is no longer one of {', '.join(config.get_variants())}"
+                elif group not in snapshot.groups and group not in in_code:
+                    why = f"group {group} no longer exists"
+                else:
+                    continue
+                stale.append(StaleTarget(flag, "target", group, why))
+        return stale
+
+
+targeting = TargetingStore()
+
+
+# --- Changes inside a transaction (shared by the operations above and by scheduled changes) -----------------
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _list(labels: list[str]) -> str:
+    text = ", ".join(labels)
+    return text if len(text) <= NAME_LENGTH else text[: NAME_LENGTH - 3] + "..."
+
+
+def _stored_group(session: Session, name: str) -> GroupRow:
+    row = session.get(GroupRow, name) if storable(name or "", NAME_LENGTH) else None
+    if row is None:
+        if has_app_context() and name in code_groups():
+            raise OverrideError(f"{name} is defined in code: change its members there.")
+        raise UnknownGroupError(f"No group {quote(name or '')}: create it with `flask gk group create`.")
+    return row
+
+
+def set_weights_in(
+    session: Session, flag: str, points: Mapping[str, int], actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    rows = session.scalars(select(WeightRow).where(WeightRow.flag == flag)).all()
+    before = {row.variant: row.basis_points for row in sorted(rows, key=lambda row: row.position)}
+    if before == dict(points):
+        return None
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    now = utc_now()
+    for position, (variant, basis_points) in enumerate(points.items()):
+        session.add(
+            WeightRow(
+                flag=flag,
+                variant=variant,
+                position=position,
+                basis_points=basis_points,
+                set_by=actor[:LABEL_LENGTH],
+                set_at=now,
+            )
+        )
+    was = format_weights(as_percentages(before)) or None
+    return record(
+        session,
+        actor,
+        flag,
+        "rollout",
+        "everyone",
+        was,
+        format_weights(as_percentages(points))[:100],
+        reason=reason,
+    )
+
+
+def clear_weights_in(
+    session: Session, flag: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    rows = sorted(session.scalars(select(WeightRow).where(WeightRow.flag == flag)), key=lambda r: r.position)
+    if not rows:
+        return None
+    before = format_weights(as_percentages({row.variant: row.basis_points for row in rows}))
+    for row in rows:
+        session.delete(row)
+    return record(session, actor, flag, "clear_rollout", "everyone", before[:100], None, reason=reason)
+
+
+def target_in(
+    session: Session, flag: str, group: str, variant: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    row = session.get(TargetRow, (flag, group))
+    before = row.variant if row else None
+    if before == variant:
+        return None
+    if row is None:
+        row = TargetRow(flag=flag, group=group, set_at=utc_now())
+        session.add(row)
+    row.variant, row.set_by = variant, actor[:LABEL_LENGTH]
+    return record(session, actor, flag, "target", f"group {group}", before, variant, reason=reason)
+
+
+def untarget_in(
+    session: Session, flag: str, group: str, actor: str, *, reason: str | None = None
+) -> AuditEntry | None:
+    row = session.get(TargetRow, (flag, group))
+    if row is None:
+        return None
+    session.delete(row)
+    return record(session, actor, flag, "untarget", f"group {group}", row.variant, None, reason=reason)
+
+
+# --- Scheduled changes --------------------------------------------------------------------------------------
