@@ -86,7 +86,7 @@ def seed(package: ModuleType, app: Any, config_map: Mapping[str, Any]) -> tuple[
             flag = flags[n % len(flags)]
             variants = config_map[flag].get_variants()
             plan.append((flag, user_id, email, variants[n // len(flags) % len(variants)]))
-        store = package.gatekeeper_store.store
+        store = package.gatekeeper_control.store.store
         for flag, user_id, _email, variant in plan[:OVERRIDES_VIA_API]:
             store.set_user_override(flag, user_id, variant, actor="bench")
         insert_overrides(package, plan[OVERRIDES_VIA_API:])
@@ -120,7 +120,7 @@ def insert_overrides(package: ModuleType, plan: list[tuple[str, str, str, str]])
     """Rows as `store.set_user_override` writes them (override + audit entry), in one transaction."""
     from sqlalchemy import insert, update
 
-    store_module, now = package.gatekeeper_store, datetime.now(UTC)
+    tables, now = package.gatekeeper_control.tables, datetime.now(UTC)
     overrides = [
         {
             "flag": flag,
@@ -143,10 +143,10 @@ def insert_overrides(package: ModuleType, plan: list[tuple[str, str, str, str]])
         }
         for flag, _user_id, email, variant in plan
     ]
-    version = store_module._VersionRow.__table__
+    version = tables.VersionRow.__table__
     with package.extensions.db.engine.begin() as connection:
-        connection.execute(insert(store_module._UserOverrideRow.__table__), overrides)
-        connection.execute(insert(store_module._AuditRow.__table__), audit)
+        connection.execute(insert(tables.UserOverrideRow.__table__), overrides)
+        connection.execute(insert(tables.AuditRow.__table__), audit)
         connection.execute(update(version).values(version=version.c.version + 1))
 
 
@@ -157,7 +157,7 @@ def seed_one(package: ModuleType, app: Any, flag: str) -> None:
         user = User(email="only@example.com", password_hash="-")
         package.extensions.db.session.add(user)
         package.extensions.db.session.commit()
-        package.gatekeeper_store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
+        package.gatekeeper_control.store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
 
 
 def flag_list_times(app: Any, admin_session_id: str, flags: list[str]) -> tuple[list[float], str]:
@@ -200,7 +200,7 @@ def evaluation_ns(package: ModuleType, app: Any, flag: str) -> float:
 
 
 def timed_write_ms(package: ModuleType, app: Any, flag: str, admin_id: int) -> float:
-    store = package.gatekeeper_store.store
+    store = package.gatekeeper_control.store.store
     with app.app_context():
         start = time.perf_counter_ns()
         store.set_user_override(flag, str(admin_id), "ON", actor="bench")

@@ -85,11 +85,11 @@ def build_app(package: ModuleType, database: Path, exposures_on: bool) -> Any:
 def stored_exposures(package: ModuleType, app: Any) -> int:
     from sqlalchemy import func, select
 
-    recorder = package.gatekeeper_exposures.exposures.recorder(app)
+    recorder = package.gatekeeper_control.exposures.exposures.recorder(app)
     with app.app_context():
         recorder.flush()
         with recorder.engine.connect() as connection:
-            count = package.gatekeeper_exposures.ExposureCount.count
+            count = package.gatekeeper_control.exposures.ExposureCount.count
             return connection.scalar(select(func.coalesce(func.sum(count), 0)))
 
 
@@ -97,7 +97,7 @@ def end_of_request_us(package: ModuleType, app: Any, loops: int = 20_000) -> flo
     """µs of the recorder's teardown for a request that evaluated the ten flags (median of 7 loops)."""
     import flask
 
-    recorder = package.gatekeeper_exposures.exposures.recorder(app)
+    recorder = package.gatekeeper_control.exposures.exposures.recorder(app)
     names = sorted(
         name for name in package.gatekeeper_config.FF_CONFIG_MAP if name.startswith("EXPOSURE_BENCH_")
     )
@@ -133,7 +133,7 @@ def main() -> None:
         assert probe.get("/bench/ten-flags").status_code == 200
     if stored_exposures(package, apps["on"]) != 3 * FLAG_COUNT:
         raise SystemExit("the ten-flag page did not record ten exposures per request")
-    if package.gatekeeper_exposures.exposures.recorder(apps["off"]) is not None:
+    if package.gatekeeper_control.exposures.exposures.recorder(apps["off"]) is not None:
         raise SystemExit("GATEKEEPER_EXPOSURES=False still records")
 
     total = REQUESTS_PER_SAMPLE * (ROUNDS + 1)
@@ -187,7 +187,7 @@ def main() -> None:
     print(f"{ROUNDS} interleaved rounds of {REQUESTS_PER_SAMPLE}; Python {sys.version.split()[0]}):")
     print()
     print_table(["case", "exposures off", "exposures on", "added (paired median)", "added (fastest)"], rows)
-    recorder = package.gatekeeper_exposures.exposures.recorder(apps["on"])
+    recorder = package.gatekeeper_control.exposures.exposures.recorder(apps["on"])
     direct = end_of_request_us(package, apps["on"])
     page_off = statistics.median(samples["returning, off"]) / 1000
     print()

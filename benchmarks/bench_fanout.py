@@ -104,7 +104,7 @@ def main() -> None:
         os.environ.update(DATABASE_URL=url, SECRET_KEY="fanout", GATEKEEPER_STORE_PUSH="0")
         baked = __import__(package)
         writer = baked.create_app()
-        store = sys.modules[f"{package}.gatekeeper_store"].store
+        store = sys.modules[f"{package}.gatekeeper_control.store"].store
         first, middle, last = [], [], []
         with writer.app_context():
             for change in range(args.changes):

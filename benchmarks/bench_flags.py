@@ -736,8 +736,10 @@ def main() -> None:
             floor, loop, least = dict_rows(), empty_loop_ns(), floor_evaluator_ns()
             gk = gatekeeper_rows(package.gatekeeper, apps["gatekeeper"])
             parts = evaluation_parts(package.gatekeeper, apps["gatekeeper"])
-            if not package.gatekeeper_store.store.available:
-                raise SystemExit(f"the override store is unavailable: {package.gatekeeper_store.store.error}")
+            if not package.gatekeeper_control.store.store.available:
+                raise SystemExit(
+                    f"the override store is unavailable: {package.gatekeeper_control.store.store.error}"
+                )
         growthbook, growthbook_per_request = growthbook_rows()
         peers = {
             f"GrowthBook {version('growthbook')}": growthbook,

@@ -35,7 +35,7 @@ USER_IDS = range(1, 10_001)
 
 def seed_groups(package: Any, app: Any, group_count: int, membership_count: int) -> float:
     """Insert the groups and memberships in bulk, bump the version; return the snapshot reload's seconds."""
-    targeting = package.gatekeeper_targeting
+    tables = package.gatekeeper_control.tables
     now = datetime.now(UTC)
     groups = [
         {"name": f"group-{n}", "description": "bench", "created_by": "bench", "created_at": now}
@@ -55,12 +55,14 @@ def seed_groups(package: Any, app: Any, group_count: int, membership_count: int)
             }
         )
     with app.app_context():
-        store = package.gatekeeper_store.store
+        store = package.gatekeeper_control.store.store
         engine = package.extensions.db.engine
         with engine.begin() as connection:
-            connection.execute(targeting._GroupRow.__table__.insert(), groups)
-            connection.execute(targeting._MemberRow.__table__.insert(), members)
-            connection.execute(package.gatekeeper_store._VersionRow.__table__.update().values(version=12345))
+            connection.execute(tables.GroupRow.__table__.insert(), groups)
+            connection.execute(tables.MemberRow.__table__.insert(), members)
+            connection.execute(
+                package.gatekeeper_control.tables.VersionRow.__table__.update().values(version=12345)
+            )
         start = time.perf_counter()
         snapshot = store.snapshot(max_age=0)
         elapsed = time.perf_counter() - start
@@ -82,7 +84,7 @@ def checks(package: Any, app: Any) -> Any:
 def main() -> None:
     project = project_argument(__doc__.splitlines()[0])
     package = import_baked_package(project)
-    targeting = package.gatekeeper_targeting.targeting
+    targeting = package.gatekeeper_control.targeting.targeting
     cases = {}  # name -> (app, stored at scale?, targets a group?)
     with tempfile.TemporaryDirectory() as folder:
         for name, at_scale, targeted in (

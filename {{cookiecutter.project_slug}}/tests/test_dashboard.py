@@ -7,6 +7,7 @@ import pytest
 from flask import render_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine
 
 from {{ cookiecutter.package_name }} import create_app, database
 from {{ cookiecutter.package_name }}.extensions import db
@@ -438,14 +439,26 @@ def test_a_filter_with_markup_is_shown_as_text(admin_client):
 # --- The store unavailable ----------------------------------------------------------------------------------
 
 
-def test_every_page_says_the_store_is_unavailable_instead_of_failing(app, admin_client):
-    """With the store's tables gone, each page renders and explains the problem."""
+def test_every_page_says_the_store_is_unavailable_instead_of_failing(app, admin_client, tmp_path):
+    """With the database unreachable, each page renders and explains the problem."""
     force(admin_client)
-    drop_store_tables(app)
+    unreachable = tmp_path / "no such folder" / "flags.db"
+    app.extensions["gatekeeper_store"]._engine = create_engine(f"sqlite:///{unreachable}")
     for path in PAGES:
         response = admin_client.get(path)
         assert response.status_code == 200
         assert "The override store is unavailable" in response.text
+
+
+def test_missing_tables_are_told_apart_from_an_outage_with_how_to_create_them(app, admin_client):
+    """A database that answers but lacks gatekeeper's tables (tests that ran only `db.create_all()`, a
+    migration not written yet) is named as such on every page, with both ways to create them."""
+    drop_store_tables(app)
+    for path in PAGES:
+        page = admin_client.get(path).text
+        assert "Gatekeeper&#39;s tables are missing" in page or "Gatekeeper's tables are missing" in page
+        assert "gatekeeper_control.create_tables()" in page and "flask db upgrade" in page
+        assert "The override store is unavailable" not in page
 
 
 def test_the_flag_list_keeps_showing_the_last_known_overrides_during_an_outage(app, admin_client):

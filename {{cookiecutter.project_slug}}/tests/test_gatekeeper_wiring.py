@@ -52,6 +52,13 @@ def test_gk_explain_gives_variant_and_reason_for_a_user():
     assert "ON_OFF = OFF  because: rule" in runner.invoke(args=["gk", "explain", "ON_OFF"]).output
 
 
+def test_explain_says_a_user_was_taken_as_an_unchecked_id_without_a_user_lookup():
+    """With no store's user_lookup, `--user ann` is answered for the id "ann", and the output says so."""
+    output = make_app().test_cli_runner().invoke(args=["gk", "explain", "ON_OFF", "--user", "ann"]).output
+    assert "ON_OFF = OFF  because: rule" in output
+    assert "'ann' was taken as an unchecked user id" in output
+
+
 def test_gk_explain_reports_a_broken_rule():
     """A rule that raises is explained as the default, with what went wrong."""
     output = make_app().test_cli_runner().invoke(args=["gk", "explain", "BROKEN"]).output

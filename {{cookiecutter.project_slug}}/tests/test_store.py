@@ -4,11 +4,12 @@ import threading
 
 import pytest
 from flask import request
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import (
+    StoreError,
     StoreUnavailableError,
     UnknownFlagError,
     UnknownUserError,
@@ -53,6 +54,19 @@ def test_create_tables_twice_keeps_the_data(app, ctx):
     store.force("MY_NEW_FEATURE", "VISIBLE", actor="test")
     store.create_tables()
     assert store.snapshot(max_age=0).forced == {"MY_NEW_FEATURE": "VISIBLE"}
+
+
+def test_create_tables_in_an_alembic_database_without_them_says_to_migrate_and_creates_nothing(app, ctx):
+    """In a database Alembic manages, creating gatekeeper's tables outside a migration would leave
+    `flask db migrate` nothing to write: create_tables() refuses, names the tables and the recipe."""
+    drop_store_tables(app)
+    with db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32))"))
+    with pytest.raises(StoreError) as refused:
+        store.create_tables()
+    assert "managed by Alembic" in str(refused.value) and "gatekeeper_forced_variants" in str(refused.value)
+    assert "gatekeeper_control.metadata" in str(refused.value) and "flask db upgrade" in str(refused.value)
+    assert not set(STORE_TABLES) & set(inspect(db.engine).get_table_names())
 
 
 # --- Forced variants ----------------------------------------------------------------------------------------

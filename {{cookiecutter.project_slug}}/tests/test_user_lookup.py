@@ -74,6 +74,7 @@ def test_explain_accepts_an_email(runner, make_user):
     result = runner.invoke(args=["gk", "explain", "NEW_CHECKOUT", "--user", "ann@example.com"])
     assert result.exit_code == 0
     assert "NEW_CHECKOUT = ON  because: user_override (stored override for user 7)" in result.output
+    assert "unchecked" not in result.output
 
 
 def test_explain_refuses_an_unknown_email(runner):

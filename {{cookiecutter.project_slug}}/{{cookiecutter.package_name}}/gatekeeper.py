@@ -1263,7 +1263,10 @@ def explain_command(flag: str, user_id: Any) -> None:
             f"unknown flag; known flags: {', '.join(sorted(state.config_map))}", param_hint="FLAG"
         )
     lookup = getattr(state.store, "lookup_user", None)
-    if user_id is not None and lookup is not None:
+    # Without the app's user_lookup (no store, or a store given none) the text cannot be checked.
+    checked = lookup is not None and getattr(state.store, "checks_users", True)
+    user_text = user_id
+    if user_id is not None and checked:
         found = lookup(user_id)  # an email or id, through the store's user_lookup
         if found is None and not user_id.isdigit():
             raise click.BadParameter(f"no user matches {user_id!r}", param_hint="--user")
@@ -1277,6 +1280,11 @@ def explain_command(flag: str, user_id: Any) -> None:
     click.echo(f"{flag} = {evaluation.variant}  because: {evaluation.reason}{detail}")
     if user_id is None:
         click.echo("  for an anonymous visitor with a new anonymous id; pass --user ID to ask about a user")
+    elif not checked:
+        click.echo(
+            f"  {user_text!r} was taken as an unchecked user id: this app gives gatekeeper no user_lookup, "
+            "so an email or a name is not looked up"
+        )
 
 
 def _explain_for_a_new_visitor(flag: str) -> Evaluation | None:

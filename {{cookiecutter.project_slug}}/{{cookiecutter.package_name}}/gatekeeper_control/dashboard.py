@@ -97,6 +97,7 @@ def _store_status() -> dict[str, Any]:
     return {
         "store_available": store.available,
         "store_error": store.error,
+        "store_missing_table": store.missing_table,
         "store_loaded_at": store.snapshot().loaded_at,
         "store_checks_users": store.checks_users,
     }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -190,6 +191,11 @@ class AppStore:
         due = self.current.next_due
         return due is not None and due != self.due_tried and self.now() >= due
 
+    @property
+    def checks_users(self) -> bool:
+        """Whether the app gave a `user_lookup`, so that a typed email or id names a real user."""
+        return self.user_lookup is not None
+
     def lookup_user(self, text: str) -> UserRef | None:
         """The user an email or id names, through `user_lookup` (the engine's `flask gk explain --user`)."""
         return self.user_lookup(text) if self.user_lookup is not None else UserRef(id=text, label=text)
@@ -309,6 +315,17 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def describe_error(exc: BaseException) -> str:
     """The driver's own message ("no such table: ...") rather than SQLAlchemy's page of context."""
     return str(getattr(exc, "orig", None) or exc).strip() or type(exc).__name__
+
+
+# How SQLite and PostgreSQL say a table is missing: for gatekeeper's own, the database is up but was never
+# given them (an app's tests building tables with `db.create_all()`, a migration not written yet).
+_MISSING_TABLE = re.compile(r'no such table: (gatekeeper_\w+)|relation "(gatekeeper_\w+)" does not exist')
+
+
+def missing_table(error: str | None) -> str | None:
+    """The gatekeeper table an error says is missing, or None."""
+    match = _MISSING_TABLE.search(error or "")
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def read_snapshot(session: Session, version: int) -> Snapshot:

@@ -43,6 +43,7 @@ from .snapshot import (
     UserLookup,
     UserRef,
     describe_error,
+    missing_table,
 )
 from .tables import (
     LABEL_LENGTH,
@@ -138,6 +139,12 @@ class OverrideStore:
     def error(self) -> str | None:
         """Why the store is unavailable, in the database's words; None when it is available."""
         return current_state().error
+
+    @property
+    def missing_table(self) -> str | None:
+        """The gatekeeper table the database lacks, when that is why the store is unavailable."""
+        state = current_state()
+        return None if state.available else missing_table(state.error)
 
     @property
     def checks_users(self) -> bool:
