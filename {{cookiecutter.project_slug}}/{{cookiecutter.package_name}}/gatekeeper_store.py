@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from . import gatekeeper
-from .gatekeeper_notify import ChangeFeed, PostgresFeed
+from .gatekeeper_notify import ChangeFeed, feed_for
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +299,7 @@ class AppStore:
         push: bool = True,
         feed: ChangeFeed | None = None,
         listen_url: str | None = None,
+        feed_setting: str = "",
     ) -> None:
         self.db = db
         self.ttl = ttl
@@ -307,6 +308,7 @@ class AppStore:
         self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
         self.feed = feed
         self.listen_url = listen_url  # where the listener connects, if not the app's URL (e.g. PgBouncer's)
+        self.feed_setting = feed_setting  # GATEKEEPER_CHANGE_FEED: "" (automatic), a Redis URL, ...
         self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
@@ -387,10 +389,11 @@ class AppStore:
             self.refresh()
 
     def change_feed(self) -> ChangeFeed | None:
-        """The feed writes announce themselves on: the one given, or LISTEN/NOTIFY on PostgreSQL."""
-        if self.feed is None and self.engine.dialect.name == "postgresql":
+        """The feed writes announce themselves on: the one given, else GATEKEEPER_CHANGE_FEED's (automatic:
+        LISTEN/NOTIFY on PostgreSQL, none elsewhere)."""
+        if self.feed is None:
             url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.feed = PostgresFeed(self.listen_url or url)
+            self.feed = feed_for(self.feed_setting, self.engine.dialect.name, self.listen_url or url)
         return self.feed
 
     def listen(self) -> None:
@@ -548,7 +551,8 @@ class OverrideStore:
         carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
         `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
         `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
-        through a pooler that cannot LISTEN.
+        through a pooler that cannot LISTEN. `GATEKEEPER_CHANGE_FEED` picks the feed: empty (automatic), a
+        ``redis://`` URL (Redis pub/sub, past one PostgreSQL's connections), ``postgresql`` or ``none``.
         """
         if isinstance(db, str | URL):
             db = create_engine(db)
@@ -557,7 +561,17 @@ class OverrideStore:
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         push = bool(app.config["GATEKEEPER_STORE_PUSH"])
         listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
-        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
+        feed_setting = app.config.get("GATEKEEPER_CHANGE_FEED") or ""
+        app_store = AppStore(
+            db,
+            ttl,
+            user_lookup,
+            self._clock,
+            push=push,
+            feed=feed,
+            listen_url=listen_url,
+            feed_setting=feed_setting,
+        )
         app.extensions[_EXTENSION_KEY] = app_store
         app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
