@@ -8,10 +8,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 {%- if cookiecutter.database == "sqlite" %}
 from pathlib import Path
 {%- endif %}
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from limits import parse_many
