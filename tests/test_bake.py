@@ -54,7 +54,7 @@ def test_cookiecutter_command_line_bakes_the_defaults(tmp_path):
 
 def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     """Answering the prompts (Enter keeps a default, a number picks a choice) bakes those answers."""
-    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n2\n"  # 3.12, no ci, postgresql
+    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n2\n2\n"  # 3.12, no ci, postgresql, redis
     completed = cookiecutter_cli(tmp_path, typed=typed)
     for question in (
         "Project name",
@@ -62,6 +62,7 @@ def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
         "Lowest Python version",
         "Continuous integration",
         "Database",
+        "How a flag change reaches the other processes",
     ):
         assert question in completed.stdout
     project = tmp_path / "my_shop"
@@ -69,6 +70,8 @@ def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     assert (pyproject["name"], pyproject["description"]) == ("my_shop", "Sells things.")
     assert pyproject["requires-python"] == ">=3.12"
     assert any(dependency.startswith("psycopg") for dependency in pyproject["dependencies"])
+    assert any(dependency.startswith("redis") for dependency in pyproject["dependencies"])
+    assert "GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0" in (project / ".env").read_text()
     assert (project / "my_shop" / "__init__.py").is_file()
     assert not (project / ".github").exists()
 
