@@ -134,6 +134,19 @@ def test_ci_github_bakes_a_workflow_that_runs_the_tests(baked_project):
     assert any("pytest" in command or "make test" in command for command in commands)
 
 
+def test_change_feed_redis_makes_redis_a_dependency_and_sets_its_url(bake):
+    """The Redis change feed bakes redis-py into the dependencies and its URL into `.env` and `.env.example`;
+    the default keeps redis-py an extra and leaves the setting empty (automatic)."""
+    line = "GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0"
+    for project, chosen in ((bake(), False), (bake(change_feed="redis"), True)):
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        assert any(dependency.startswith("redis") for dependency in pyproject["dependencies"]) is chosen
+        assert ("redis" in pyproject["optional-dependencies"]) is not chosen
+        assert (line in (project / ".env").read_text().splitlines()) is chosen
+        example = (project / ".env.example").read_text().splitlines()
+        assert (line if chosen else "GATEKEEPER_CHANGE_FEED=") in example
+
+
 def test_each_bake_gets_its_own_secret_key(cookies):
     """Two bakes write `.env` files with different SECRET_KEYs."""
     keys = []

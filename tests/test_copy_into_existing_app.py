@@ -173,11 +173,12 @@ def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(bake
     assert packages <= ALLOWED_THIRD_PARTY | optional | {"sqlalchemy"}
 
 
-def test_the_change_feed_imports_only_the_standard_library_and_psycopg(baked_project):
-    """gatekeeper_notify.py needs nothing but psycopg (imported in its listening thread, on PostgreSQL)."""
+def test_the_change_feed_imports_only_the_standard_library_psycopg_and_redis(baked_project):
+    """gatekeeper_notify.py needs nothing but psycopg or redis-py (imported in its listening thread and its
+    first publish, for the feed in use)."""
     packages, siblings = imports_of(baked_project / baked_project.name / "gatekeeper_notify.py")
     assert not siblings
-    assert packages <= {"psycopg"}
+    assert packages <= {"psycopg", "redis"}
 
 
 @pytest.fixture(scope="module")
