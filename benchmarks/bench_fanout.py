@@ -4,11 +4,12 @@ Starts a throwaway PostgreSQL (and, for the Redis feed, a redis-server) on loopb
 template's tests do). For each feed, one process imports the baked app and runs `create_app()` once, then
 forks N children (default 200), as gunicorn's `--preload` does; each child's store listens on a connection of
 its own after the fork, as a worker's would. This process then makes one change at a time and records when
-each child had reloaded its snapshot; it prints p50/p99 of change -> first, median and last process.
+each child had reloaded its snapshot; it prints p50/p99 of change -> first, median and last process, and of
+change -> the last process told (its feed called back, before the reload: the feed's own share).
 
 Feeds: `redis` (Redis pub/sub: one subscriber connection per process, on the Redis server) and `postgresql`
-(LISTEN/NOTIFY: one more PostgreSQL connection per process, besides its pool's; run where the server allows
-that many: this one is started with max_connections = 2 N + 20, and the run says when it would not start).
+(LISTEN/NOTIFY: one more PostgreSQL connection per process, besides its pool's; so this server is started
+with max_connections = 2 N + 20, where a default server's 100 would stop at about 45 processes).
 Nothing is asserted: these are the figures behind the scaling section of the baked README.
 
     python benchmarks/bench_fanout.py --project build/bench/gatekeeper_app [--processes 200] [--changes 40]
@@ -33,7 +34,8 @@ from pgserver import postgres_bin, postgres_server  # the template tests' server
 from redisserver import redis_bin, redis_server
 
 # The listening processes: the baked app made once, then N forked children, each listening after the fork.
-# Each child writes {"child": n, "ready": true} once connected, then one line per reload; lines are single
+# Each child writes {"child": n, "ready": true} once connected, then one line per reload (when the feed
+# called it back, and when the reload was done); lines are single
 # os.write calls shorter than PIPE_BUF, so children sharing the pipe never interleave.
 SPAWNER = r"""
 import json, os, sys, time
@@ -48,8 +50,9 @@ def say(**fields):
 def child(number):
     reload = state.changed_elsewhere
     def changed():
+        heard = time.monotonic()
         reload()
-        say(child=number, version=state.current.version, at=time.monotonic())
+        say(child=number, version=state.current.version, heard=heard, at=time.monotonic())
     state.changed_elsewhere = changed
     with app.test_request_context("/"):
         state.snapshot()
@@ -112,21 +115,22 @@ def fan_out(project: Path, package: str, env: dict[str, str], processes: int, ch
         os.environ.clear()
         os.environ.update(saved)
     store = sys.modules[f"{package}.gatekeeper_store"].store
-    first, middle, last = [], [], []
+    first, middle, last, heard = [], [], [], []
     with writer.app_context():
         for change in range(-1, changes):  # change -1 warms the writer up (connections, redis-py's import)
             forced = store.snapshot(max_age=0).forced.get("MY_NEW_FEATURE")
             start = time.monotonic()
             store.force("MY_NEW_FEATURE", "NOT_VISIBLE" if forced == "VISIBLE" else "VISIBLE", actor="bench")
             version = store.snapshot(max_age=0).version
-            seen: dict[int, float] = {}
+            seen: dict[int, tuple[float, float]] = {}
             while len(seen) < processes:
                 event = events.get(timeout=60)
                 if event.get("version") == version:
-                    seen.setdefault(event["child"], event["at"])
-            delays = sorted(at - start for at in seen.values())
+                    seen.setdefault(event["child"], (event["heard"], event["at"]))
+            delays = sorted(at - start for _, at in seen.values())
             if change < 0:
                 continue
+            heard.append(max(told for told, _ in seen.values()) - start)
             first.append(delays[0])
             middle.append(statistics.median(delays))
             last.append(delays[-1])
@@ -143,6 +147,7 @@ def fan_out(project: Path, package: str, env: dict[str, str], processes: int, ch
 
     return [
         f"    ({processes} processes listening after {startup:.0f} s)",
+        line("last told", heard),
         line("first process", first),
         line("median process", middle),
         line("last process", last),
