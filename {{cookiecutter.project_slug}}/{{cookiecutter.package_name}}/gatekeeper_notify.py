@@ -207,7 +207,7 @@ class RedisFeed:
             self._thread.start()
 
     def stop(self, wait: float = 0.0) -> None:
-        """Ask the thread to stop; it closes its connection within `heartbeat` seconds (or `wait` for it)."""
+        """Ask the thread to stop; it closes its connection within a second (or `wait` for it)."""
         self._stopped.set()
         with self._lock:
             publisher, self._publisher = self._publisher, None
@@ -266,14 +266,16 @@ class RedisFeed:
 
     def _receive(self, pubsub: Any) -> None:
         """Reload once per burst of messages; PING when quiet; give up on a server that stopped answering."""
-        heard = time.monotonic()
+        heard = pinged = time.monotonic()
         while not self._stopped.is_set():
-            message = pubsub.get_message(timeout=self.heartbeat)
+            message = pubsub.get_message(timeout=min(1.0, self.heartbeat))  # stop() is seen within a second
             now = time.monotonic()
             if message is None:
                 if now - heard > 3 * self.heartbeat:
                     raise ConnectionError(f"no answer from Redis in {now - heard:.0f} s")
-                pubsub.ping()  # its answer arrives as a message of its own
+                if now - max(heard, pinged) >= self.heartbeat:
+                    pubsub.ping()  # its answer arrives as a message of its own
+                    pinged = now
                 continue
             heard = now
             if message.get("type") == "message":
