@@ -232,11 +232,14 @@ class RedisFeed:
         )
 
     def _client(self) -> Any:
-        with self._lock:
-            if self._publisher is None or self._publisher_pid != os.getpid():
-                # Made before a fork, it belongs to the parent: this process gets its own (and lets that be).
-                self._publisher, self._publisher_pid = self._redis(self.publish_timeout), os.getpid()
-            return self._publisher
+        publisher, pid = self._publisher, os.getpid()
+        if publisher is None or self._publisher_pid != pid:
+            # Made before a fork, it belongs to the parent: this process gets its own (and lets that be). Made
+            # outside the lock (redis-py's first import is slow), so a fork meanwhile never inherits it held.
+            publisher = self._redis(self.publish_timeout)
+            with self._lock:
+                self._publisher, self._publisher_pid = publisher, pid
+        return publisher
 
     def _listen(self) -> None:
         delay = self.min_delay
