@@ -20,6 +20,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.gatekeeper_notify import PostgresFeed, RedisFeed, feed_for
 from {{ cookiecutter.package_name }}.gatekeeper_store import store
+from tests.databases import TEST_DATABASE_URL
 from tests.store_helpers import Process, another_process
 
 BOUND = 10.0  # seconds: generous for a busy machine; it takes milliseconds
@@ -139,12 +140,19 @@ def test_a_setting_the_store_cannot_use_says_what_to_type(setting, database):
 
 
 def test_the_store_publishes_on_redis_when_the_setting_names_it(make_app):
-    """GATEKEEPER_CHANGE_FEED=redis://... gives the store a Redis feed; unset, SQLite has none."""
+    """GATEKEEPER_CHANGE_FEED=redis://... gives the store a Redis feed; unset, the automatic one
+    (LISTEN/NOTIFY on PostgreSQL, none on SQLite)."""
     url = "redis://127.0.0.1:6379/3"
-    for app, expected in ((make_app(GATEKEEPER_CHANGE_FEED=url), url), (make_app(), None)):
-        with app.app_context():
-            feed = app.extensions["gatekeeper_store"].change_feed()
-        assert (feed.url if isinstance(feed, RedisFeed) else feed) == expected
+    redis_app, automatic_app = make_app(GATEKEEPER_CHANGE_FEED=url), make_app()
+    with redis_app.app_context():
+        feed = redis_app.extensions["gatekeeper_store"].change_feed()
+    assert isinstance(feed, RedisFeed) and feed.url == url
+    with automatic_app.app_context():
+        feed = automatic_app.extensions["gatekeeper_store"].change_feed()
+    if TEST_DATABASE_URL.startswith("postgresql"):
+        assert isinstance(feed, PostgresFeed)
+    else:
+        assert feed is None
 
 
 def test_a_publish_that_fails_leaves_the_write_standing_and_says_so(make_app, caplog):
