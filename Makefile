@@ -87,12 +87,14 @@ virtualenv = $(if $(UV),$(UV) venv -q --clear --seed --python $(PYTHON) $(1) && 
 into_cache = (new="$(1).$$$$.new"; rm -rf "$$new"; mkdir -p "$(dir $(1))" && { $(2); } && \
 	{ test -e "$(1)" || mv "$$new" "$(1)"; }; status=$$?; rm -rf "$$new"; exit $$status)
 
-# The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server:
-# install whichever is missing (needs root, as in CI; otherwise those tests are skipped and say so).
+# The browser test drives Debian's Chromium, the PostgreSQL tests start Debian's PostgreSQL server and the
+# Redis change feed's tests its redis-server: install whichever is missing (needs root, as in CI; otherwise
+# those tests are skipped and say so).
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \

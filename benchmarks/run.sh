@@ -45,7 +45,7 @@ rm -rf "$BAKE"
 "$VENV/bin/cookiecutter" --no-input -f -o "$BAKE" "$ROOT" python_version="$version"
 PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
 echo "== installing the baked project ($PROJECT)"
-install -e "$PROJECT[postgres]"
+install -e "$PROJECT[postgres,redis]"
 
 echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"

@@ -1,4 +1,4 @@
-"""Finish the baked project: its own secret key, a record of its answers, no files of options not chosen.
+"""Finish the baked project: its own `.env`, a record of its answers, no files of options not chosen.
 
 Cookiecutter renders this file with Jinja and runs it inside the new project folder. Answers arrive as
 percent-encoded JSON in a string literal (never pasted into code). No network, no git: nothing here can
@@ -23,6 +23,11 @@ ANSWERS_FILE = ".cookiecutter.json"
 
 ENV_HEADER = "# Settings for this checkout only; never commit it (.gitignore lists it). See .env.example."
 
+# Settings an answer puts in `.env`: {answer: {value: lines}}.
+ENV_SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "change_feed": {"redis": ("GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0",)},
+}
+
 # Paths (relative to the project) that exist only for one value of a choice: {answer: {value: paths}}.
 OPTIONAL_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
     "ci": {"github": (".github",)},
@@ -34,8 +39,18 @@ def read_answers(encoded: str = _ENCODED_ANSWERS) -> dict[str, object]:
     return json.loads(unquote(encoded))
 
 
-def write_env_file(project_dir: Path) -> bool:
-    """Write `.env` (mode 0600) with a fresh SECRET_KEY; keep an existing one (re-baking with -f keeps it)."""
+def env_settings(answers: dict[str, object]) -> list[str]:
+    """The `.env` lines the chosen values ask for (e.g. the Redis change feed), after SECRET_KEY."""
+    return [
+        line
+        for answer, lines_by_value in ENV_SETTINGS.items()
+        for line in lines_by_value.get(str(answers.get(answer)), ())
+    ]
+
+
+def write_env_file(project_dir: Path, settings: list[str] | None = None) -> bool:
+    """Write `.env` (mode 0600) with a fresh SECRET_KEY and `settings`; keep an existing one (re-baking with
+    -f keeps it)."""
     env_file = project_dir / ".env"
     if env_file.exists():
         return False
@@ -43,6 +58,7 @@ def write_env_file(project_dir: Path) -> bool:
     descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(f"{ENV_HEADER}\nSECRET_KEY={secrets.token_hex(32)}\n")
+        file.writelines(f"{line}\n" for line in settings or ())
     return True
 
 
@@ -88,7 +104,7 @@ def main() -> int:
     """Run inside the freshly baked project folder."""
     project_dir = Path.cwd()
     answers = read_answers()
-    write_env_file(project_dir)
+    write_env_file(project_dir, env_settings(answers))
     write_answers_file(project_dir, answers)
     remove_paths(project_dir, paths_not_chosen(answers))
     return 0

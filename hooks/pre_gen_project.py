@@ -49,6 +49,7 @@ APP_MODULES = frozenset(
         "pre_commit",
         "psycopg",
         "pytest",
+        "redis",
         "ruff",
         "setuptools",
         "sqlalchemy",

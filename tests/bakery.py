@@ -57,15 +57,27 @@ TRICKY_ANSWERS = {
 }
 
 
+# A value that changes only a dependency and a setting rides along with another value's bake instead of
+# costing a whole suite run of its own: {(answer, value): (host answer, host value)}. The Redis change feed
+# goes with PostgreSQL, the database it relieves (the plain postgresql bake's suite runs on a real server in
+# test_postgresql_bake.py).
+RIDES_ALONG = {("change_feed", "redis"): ("database", "postgresql")}
+
+
 def option_bakes() -> dict[str, dict[str, str]]:
     """One bake per option value (not the cross product), named for pytest ids; the defaults come first.
 
-    A value that equals its default bakes the same project as the defaults, so it is folded into them.
+    A value that equals its default bakes the same project as the defaults, so it is folded into them; one
+    in RIDES_ALONG is baked together with its host value.
     """
     bakes: dict[str, dict[str, str]] = {"defaults": {}}
     for answer, values in CHOICES.items():
         for value in values[1:]:
-            bakes[f"{answer}={value}"] = {answer: value}
+            if (answer, value) not in RIDES_ALONG:
+                bakes[f"{answer}={value}"] = {answer: value}
+    for (answer, value), (host_answer, host_value) in RIDES_ALONG.items():
+        host = bakes.pop(f"{host_answer}={host_value}")
+        bakes[f"{host_answer}={host_value},{answer}={value}"] = {**host, answer: value}
     return bakes
 
 

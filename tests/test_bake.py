@@ -54,7 +54,7 @@ def test_cookiecutter_command_line_bakes_the_defaults(tmp_path):
 
 def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     """Answering the prompts (Enter keeps a default, a number picks a choice) bakes those answers."""
-    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n2\n"  # 3.12, no ci, postgresql
+    typed = "My Shop\n\n\nSells things.\n\n\n2\n2\n2\n2\n"  # 3.12, no ci, postgresql, redis
     completed = cookiecutter_cli(tmp_path, typed=typed)
     for question in (
         "Project name",
@@ -62,6 +62,7 @@ def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
         "Lowest Python version",
         "Continuous integration",
         "Database",
+        "How a flag change reaches the other processes",
     ):
         assert question in completed.stdout
     project = tmp_path / "my_shop"
@@ -69,6 +70,8 @@ def test_prompts_ask_each_question_and_bake_the_typed_answers(tmp_path):
     assert (pyproject["name"], pyproject["description"]) == ("my_shop", "Sells things.")
     assert pyproject["requires-python"] == ">=3.12"
     assert any(dependency.startswith("psycopg") for dependency in pyproject["dependencies"])
+    assert any(dependency.startswith("redis") for dependency in pyproject["dependencies"])
+    assert "GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0" in (project / ".env").read_text()
     assert (project / "my_shop" / "__init__.py").is_file()
     assert not (project / ".github").exists()
 
@@ -129,6 +132,19 @@ def test_ci_github_bakes_a_workflow_that_runs_the_tests(baked_project):
     assert "push" in triggers
     commands = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
     assert any("pytest" in command or "make test" in command for command in commands)
+
+
+def test_change_feed_redis_makes_redis_a_dependency_and_sets_its_url(bake):
+    """The Redis change feed bakes redis-py into the dependencies and its URL into `.env` and `.env.example`;
+    the default keeps redis-py an extra and leaves the setting empty (automatic)."""
+    line = "GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0"
+    for project, chosen in ((bake(), False), (bake(change_feed="redis"), True)):
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        assert any(dependency.startswith("redis") for dependency in pyproject["dependencies"]) is chosen
+        assert ("redis" in pyproject["optional-dependencies"]) is not chosen
+        assert (line in (project / ".env").read_text().splitlines()) is chosen
+        example = (project / ".env.example").read_text().splitlines()
+        assert (line if chosen else "GATEKEEPER_CHANGE_FEED=") in example
 
 
 def test_each_bake_gets_its_own_secret_key(cookies):

@@ -6,6 +6,7 @@ import ast
 import re
 import shlex
 import shutil
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
@@ -15,15 +16,8 @@ from bakery import TEMPLATE_DIR, ensure_virtualenv, run, venv_env
 
 SECTION = "## Add gatekeeper to an existing Flask app"
 ENGINE_FILES = ("gatekeeper.py", "gatekeeper_config.py")
-DASHBOARD_FILES = (
-    "gatekeeper_store.py",
-    "gatekeeper_targeting.py",
-    "gatekeeper_notify.py",
-    "gatekeeper_dashboard.py",
-    "templates/gatekeeper/",
-    "static/gatekeeper.css",
-    "static/gatekeeper.js",
-)
+# Level 2: the folder, copied whole (its templates and static files are inside it).
+DASHBOARD_FILES = ("gatekeeper_control/",)
 # What the engine may import: the standard library, Flask and the packages Flask itself depends on.
 ALLOWED_THIRD_PARTY = {"flask", "werkzeug", "jinja2", "itsdangerous", "click", "blinker", "markupsafe"}
 
@@ -161,29 +155,39 @@ def test_the_engine_imports_nothing_but_flask_and_the_standard_library(baked_pro
     assert packages <= ALLOWED_THIRD_PARTY | optional | newer_stdlib
 
 
-@pytest.mark.parametrize(
-    "module", ["gatekeeper_store.py", "gatekeeper_targeting.py", "gatekeeper_dashboard.py"]
-)
-def test_the_store_and_dashboard_import_only_the_engine_and_their_libraries(baked_project, module):
-    """The store and the dashboard import the engine, each other, SQLAlchemy and optional libraries only."""
-    packages, siblings = imports_of(baked_project / baked_project.name / module)
-    allowed = {"gatekeeper", "gatekeeper_store", "gatekeeper_targeting", "gatekeeper_notify"}
-    assert siblings <= allowed, f"{module} imports the app's {siblings}"
+def folder_modules(baked_project: Path) -> list[Path]:
+    return sorted((baked_project / baked_project.name / "gatekeeper_control").glob("*.py"))
+
+
+def test_the_folder_imports_only_the_engine_its_own_modules_and_their_libraries(baked_project):
+    """Each module of gatekeeper_control/ imports the engine beside the folder, the folder's own modules,
+    SQLAlchemy and optional libraries only: copying the folder is all it takes (the baked project's
+    import-linter contracts check that it never imports the app)."""
+    modules = folder_modules(baked_project)
+    assert len(modules) > 10
+    own = {path.stem for path in modules} | {"gatekeeper"}  # `from .. import gatekeeper`: the engine
     optional = {"flask_login", "flask_wtf", "wtforms"}  # Flask-WTF's CSRF tokens, when the app has it
-    assert packages <= ALLOWED_THIRD_PARTY | optional | {"sqlalchemy"}
+    feeds = {"psycopg", "redis"}  # imported in push.py's threads, for the feed in use
+    # engine.py's fallback for the flat layout, and openfeature.py's SDK (the `openfeature` extra)
+    flat_and_extras = {"gatekeeper", "openfeature"}
+    for module in modules:
+        packages, siblings = imports_of(module)
+        assert siblings <= own, f"{module.name} imports {siblings - own} from outside the folder"
+        allowed = ALLOWED_THIRD_PARTY | optional | feeds | flat_and_extras | {"sqlalchemy"}
+        assert packages <= allowed, f"{module.name} imports {packages - allowed}"
 
 
-def test_the_change_feed_imports_only_the_standard_library_and_psycopg(baked_project):
-    """gatekeeper_notify.py needs nothing but psycopg (imported in its listening thread, on PostgreSQL)."""
-    packages, siblings = imports_of(baked_project / baked_project.name / "gatekeeper_notify.py")
-    assert not siblings
-    assert packages <= {"psycopg"}
+def lowest(requirements: list[str]) -> list[str]:
+    """The README's `pip install` requirements at the lowest versions they allow ("Flask>=3.0" -> ==3.0),
+    which is what the copied files are tested on."""
+    return [requirement.replace(">=", "==") for requirement in requirements]
 
 
 @pytest.fixture(scope="module")
 def flask_only_venv() -> Path:
-    """A virtualenv with Flask and nothing else: no Flask-Login, no SQLAlchemy, no Flask-WTF."""
-    return ensure_virtualenv(sys.executable, ["Flask>=3.1", "pytest>=8"])
+    """A virtualenv with the README's level-1 line at its lowest versions and nothing else: no Flask-Login,
+    no SQLAlchemy, no Flask-WTF."""
+    return ensure_virtualenv(sys.executable, [*lowest(pip_requirements(1)), "pytest>=8"])
 
 
 def test_copied_files_work_in_an_app_we_did_not_generate(baked_project, flask_only_venv, tmp_path):
@@ -278,8 +282,8 @@ def test_forcing_a_variant_reaches_everyone_and_is_audited():
 
 @pytest.fixture(scope="module")
 def logins_venv() -> Path:
-    """A virtualenv with Flask, Flask-Login, Flask-WTF and SQLAlchemy: what the store and dashboard need."""
-    requirements = ["Flask>=3.1", "Flask-Login>=0.6.3", "Flask-WTF>=1.2", "SQLAlchemy>=2.0", "pytest>=8"]
+    """The README's level-2 line at its lowest versions, and the app's own Flask-Login and Flask-WTF."""
+    requirements = [*lowest(pip_requirements(2)), "Flask-Login>=0.6.3", "Flask-WTF>=1.2", "pytest>=8"]
     return ensure_virtualenv(sys.executable, requirements)
 
 
@@ -290,3 +294,172 @@ def test_copied_dashboard_works_in_an_app_we_did_not_generate(baked_project, log
     files, wiring = (*ENGINE_FILES, *DASHBOARD_FILES), wiring_code(WITH_DASHBOARD)
     make_shop(tmp_path, baked_project, files, app_code, wiring, tests)
     assert "4 passed" in shop_tests(tmp_path, logins_venv, SHOP_DB=str(tmp_path / "shop.db"))
+
+
+# --- An app on Flask-SQLAlchemy and Flask-Migrate whose own tests build tables with db.create_all() --------
+
+WITH_FLASK_SQLALCHEMY = "# Engine, store and dashboard: for an app on Flask-SQLAlchemy with a User model"
+ENV_PY_RECIPE = "from myapp.gatekeeper_control import metadata as gatekeeper_metadata"
+TEST_TABLES_RECIPE = "gatekeeper_control.create_tables()"
+
+MIGRATE_APP = '''
+"""Somebody's shop on Flask-SQLAlchemy, Flask-Migrate and Flask-Login, with a User model."""
+
+import os
+
+from flask import Flask, request
+from flask_login import LoginManager, login_user
+from flask_migrate import Migrate
+
+from . import models
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "shop-secret"
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.environ["SHOP_DB"]
+    app.config.update(test_config or {})
+    models.db.init_app(app)
+    Migrate(app, models.db)
+    LoginManager(app).user_loader(lambda user_id: models.db.session.get(models.User, int(user_id)))
+
+    {wiring}
+
+    @app.get("/login/<int:user_id>")
+    def login(user_id):
+        login_user(models.db.session.get(models.User, user_id))
+        return "ok"
+
+    @app.get("/")
+    def home():
+        return "new" if request.gk.ff("MY_NEW_FEATURE", "VISIBLE") else "old"
+
+    return app
+'''
+
+MIGRATE_APP_MODELS = """
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+
+
+class User(UserMixin, db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    email = db.Column(db.String(200), unique=True, nullable=False)
+    is_admin = db.Column(db.Boolean, default=False, nullable=False)
+"""
+
+# The shop's own tests: a fresh in-memory database per test, built with db.create_all() plus the README's
+# one line for gatekeeper's tables ({tables}).
+MIGRATE_APP_TESTS = """
+import pytest
+
+from shop import create_app
+from shop.models import User, db
+from shop import gatekeeper_control
+
+
+@pytest.fixture
+def app():
+    app = create_app({{"SQLALCHEMY_DATABASE_URI": "sqlite://", "WTF_CSRF_ENABLED": False}})
+    with app.app_context():
+        db.create_all()
+        {tables}
+        db.session.add(User(id=1, email="ann@example.com", is_admin=True))
+        db.session.add(User(id=2, email="bob@example.com"))
+        db.session.commit()
+    return app
+
+
+def test_an_admin_opens_the_dashboard_and_others_get_403(app):
+    admin, other = app.test_client(), app.test_client()
+    admin.get("/login/1")
+    other.get("/login/2")
+    assert "MY_NEW_FEATURE" in admin.get("/gatekeeper/").text
+    assert other.get("/gatekeeper/").status_code == 403
+
+
+def test_an_override_names_a_user_by_email_through_the_lookup(app):
+    admin = app.test_client()
+    admin.get("/login/1")
+    bob_gets_it = {{"user": "bob@example.com", "variant": "VISIBLE"}}
+    admin.post("/gatekeeper/flags/MY_NEW_FEATURE/users", data=bob_gets_it)
+    bob = app.test_client()
+    bob.get("/login/2")
+    assert bob.get("/").text == "new"
+    refused = admin.post(
+        "/gatekeeper/flags/MY_NEW_FEATURE/users", data={{"user": "nobody@example.com", "variant": "VISIBLE"}}
+    )
+    assert "No user matches" in admin.get(refused.headers["Location"]).text
+
+
+def test_explain_finds_the_user_by_email(app):
+    command = ["gk", "explain", "MY_NEW_FEATURE", "--user", "ann@example.com"]
+    output = app.test_cli_runner().invoke(args=command).output
+    assert "MY_NEW_FEATURE = " in output and "unchecked" not in output
+"""
+
+
+@pytest.fixture(scope="module")
+def migrate_venv() -> Path:
+    """The README's level-2 line at its lowest Flask, and the app's own Flask-SQLAlchemy, Flask-Migrate and
+    Flask-Login (Flask-SQLAlchemy needs a newer SQLAlchemy than gatekeeper's lowest, so it picks that)."""
+    flask = [requirement for requirement in lowest(pip_requirements(2)) if requirement.startswith("Flask")]
+    requirements = [*flask, "Flask-SQLAlchemy>=3.1", "Flask-Migrate>=4.0", "Flask-Login>=0.6.3", "pytest>=8"]
+    return ensure_virtualenv(sys.executable, requirements)
+
+
+def readme_block(first_line: str) -> str:
+    """The fenced block of the README section (any language) that starts with `first_line`."""
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", readme_section(), flags=re.DOTALL | re.MULTILINE)
+    matching = [block for block in blocks if block.startswith(first_line)]
+    assert len(matching) == 1, f"the README section has no block starting {first_line!r}"
+    return matching[0]
+
+
+def test_the_readme_states_the_real_number_of_tables_and_indexes(baked_project, migrate_venv, tmp_path):
+    """The count the tables' recipe gives is the count of gatekeeper_control.metadata (the files copied as
+    the flat layout has them, so nothing of the app is imported)."""
+    copy_baked_files(baked_project, tmp_path, (*ENGINE_FILES, *DASHBOARD_FILES))
+    script = (
+        "from gatekeeper_control import metadata as m; "
+        "print(len(m.tables), sum(len(t.indexes) for t in m.tables.values()))"
+    )
+    env = venv_env(migrate_venv)
+    tables, indexes = run(["python", "-c", script], cwd=tmp_path, env=env).stdout.split()
+    assert f"**{tables} tables**" in readme_section() and f"**{indexes} indexes**" in readme_section()
+
+
+def test_copied_folder_works_with_flask_migrate_and_tests_that_use_create_all(
+    baked_project, migrate_venv, tmp_path
+):
+    """Copy the two files and the folder into an app on Flask-SQLAlchemy and Flask-Migrate, add the README's
+    wiring (with its Flask-SQLAlchemy user_lookup), edit Flask-Migrate's generated env.py as the README
+    says: `flask db migrate` writes one revision with every gatekeeper table and `flask db upgrade` applies it
+    on a fresh database; the app's own tests, on db.create_all() plus the README's one line, pass."""
+    files = (*ENGINE_FILES, *DASHBOARD_FILES)
+    tests = MIGRATE_APP_TESTS.format(tables=readme_block(TEST_TABLES_RECIPE).strip())
+    make_shop(tmp_path, baked_project, files, MIGRATE_APP, wiring_code(WITH_FLASK_SQLALCHEMY), tests)
+    (tmp_path / "shop" / "models.py").write_text(MIGRATE_APP_MODELS, encoding="utf-8")
+    env = {**venv_env(migrate_venv), "SHOP_DB": str(tmp_path / "shop.db"), "FLASK_APP": "shop"}
+    flask = [migrate_venv / "bin" / "python", "-m", "flask"]
+    run([*flask, "db", "init"], cwd=tmp_path, env=env)
+    env_py = tmp_path / "migrations" / "env.py"
+    generated = env_py.read_text(encoding="utf-8")
+    recipe = readme_block(ENV_PY_RECIPE).replace("myapp", "shop")
+    function = re.search(r"\ndef get_metadata\(\):\n(?:    .*\n)+", generated)
+    assert function, "Flask-Migrate's env.py has no get_metadata() to replace"
+    env_py.write_text(generated.replace(function.group(0), "\n" + recipe), encoding="utf-8")
+    run([*flask, "db", "migrate", "-m", "users and gatekeeper tables"], cwd=tmp_path, env=env)
+    (revision,) = (tmp_path / "migrations" / "versions").glob("*.py")
+    created = set(
+        re.findall(r"op\.create_table\(\s*['\"](gatekeeper_\w+)", revision.read_text(encoding="utf-8"))
+    )
+    assert len(created) == int(re.search(r"\*\*(\d+) tables\*\*", readme_section()).group(1))
+    run([*flask, "db", "upgrade"], cwd=tmp_path, env=env)
+    count = "SELECT count(*) FROM sqlite_master WHERE type='table' AND name LIKE 'gatekeeper_%'"
+    with sqlite3.connect(env["SHOP_DB"]) as connection:
+        tables = connection.execute(count).fetchone()[0]
+    assert int(tables) == len(created)
+    assert "3 passed" in shop_tests(tmp_path, migrate_venv, SHOP_DB=env["SHOP_DB"])

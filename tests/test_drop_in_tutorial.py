@@ -22,6 +22,7 @@ from test_copy_into_existing_app import (
     ENGINE_ONLY_OWN_LOGIN,
     WITH_DASHBOARD_OWN_LOGIN,
     copy_baked_files,
+    lowest,
     pip_requirements,
     readme_section,
     shop_tests,
@@ -59,9 +60,10 @@ def run_tests(app: Path, venv: Path, ours: str) -> str:
 
 @pytest.fixture(scope="module")
 def readme_venvs() -> dict[int, Path]:
-    """Per level, a virtualenv with exactly the README's `pip install` line (and pytest to run the tests)."""
+    """Per level, a virtualenv with exactly the README's `pip install` line at its lowest versions (and
+    pytest to run the tests)."""
     return {
-        level: ensure_virtualenv(sys.executable, [*pip_requirements(level), "pytest>=8"])
+        level: ensure_virtualenv(sys.executable, [*lowest(pip_requirements(level)), "pytest>=8"])
         for level in (1, 2, 3)
     }
 
@@ -287,3 +289,52 @@ def test_level_3_the_blog_posts_flat_layout(baked_project, readme_venvs, tmp_pat
     (tmp_path / "app.py").write_text(FLAT_SETUP + "\n" + snippet + FLAT_VIEWS, encoding="utf-8")
     (tmp_path / "test_app.py").write_text(FLAT_CHECKS, encoding="utf-8")
     assert "3 passed" in shop_tests(tmp_path, readme_venvs[3])
+
+
+# The flat layout with the folder too (level 2's files beside app.py): `import gatekeeper_control` finds the
+# top-level gatekeeper.py, and the README's level-2 wiring works as written there, minus the relative dots.
+FLAT_WITH_FOLDER = """
+import os
+
+from flask import Flask, request
+
+import gatekeeper
+import gatekeeper_control
+from gatekeeper_config import FF_CONFIG_MAP
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = "flat"
+overrides = gatekeeper_control.init_app(app, "sqlite:///" + os.environ["FLAT_DB"])
+gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides)
+with app.app_context():
+    gatekeeper_control.create_tables()
+
+
+@app.get("/")
+def home():
+    return "new" if request.gk.ff("MY_NEW_FEATURE", "VISIBLE") else "old"
+"""
+
+FLAT_WITH_FOLDER_CHECKS = """
+from app import app
+
+
+def test_a_variant_forced_from_the_cli_reaches_the_flat_app():
+    assert app.test_client().get("/").text == "old"
+    result = app.test_cli_runner().invoke(args=["gk", "force", "MY_NEW_FEATURE", "VISIBLE"])
+    assert result.exit_code == 0, result.output
+    assert app.test_client().get("/").text == "new"
+
+
+def test_the_dashboard_is_served_from_the_folder():
+    assert app.test_client().get("/gatekeeper/static/gatekeeper.css").status_code == 200
+"""
+
+
+def test_level_2_files_in_the_blog_posts_flat_layout(baked_project, readme_venvs, tmp_path):
+    """The two files and the folder beside a single-module app.py, at the README's level-2 versions: the
+    store, the CLI and the dashboard's assets work with the engine as a top-level module."""
+    copy_baked_files(baked_project, tmp_path, (*ENGINE_FILES, *DASHBOARD_FILES))
+    (tmp_path / "app.py").write_text(FLAT_WITH_FOLDER, encoding="utf-8")
+    (tmp_path / "test_app.py").write_text(FLAT_WITH_FOLDER_CHECKS, encoding="utf-8")
+    assert "2 passed" in shop_tests(tmp_path, readme_venvs[2], FLAT_DB=str(tmp_path / "flat.db"))

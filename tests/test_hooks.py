@@ -19,6 +19,8 @@ DEFAULT_ANSWERS = {
     "author_email": CONTEXT["author_email"],
     "python_version": DEFAULT_PYTHON,
     "ci": CHOICES["ci"][0],
+    "database": CHOICES["database"][0],
+    "change_feed": CHOICES["change_feed"][0],
 }
 TRICKY_TEXT = 'Zoë "Z" O\'Brien \\ """ \'\'\' {{ not jinja }} 🚀'
 
@@ -26,7 +28,7 @@ NOT_IDENTIFIERS = ["My-App", "my app", "1st_app", "", "_private", "café", "my.a
 KEYWORDS = ["class", "import", "lambda", "async"]
 APP_MODULES = ["flask", "flask_login", "flask_wtf", "flask_sqlalchemy", "sqlalchemy", "werkzeug", "jinja2"]
 APP_MODULES += ["click", "itsdangerous", "blinker", "dotenv", "gunicorn", "test", "tests", "gatekeeper"]
-APP_MODULES += ["flask_migrate", "alembic", "psycopg"]
+APP_MODULES += ["flask_migrate", "alembic", "psycopg", "redis"]
 STDLIB_MODULES = ["os", "json", "email", "secrets", "logging", "string", "types"]
 
 
@@ -155,6 +157,23 @@ def test_each_env_file_gets_a_different_secret_key(tmp_path):
     post_gen.write_env_file(first)
     post_gen.write_env_file(second)
     assert (first / ".env").read_text() != (second / ".env").read_text()
+
+
+def test_the_redis_change_feed_is_set_in_env_and_nothing_else_is_added(tmp_path):
+    """Choosing the Redis change feed puts its URL in `.env` after the key; the default adds no line."""
+    assert post_gen.env_settings(DEFAULT_ANSWERS) == []
+    redis = post_gen.env_settings({**DEFAULT_ANSWERS, "change_feed": "redis"})
+    assert redis == ["GATEKEEPER_CHANGE_FEED=redis://127.0.0.1:6379/0"]
+    assert post_gen.write_env_file(tmp_path, redis)
+    lines = (tmp_path / ".env").read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith("SECRET_KEY=")
+    assert lines[2:] == redis
+
+
+def test_every_env_setting_names_a_real_choice():
+    """Each `.env` line is tied to an answer and value that cookiecutter.json offers."""
+    for answer, lines_by_value in post_gen.ENV_SETTINGS.items():
+        assert set(lines_by_value) <= set(CONTEXT[answer])
 
 
 def test_existing_env_file_is_kept(tmp_path):

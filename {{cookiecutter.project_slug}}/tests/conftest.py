@@ -36,6 +36,7 @@ def _make_test_app(db_file: Path, **config: Any) -> Flask:
             "RATELIMIT_ENABLED": False,  # logins are throttled only in the tests of it (test_throttling.py)
             # No listener thread per test app: tests of the TTL see the TTL; push has tests of its own.
             "GATEKEEPER_STORE_PUSH": False,
+            "GATEKEEPER_CHANGE_FEED": "",  # automatic, whatever .env says (Redis: test_redis_feed.py)
             **config,
         }
     )

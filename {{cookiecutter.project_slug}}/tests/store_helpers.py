@@ -96,11 +96,17 @@ def another_process(
     ttl: float = 5.0,
     database_url: str | None = None,
     push: bool = False,
+    change_feed: str = "",
 ) -> Process:
-    """A second app on `app`'s database (or on `database_url`), as another worker would run it."""
+    """A second app on `app`'s database (or on `database_url`), as another worker would run it; `change_feed`
+    is its GATEKEEPER_CHANGE_FEED."""
     other = Flask("another_process")
     other.config.update(
-        TESTING=True, SECRET_KEY="another-process", GATEKEEPER_STORE_TTL=ttl, GATEKEEPER_STORE_PUSH=push
+        TESTING=True,
+        SECRET_KEY="another-process",
+        GATEKEEPER_STORE_TTL=ttl,
+        GATEKEEPER_STORE_PUSH=push,
+        GATEKEEPER_CHANGE_FEED=change_feed,
     )
     other_store = OverrideStore(clock=clock)
     engine = create_engine(database_url or app.config["SQLALCHEMY_DATABASE_URI"])

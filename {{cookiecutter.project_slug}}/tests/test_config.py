@@ -44,6 +44,32 @@ def test_store_push_is_on_by_default_and_can_be_turned_off():
     assert settings().GATEKEEPER_STORE_LISTEN_URL == ""
 
 
+def test_change_feed_is_automatic_unless_set():
+    """GATEKEEPER_CHANGE_FEED is empty (automatic) by default; none and a Redis URL are taken as given."""
+    assert settings().GATEKEEPER_CHANGE_FEED == ""
+    assert settings(GATEKEEPER_CHANGE_FEED=" None ").GATEKEEPER_CHANGE_FEED == "none"
+    for url in ("redis://:secret@cache.internal:6380/2", "rediss://cache.internal"):
+        chosen = settings(GATEKEEPER_CHANGE_FEED=url)
+        assert url == chosen.GATEKEEPER_CHANGE_FEED
+
+
+def test_change_feed_postgresql_is_taken_with_a_postgresql_database():
+    """GATEKEEPER_CHANGE_FEED=postgresql forces LISTEN/NOTIFY, which needs PostgreSQL under it."""
+    chosen = settings(DATABASE_URL="postgresql+psycopg://app@db/app", GATEKEEPER_CHANGE_FEED="postgresql")
+    assert chosen.GATEKEEPER_CHANGE_FEED == "postgresql"
+    with pytest.raises(ConfigError, match=r"=postgresql needs a PostgreSQL DATABASE_URL"):
+        settings(DATABASE_URL="sqlite:///app.db", GATEKEEPER_CHANGE_FEED="postgresql")
+
+
+@pytest.mark.parametrize(
+    "value", ["redis", "redis://", "redis://cache:port/0", "amqp://broker", "listen", "http://cache:6379"]
+)
+def test_a_change_feed_that_is_none_of_those_is_refused_with_what_to_type(value):
+    """Anything else stops start-up with the values that work, a Redis URL among them."""
+    with pytest.raises(ConfigError, match=r"GATEKEEPER_CHANGE_FEED=.* is not a change feed.*redis://127"):
+        settings(GATEKEEPER_CHANGE_FEED=value)
+
+
 def test_secret_key_comes_from_the_environment():
     """SECRET_KEY is used as given."""
     assert settings(SECRET_KEY="from-env").SECRET_KEY == "from-env"

@@ -159,6 +159,12 @@ def test_the_dashboard_serves_its_own_assets(admin_client):
     assert admin_client.get("/gatekeeper/static/gatekeeper.js").status_code == 200
 
 
+def test_the_dashboard_s_assets_are_served_to_anyone_like_the_app_s_static_files(client):
+    """The 403 page a signed-in non-admin sees is styled too: the folder's static files need no admin."""
+    assert client.get("/gatekeeper/static/gatekeeper.css").status_code == 200
+    assert client.get("/gatekeeper/").status_code != 200
+
+
 def test_an_app_template_at_the_same_path_overrides_the_dashboard_s(tmp_path):
     """The app's templates folder comes first: a file at `gatekeeper/...` there replaces the folder's."""
     (tmp_path / "gatekeeper").mkdir()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 {%- if cookiecutter.database == "sqlite" %}
 from pathlib import Path
 {%- endif %}
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from limits import parse_many
@@ -74,6 +75,34 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _change_feed(environ: Mapping[str, str], name: str, database_url: str) -> str:
+    """How store changes reach the other processes: "" (automatic), a Redis URL, "postgresql" or "none"."""
+    value = (environ.get(name) or "").strip()
+    choice = value.lower()
+    if choice in {"", "none"} or (choice == "postgresql" and database_url.startswith("postgresql")):
+        return choice
+    if choice == "postgresql":
+        raise ConfigError(
+            f"{name}=postgresql needs a PostgreSQL DATABASE_URL: leave {name} empty, or set "
+            f"{name}=redis://127.0.0.1:6379/0 for Redis"
+        )
+    if value.startswith(("redis://", "rediss://")) and _has_host_and_port(value):
+        return value
+    raise ConfigError(
+        f"{name}={value!r} is not a change feed: leave it empty (automatic), or set it to a Redis URL like "
+        f"{name}=redis://127.0.0.1:6379/0, or to postgresql or none"
+    )
+
+
+def _has_host_and_port(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError when the port is not a number
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 # Only this site's own files: no inline script or style (templates carry none), no plugins, no framing.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
@@ -113,6 +142,9 @@ class Settings:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True  # a shared storage that goes away still throttles
     GATEKEEPER_EXPOSURES: bool = True
     GATEKEEPER_EXPOSURES_FLUSH: float = 10.0
+    # How a change reaches the other processes: "" automatic (LISTEN/NOTIFY on PostgreSQL, the TTL alone on
+    # SQLite), a redis:// URL (Redis pub/sub), "postgresql" or "none" (the TTL alone).
+    GATEKEEPER_CHANGE_FEED: str = ""
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,9 +164,10 @@ class Settings:
         default_db = "sqlite:///" + str(Path(instance_path) / "app.db")
 {%- endif %}
         secure_cookies = _bool(environ, "SECURE_COOKIES")
+        database_url = environ.get("DATABASE_URL") or default_db
         return cls(
             SECRET_KEY=secret_key,
-            SQLALCHEMY_DATABASE_URI=environ.get("DATABASE_URL") or default_db,
+            SQLALCHEMY_DATABASE_URI=database_url,
             APP_NAME=environ.get("APP_NAME") or {{ cookiecutter.project_name|py_string }},
             IS_DEV=_bool(environ, "IS_DEV"),
             SESSION_COOKIE_SECURE=secure_cookies,
@@ -154,4 +187,5 @@ class Settings:
             GATEKEEPER_STORE_LISTEN_URL=(environ.get("GATEKEEPER_STORE_LISTEN_URL") or "").strip(),
             GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
             GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
+            GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
         )

@@ -62,7 +62,12 @@ _CSRF_SESSION_KEY = "gatekeeper_csrf"
 
 @bp.before_request
 def _require_admin() -> Response | None:
-    """Anonymous visitors go to the app's login view (401 when it has none); others need `can_manage`."""
+    """Anonymous visitors go to the app's login view (401 when it has none); others need `can_manage`.
+
+    The dashboard's stylesheet and script are public, as an app's static files are: the 403 page a
+    signed-in non-admin gets uses them too."""
+    if request.endpoint == f"{bp.name}.static":
+        return None
     gk = gatekeeper.current_gatekeeper()
     if gk.user_id is None:
         return _login_or_401()

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .engine import gatekeeper
-from .push import ChangeFeed, PostgresFeed
+from .push import ChangeFeed, feed_for
 from .tables import (
     ForcedRow,
     GroupRow,
@@ -130,6 +130,7 @@ class AppStore:
         push: bool = True,
         feed: ChangeFeed | None = None,
         listen_url: str | None = None,
+        feed_setting: str = "",
     ) -> None:
         self.db = db
         self.ttl = ttl
@@ -138,6 +139,7 @@ class AppStore:
         self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
         self.feed = feed
         self.listen_url = listen_url  # where the listener connects, if not the app's URL (e.g. PgBouncer's)
+        self.feed_setting = feed_setting  # GATEKEEPER_CHANGE_FEED: "" (automatic), a Redis URL, ...
         self.current = EMPTY_SNAPSHOT
         self.checked_at = -math.inf
         self.available = True
@@ -225,10 +227,11 @@ class AppStore:
             self.refresh()
 
     def change_feed(self) -> ChangeFeed | None:
-        """The feed writes announce themselves on: the one given, or LISTEN/NOTIFY on PostgreSQL."""
-        if self.feed is None and self.engine.dialect.name == "postgresql":
+        """The feed writes announce themselves on: the one given, else GATEKEEPER_CHANGE_FEED's (automatic:
+        LISTEN/NOTIFY on PostgreSQL, none elsewhere)."""
+        if self.feed is None:
             url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.feed = PostgresFeed(self.listen_url or url)
+            self.feed = feed_for(self.feed_setting, self.engine.dialect.name, self.listen_url or url)
         return self.feed
 
     def listen(self) -> None:

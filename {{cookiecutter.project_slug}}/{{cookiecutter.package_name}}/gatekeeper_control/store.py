@@ -86,7 +86,8 @@ class OverrideStore:
         carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
         `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
         `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
-        through a pooler that cannot LISTEN.
+        through a pooler that cannot LISTEN. `GATEKEEPER_CHANGE_FEED` picks the feed: empty (automatic), a
+        ``redis://`` URL (Redis pub/sub, past one PostgreSQL's connections), ``postgresql`` or ``none``.
         """
         if isinstance(db, str | URL):
             db = create_engine(db)
@@ -95,7 +96,17 @@ class OverrideStore:
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         push = bool(app.config["GATEKEEPER_STORE_PUSH"])
         listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
-        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
+        feed_setting = app.config.get("GATEKEEPER_CHANGE_FEED") or ""
+        app_store = AppStore(
+            db,
+            ttl,
+            user_lookup,
+            self._clock,
+            push=push,
+            feed=feed,
+            listen_url=listen_url,
+            feed_setting=feed_setting,
+        )
         app.extensions[EXTENSION_KEY] = app_store
         app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
