@@ -23,6 +23,7 @@ from .dashboard import (
     form_reason,
 )
 from .dashboard_targeting import targeting_context
+from .parsing import page_number
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
 from .targeting import targeting
@@ -185,7 +186,7 @@ AUDIT_ACTION_NAMES = {
 def audit() -> str:
     """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
     filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
-    page = request.args.get("page", 1, type=int)
+    page = page_number(request.args.get("page"))
     try:
         entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
         actors = store.audit_actors()

@@ -3,6 +3,7 @@ the groups pages, and the user look-up (every flag's variant for one user, and w
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -111,8 +112,9 @@ def add_schedule(name: str) -> Response:
 
 @bp.post("/flags/<name>/schedules/<int:schedule_id>/cancel")
 def cancel_schedule(name: str, schedule_id: int) -> Response:
-    """Cancel a pending change."""
-    change(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending.")
+    """Cancel a pending change of this flag (an id of another flag's change cancels nothing)."""
+    cancel = functools.partial(scheduler.cancel, flag=name)
+    change(cancel, schedule_id, unchanged=f"#{schedule_id} is not a pending change of {shorten(name)}.")
     return back_to_flag(name)
 
 

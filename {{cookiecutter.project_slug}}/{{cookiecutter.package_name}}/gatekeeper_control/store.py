@@ -33,6 +33,7 @@ from .errors import (
     UnknownUserError,
     UnknownVariantError,
 )
+from .parsing import row_id
 from .push import ChangeFeed
 from .snapshot import (
     DATABASE_ERRORS,
@@ -193,6 +194,8 @@ class OverrideStore:
 
     def audit_entry(self, entry_id: int) -> AuditEntry | None:
         """One audit entry by its id, or None. Raises StoreUnavailableError."""
+        if row_id(entry_id) is None:
+            return None
         with self._reading() as session:
             row = session.get(AuditRow, entry_id)
             return entry_from_row(row) if row is not None else None

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from .audit import AuditEntry, clean_reason, record
 from .engine import gatekeeper
 from .errors import OverrideError, UnknownGroupError, UnknownUserError, WeightsError
+from .parsing import percentage
 from .snapshot import Snapshot, UserRef
 from .store import check_flag, check_variant, current_config_map, quote, storable, store
 from .tables import LABEL_LENGTH, NAME_LENGTH, USER_ID_LENGTH, GroupRow, MemberRow, TargetRow, WeightRow
@@ -53,16 +54,7 @@ def parse_weights(config: Any, items: Any) -> dict[str, int]:
             raise WeightsError(f"{flag} has no variant {quote(name)}: use {', '.join(variants)}.")
         if name in points:
             raise WeightsError(f"{flag}: {name} is given twice; nothing changed.")
-        try:
-            percent = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise WeightsError(f"{flag}: {quote(str(value))} is not a percentage for {name}.") from None
-        hundredths = percent * 100
-        if not percent.is_finite() or percent < 0 or percent > 100 or hundredths != int(hundredths):
-            raise WeightsError(
-                f"{flag}: {name}={quote(str(value))} must be a percentage, 0 to 100, at most 2 decimals."
-            )
-        points[name] = int(hundredths)
+        points[name] = percentage(flag, name, value)
     total = sum(points.values())
     if total != 10_000:
         raise WeightsError(
