@@ -1,5 +1,6 @@
-"""The security findings of issue 10, checked against the defaults bake served by gunicorn (two sync workers,
-debug off), as the attacker tried them: every request goes to 127.0.0.1 and every loop is bounded in time.
+"""The security findings of issues 10 and 25, checked against the defaults bake served by gunicorn (its
+gunicorn.conf.py: two threaded workers, debug off), as the attacker tried them: every request goes to
+127.0.0.1 and every loop is bounded in time.
 
 The login-throttling test is also the measurement: it prints the home page's latency unloaded and under
 16 clients posting wrong passwords, and how many attempts were hashed or refused. It asserts counts only.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import statistics
 import threading
 import time
@@ -168,3 +170,27 @@ def test_https_reported_by_the_local_proxy_gets_hsts_and_secure_cookies(server):
     _, home_headers, _ = request(server, path="/", X_Forwarded_Proto="https")
     for cookie in (headers["set-cookie"], home_headers["set-cookie"]):
         assert "Secure" in cookie
+
+
+def test_two_idle_connections_do_not_stall_the_site(server):
+    """Two clients connect and send nothing (as browsers' speculative connections do): every worker must
+    still answer at once. Under sync workers each idle connection held a worker for 30 s, and the site
+    with it; the baked gunicorn.conf.py's threaded workers keep serving."""
+    parts = urllib.parse.urlsplit(server)
+    idle = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(WORKERS)]
+    try:
+        time.sleep(0.5)  # both accepted by now, each by some worker
+        statuses = []
+        for _ in range(2 * WORKERS):
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            try:
+                connection.request("GET", "/")
+                statuses.append(connection.getresponse().status)
+            except TimeoutError:
+                statuses.append("timed out")
+            finally:
+                connection.close()
+    finally:
+        for sock in idle:
+            sock.close()
+    assert statuses == [200] * (2 * WORKERS)

@@ -46,6 +46,9 @@ def create_sqlite_files() -> None:
         path = _sqlite_file(engine.url)
         if path is not None and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by this user only (it holds password hashes); SQLite gives its journal and WAL files
+            # the database file's permissions.
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             sqlite3.connect(path).close()
 
 

@@ -50,8 +50,10 @@ bp = Blueprint("gatekeeper", __name__, template_folder="templates", static_folde
 
 AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
-# Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
+# Flash messages live in the session cookie: what an admin typed is cut short, and only the newest few are
+# kept (a client that never follows the redirects would pile them up), so no cookie outgrows 4 KB.
 FLASH_LENGTH = 300
+MAX_FLASHES = 5
 
 
 CSRF_FIELD = "csrf_token"
@@ -81,6 +83,14 @@ def _check_csrf() -> None:
     problem = _csrf_problem(request.form.get(CSRF_FIELD, ""))
     if problem is not None:
         abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
+
+
+@bp.after_request
+def _never_cached(response: Response) -> Response:
+    """No admin page is kept by a browser or a shared cache: a back button after logout, or a proxy, must
+    not show who is overridden to what."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.errorhandler(403)
@@ -215,6 +225,9 @@ def change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
 
 def flash_message(message: str, category: str) -> None:
     """Flash `message`, cut to FLASH_LENGTH: it rides in the session cookie, and may quote what was typed."""
+    pending = session.get("_flashes")  # Flask's own key for messages not shown yet
+    if pending and len(pending) >= MAX_FLASHES:
+        session["_flashes"] = pending[1 - MAX_FLASHES :]
     flash(shorten(message, FLASH_LENGTH), category)
 
 

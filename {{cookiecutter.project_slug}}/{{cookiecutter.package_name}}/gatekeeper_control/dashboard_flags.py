@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .audit import AuditEntry
@@ -212,9 +212,10 @@ def undo(entry_id: int) -> Response:
     try:
         entry = store.undo(entry_id, current_actor(), reason=form_reason())
     except StoreError as exc:
-        flash(str(exc), "error")
+        flash_message(str(exc), "error")
     else:
-        flash(f"Undone: {entry.summary}" if entry else "Nothing to undo.", "success" if entry else "info")
+        message = f"Undone: {entry.summary}" if entry else "Nothing to undo."
+        flash_message(message, "success" if entry else "info")
     filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
     return redirect(url_for(".audit", **filters))
 

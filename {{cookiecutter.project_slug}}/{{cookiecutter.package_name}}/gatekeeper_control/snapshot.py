@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask, has_request_context
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .engine import gatekeeper
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "gatekeeper_store"
 # What a broken or unreachable database raises (OSError: e.g. an SQLite file in a missing folder).
 DATABASE_ERRORS = (SQLAlchemyError, OSError)
+# What the database raises when it refuses the data of one statement (a value too long or out of range, a
+# NUL in text, a broken constraint): the input is at fault, not the database, which stays available.
+REFUSED_INPUT_ERRORS = (DataError, IntegrityError, OverflowError)
 # Seconds a process's first request may wait for its first snapshot (a kill switch holds from the start).
 
 FIRST_LOAD_WAIT = 2.0

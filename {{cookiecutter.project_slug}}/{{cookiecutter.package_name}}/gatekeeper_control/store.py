@@ -38,6 +38,7 @@ from .push import ChangeFeed
 from .snapshot import (
     DATABASE_ERRORS,
     EXTENSION_KEY,
+    REFUSED_INPUT_ERRORS,
     AppStore,
     Snapshot,
     StaleOverride,
@@ -359,6 +360,11 @@ class OverrideStore:
                 if feed is not None and (statement := feed.notify_statement()):
                     session.execute(text(statement))  # sent by the server only if this commits
                 session.commit()
+        except REFUSED_INPUT_ERRORS as exc:
+            raise OverrideError(
+                f"The database refused this change ({describe_error(exc)}): check what was typed. "
+                "Nothing was changed."
+            ) from exc
         except DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(
@@ -377,6 +383,8 @@ class OverrideStore:
         try:
             with Session(state.engine) as session:
                 yield session
+        except REFUSED_INPUT_ERRORS as exc:
+            raise OverrideError(f"The database refused this query ({describe_error(exc)}).") from exc
         except DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc

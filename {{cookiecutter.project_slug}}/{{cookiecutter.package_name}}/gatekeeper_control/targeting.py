@@ -101,6 +101,18 @@ def _check_group_name(name: str) -> str:
     return name
 
 
+def _check_description(description: str | None) -> str:
+    """A group's description as stored: trimmed, at most LABEL_LENGTH characters, no NUL (which PostgreSQL
+    refuses and SQLite would keep); anything else is refused (OverrideError) with nothing written."""
+    description = (description or "").strip()
+    if len(description) > LABEL_LENGTH or "\x00" in description:
+        raise OverrideError(
+            f"A description is at most {LABEL_LENGTH} characters of text (this one has {len(description)}"
+            f"{', with a NUL character' if chr(0) in description else ''}); nothing changed."
+        )
+    return description
+
+
 def code_groups() -> Mapping[str, gatekeeper.CodeGroup]:
     return gatekeeper.get_state(current_app).groups
 
@@ -149,7 +161,7 @@ class TargetingStore:
         self, name: str, description: str, actor: str, *, reason: str | None = None
     ) -> AuditEntry | None:
         reason = clean_reason(reason)
-        name, description = _check_group_name(name), (description or "").strip()[:LABEL_LENGTH]
+        name, description = _check_group_name(name), _check_description(description)
         if name in code_groups():
             raise OverrideError(f"{name} is a group defined in code; choose another name.")
 
@@ -174,7 +186,7 @@ class TargetingStore:
         self, name: str, description: str, actor: str, *, reason: str | None = None
     ) -> AuditEntry | None:
         reason = clean_reason(reason)
-        description = (description or "").strip()[:LABEL_LENGTH]
+        description = _check_description(description)
 
         def change(session: Session) -> AuditEntry | None:
             row = _stored_group(session, name)
