@@ -17,7 +17,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper import Evaluation, FeatureFlagConfig, Gatekeeper, flag_evaluated
+from {{ cookiecutter.package_name }}.gatekeeper import (
+    Evaluation,
+    FeatureFlagConfig,
+    Gatekeeper,
+    flag_evaluated,
+)
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control import exposures as gatekeeper_exposures
 from {{ cookiecutter.package_name }}.gatekeeper_control.exposures import (
@@ -310,7 +315,7 @@ def stored_units(app, flag: str) -> list[str]:
 @pytest.mark.parametrize("cookie", ["x" * 4000, "A" * 32, "0" * 31, "0" * 33, "../" * 11 + "ab"])
 def test_a_cookie_the_engine_refuses_is_never_an_exposure_unit(app, flag_page, monkeypatch, cookie):
     """A `gk_anon` cookie that is not 32 lowercase hex digits (here 4,000 characters, or upper case) is no
-    unit: the visit counts, but no row carries what the visitor wrote (a cookie flood cannot fill the disk)."""
+    unit: the visit counts, but no row carries what the visitor wrote (a cookie flood cannot fill a disk)."""
     monkeypatch.setitem(FF_CONFIG_MAP, "CONSTANT", ConstantFFConfig())
     client = app.test_client(use_cookies=False)
     assert client.get("/flag/CONSTANT", headers={"Cookie": f"gk_anon={cookie}"}).status_code == 200

@@ -25,8 +25,15 @@ from tests.store_helpers import audit_log
 FLAG = "NEW_CHECKOUT"
 FLAG_PAGE = f"/gatekeeper/flags/{FLAG}"
 HUGE_IDS = [str(2**63), str(2**64), "9" * 40]
-NUMBERS = ["NaN", "sNaN", "-Infinity", "1e999999999", "1E+2", "-0", "0x10", "1_0", "١٠"]
-TIMES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31", "+999999d", "2200-01-01T00:00Z"]
+# The last: Arabic-Indic digits, which int() and Decimal() read as 10.
+NUMBERS = ["NaN", "sNaN", "-Infinity", "1e999999999", "1E+2", "-0", "0x10", "1_0", "\u0661\u0660"]
+TIMES = [
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31",
+    "+999999d",
+    "2200-01-01T00:00Z",
+]
 TEXTS = ["a\x00b", "x" * 1_000_000]
 HOSTILE = NUMBERS + TIMES + HUGE_IDS + TEXTS
 
@@ -40,7 +47,10 @@ FORMS = [
     (f"{FLAG_PAGE}/rollout/clear", {"reason": "r"}),
     (f"{FLAG_PAGE}/targets", {"group": "beta", "variant": "ON", "reason": "r"}),
     (f"{FLAG_PAGE}/targets/remove", {"group": "beta", "reason": "r"}),
-    (f"{FLAG_PAGE}/schedules", {"when": "+1h", "action": "rollout", "arguments": "ON=5 OFF=95", "reason": "r"}),
+    (
+        f"{FLAG_PAGE}/schedules",
+        {"when": "+1h", "action": "rollout", "arguments": "ON=5 OFF=95", "reason": "r"},
+    ),
     (f"{FLAG_PAGE}/schedules/1/cancel", {"reason": "r"}),
     ("/gatekeeper/groups", {"name": "gamma", "description": "d", "reason": "r"}),
     ("/gatekeeper/groups/beta/describe", {"description": "d2", "reason": "r"}),
@@ -102,7 +112,9 @@ def test_an_id_past_the_database_range_in_a_url_changes_nothing(app, prepared):
     before = writes(app)
     for template in URL_IDS:
         for entry_id in HUGE_IDS:
-            response = prepared.post(template.replace("ID", entry_id), data={"reason": "r"}, follow_redirects=True)
+            response = prepared.post(
+                template.replace("ID", entry_id), data={"reason": "r"}, follow_redirects=True
+            )
             assert response.status_code == 200
     assert writes(app) == before
     for query in ["page=" + "9" * 30, "actor=a%00b", "flag=a%00b", "action=" + "x" * 100_000]:
@@ -121,7 +133,9 @@ def test_an_id_past_the_database_range_in_a_url_changes_nothing(app, prepared):
 def test_weights_that_are_no_percentage_are_refused_with_a_message(app, admin_client, weights, message):
     """The rollout form refuses weights Decimal could not multiply (sNaN, 1e999999999) like any other
     non-percentage, with a message and nothing written."""
-    page = admin_client.post(f"{FLAG_PAGE}/rollout", data={**weights, "confirm_moves": "1"}, follow_redirects=True)
+    page = admin_client.post(
+        f"{FLAG_PAGE}/rollout", data={**weights, "confirm_moves": "1"}, follow_redirects=True
+    )
     assert page.status_code == 200
     assert message in page.text
     assert audit_log(app) == []
@@ -259,7 +273,9 @@ def test_a_dropped_connection_at_the_end_of_a_request_is_no_500(admin_client, mo
 
     def remove_on_a_dropped_connection():
         if registry.has():  # as Session.close() raises: before the registry is cleared
-            raise OperationalError("ROLLBACK", {}, Exception("terminating connection due to administrator command"))
+            raise OperationalError(
+                "ROLLBACK", {}, Exception("terminating connection due to administrator command")
+            )
 
     monkeypatch.setattr(db.session, "remove", remove_on_a_dropped_connection)
     assert admin_client.get("/").status_code == 200

@@ -248,7 +248,9 @@ class ExposureRecorder:
             except (DataError, IntegrityError) as error:
                 # The database refused some row's data (not an outage): write them one at a time, so that
                 # only the rows it refuses are dropped, never the whole batch again and again.
-                log.warning("gatekeeper_exposures: the database refused a batch (%r); writing row by row", error)
+                log.warning(
+                    "gatekeeper_exposures: the database refused a batch (%r); writing row by row", error
+                )
                 return self._write_one_by_one(counts, units)
             except Exception as error:
                 log.warning("gatekeeper_exposures: writing %d entries failed (%r); kept", len(counts), error)
