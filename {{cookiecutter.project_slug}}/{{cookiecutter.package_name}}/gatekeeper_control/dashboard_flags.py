@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from .audit import AuditEntry
 from .dashboard import (
+    AUDIT_ACTORS_SHOWN,
     AUDIT_PER_PAGE,
     FLAG_AUDIT_ENTRIES,
     back_to_flag,
@@ -189,7 +190,7 @@ def audit() -> str:
     page = page_number(request.args.get("page"))
     try:
         entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
-        actors = store.audit_actors()
+        actors = store.audit_actors(limit=AUDIT_ACTORS_SHOWN)
         undoable = _undoable(entries.entries)
     except StoreError:
         entries, actors, undoable = None, [], set()

@@ -4,13 +4,26 @@ the groups pages, and the user look-up (every flag's variant for one user, and w
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .dashboard import back_to_flag, bp, change, config_or_404, current_actor, flash_message, form_reason
+from .dashboard import (
+    PER_PAGE,
+    Page,
+    back_to_flag,
+    bp,
+    change,
+    config_or_404,
+    current_actor,
+    flash_message,
+    form_reason,
+    page_of,
+)
 from .engine import gatekeeper
+from .parsing import page_number
 from .schedules import scheduler
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store
@@ -20,8 +33,18 @@ from .targeting import code_weights, targeting
 def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[Any]) -> dict[str, Any]:
     """What the flag page shows about weights, group targets and scheduled changes."""
     stored = snapshot.weights.get(name)
+    schedule_pages = None
     try:
-        schedules = scheduler.schedules(name)
+        pending = scheduler.pending_count(name)
+        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
+        schedules = scheduler.schedules(name, pending_page=(page, PER_PAGE))
+        schedule_pages = Page(
+            [],
+            page,
+            PER_PAGE,
+            pending,
+            lambda n: url_for(".flag", name=name, schedules=n, _anchor="schedules"),
+        )
     except StoreError:
         schedules = None
     code_groups = gatekeeper.get_state().groups
@@ -35,7 +58,9 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
             for group, variant in snapshot.group_targets.get(name, ())
         ],
         "group_names": sorted({*snapshot.groups, *code_groups}),
+        "group_choices": PER_PAGE,  # more groups than this: a text box, not a list of them all
         "schedules": schedules,
+        "schedule_pages": schedule_pages,
         "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
     }
 
@@ -122,13 +147,24 @@ def cancel_schedule(name: str, schedule_id: int) -> Response:
 def groups() -> str:
     """Every group: stored ones (editable) and those defined in code (read-only)."""
     snapshot = store.snapshot(max_age=0)
+    names = page_of(
+        sorted(snapshot.groups), request.args.get("page"), lambda page: url_for(".groups", page=page)
+    )
     stored = [
-        {"name": name, "description": description, "members": len(snapshot.group_members.get(name, {}))}
-        for name, description in sorted(snapshot.groups.items())
+        {
+            "name": name,
+            "description": snapshot.groups[name],
+            "members": len(snapshot.group_members.get(name, {})),
+        }
+        for name in names.items
     ]
     code = sorted(gatekeeper.get_state().groups.values())
     return render_template(
-        "gatekeeper/groups.html", stored=stored, code=code, targets=_targets_by_group(snapshot)
+        "gatekeeper/groups.html",
+        stored=stored,
+        pages=names,
+        code=code,
+        targets=_targets_by_group(snapshot),
     )
 
 
@@ -139,7 +175,11 @@ def group(name: str) -> str:
     code_group = gatekeeper.get_state().groups.get(name)
     if name not in snapshot.groups and code_group is None:
         abort(404)
-    members = sorted(snapshot.group_members.get(name, {}).items(), key=lambda item: item[1])
+    members = page_of(
+        sorted(snapshot.group_members.get(name, {}).items(), key=lambda item: item[1]),
+        request.args.get("page"),
+        lambda page: url_for(".group", name=name, page=page),
+    )
     return render_template(
         "gatekeeper/group.html",
         name=name,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
@@ -134,15 +134,26 @@ class Scheduler:
 
         return store._write(change)
 
-    def schedules(self, flag: str | None = None, pending_only: bool = False) -> list[ScheduledChange]:
-        """Scheduled changes, pending first by due time, then the 50 most recently done. Raises StoreError."""
+    def schedules(
+        self,
+        flag: str | None = None,
+        pending_only: bool = False,
+        *,
+        pending_page: tuple[int, int] | None = None,
+    ) -> list[ScheduledChange]:
+        """Scheduled changes, pending first by due time (all of them, or page N of `pending_page=(N, size)`),
+        then the 50 most recently done. Raises StoreError."""
         query = select(ScheduleRow)
         if flag is not None:
             query = query.where(ScheduleRow.flag == flag)
+        pending_query = query.where(ScheduleRow.state == "pending").order_by(
+            ScheduleRow.due_at, ScheduleRow.id
+        )
+        if pending_page is not None:
+            page, size = pending_page
+            pending_query = pending_query.limit(size).offset((page - 1) * size)
         with store._reading() as session:
-            pending = session.scalars(
-                query.where(ScheduleRow.state == "pending").order_by(ScheduleRow.due_at, ScheduleRow.id)
-            ).all()
+            pending = session.scalars(pending_query).all()
             done = (
                 []
                 if pending_only
@@ -151,6 +162,12 @@ class Scheduler:
                 ).all()
             )
             return [_scheduled(row) for row in [*pending, *done]]
+
+    def pending_count(self, flag: str) -> int:
+        """How many changes of `flag` are pending. Raises StoreError."""
+        with store._reading() as session:
+            query = select(func.count()).where(ScheduleRow.flag == flag, ScheduleRow.state == "pending")
+            return session.scalar(query) or 0
 
 
 scheduler = Scheduler()

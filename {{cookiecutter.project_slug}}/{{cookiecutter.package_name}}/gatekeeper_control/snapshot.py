@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -71,6 +71,8 @@ class UserRef:
 
 
 UserLookup = Callable[[str], UserRef | None]
+# Many at once (a pasted list of group members): {text: UserRef} for the texts that name a user.
+UsersLookup = Callable[[Sequence[str]], Mapping[str, UserRef]]
 
 
 def _nothing() -> Any:
@@ -132,10 +134,12 @@ class AppStore:
         push: bool = True,
         feed: ChangeFeed | None = None,
         listen_url: str | None = None,
+        users_lookup: UsersLookup | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.user_lookup = user_lookup
+        self.users_lookup = users_lookup
         self.clock = clock
         self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
         self.feed = feed

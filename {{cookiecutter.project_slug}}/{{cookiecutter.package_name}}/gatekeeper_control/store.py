@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,7 @@ from .snapshot import (
     StaleOverride,
     UserLookup,
     UserRef,
+    UsersLookup,
     describe_error,
 )
 from .tables import (
@@ -77,14 +78,16 @@ class OverrideStore:
         db: Any,
         *,
         user_lookup: UserLookup | None = None,
+        users_lookup: UsersLookup | None = None,
         feed: ChangeFeed | None = None,
     ) -> AppStore:
         """Attach to `app`. `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or the
         Flask-SQLAlchemy object.
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed`
-        carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so).
+        `users_lookup(texts)` (optional) finds many at once, {text: UserRef}, for pasted lists of members.
+        `feed` carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
         `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
         `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
         through a pooler that cannot LISTEN.
@@ -96,7 +99,16 @@ class OverrideStore:
         ttl = float(app.config["GATEKEEPER_STORE_TTL"])
         push = bool(app.config["GATEKEEPER_STORE_PUSH"])
         listen_url = app.config.get("GATEKEEPER_STORE_LISTEN_URL") or None
-        app_store = AppStore(db, ttl, user_lookup, self._clock, push=push, feed=feed, listen_url=listen_url)
+        app_store = AppStore(
+            db,
+            ttl,
+            user_lookup,
+            self._clock,
+            push=push,
+            feed=feed,
+            listen_url=listen_url,
+            users_lookup=users_lookup,
+        )
         app.extensions[EXTENSION_KEY] = app_store
         app_store.app = app  # scheduled changes are checked against its flags, from any thread
         return app_store
@@ -201,11 +213,12 @@ class OverrideStore:
             row = session.get(AuditRow, entry_id)
             return entry_from_row(row) if row is not None else None
 
-    def audit_actors(self) -> list[str]:
-        """Everyone who has changed something, sorted (the audit log's actor filter). Raises
-        StoreUnavailableError."""
+    def audit_actors(self, limit: int | None = None) -> list[str]:
+        """Everyone who has changed something (the `limit` most recently active, with a limit), sorted: the
+        audit log's actor filter. Raises StoreUnavailableError."""
+        query = select(AuditRow.actor).group_by(AuditRow.actor).order_by(func.max(AuditRow.id).desc())
         with self._reading() as session:
-            return list(session.scalars(select(AuditRow.actor).distinct().order_by(AuditRow.actor)))
+            return sorted(session.scalars(query.limit(limit) if limit is not None else query))
 
     def newest_of_their_kind(self, entries: list[AuditEntry]) -> set[int]:
         """The ids among `entries` that are the newest change to what they changed (a flag's forced variant,
@@ -340,6 +353,24 @@ class OverrideStore:
         except DATABASE_ERRORS as exc:
             raise StoreUnavailableError(
                 f"Could not look up {text!r}: {describe_error(exc)}. Nothing was changed."
+            ) from exc
+
+    def find_users(self, texts: Sequence[str]) -> dict[str, UserRef]:
+        """The users `texts` name, {text: UserRef} (texts that name nobody are left out): through the app's
+        `users_lookup` in one call when it gave one, else one `find_user` each."""
+        texts = [
+            text
+            for text in dict.fromkeys((text or "").strip() for text in texts)
+            if storable(text, LABEL_LENGTH)
+        ]
+        state = current_state()
+        if state.users_lookup is None or state.user_lookup is None:
+            return {text: ref for text in texts if (ref := self.find_user(text)) is not None}
+        try:
+            return dict(state.users_lookup(texts))
+        except DATABASE_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"Could not look up {len(texts)} users: {describe_error(exc)}. Nothing was changed."
             ) from exc
 
     def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
