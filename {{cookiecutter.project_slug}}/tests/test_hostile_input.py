@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.gatekeeper_control.errors import OverrideError
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from {{ cookiecutter.package_name }}.gatekeeper_control.tables import VersionRow
 from tests.conftest import PASSWORD
 from tests.store_helpers import audit_log
@@ -164,6 +166,19 @@ def test_a_nul_in_a_description_is_refused_and_the_store_stays_available(app, ad
     assert [entry.action for entry in audit_log(app)] == ["create_group"]
 
 
+def test_the_database_refusing_an_input_is_told_apart_from_an_outage(app):
+    """A write the database refuses for its data (PostgreSQL: a value too long, a NUL) is the input's fault:
+    an OverrideError saying so, and the store stays available (no outage banner on every page)."""
+
+    def refused(session):
+        raise DataError("UPDATE", {}, Exception("value too long for type character varying(100)"))
+
+    with app.app_context():
+        with pytest.raises(OverrideError, match="The database refused this change"):
+            store._write(refused)  # the one write path every change goes through
+        assert store.available
+
+
 def test_a_schedule_is_cancelled_only_through_its_own_flag(app, admin_client):
     """Cancelling #1 through another flag's URL cancels nothing; through its own flag's URL it does."""
     admin_client.post(f"{FLAG_PAGE}/schedules", data={"when": "+1h", "action": "force", "arguments": "ON"})
@@ -273,7 +288,8 @@ def test_a_dropped_connection_at_the_end_of_a_request_is_no_500(admin_client, mo
     registry = db.session.registry
 
     def remove_on_a_dropped_connection():
-        if registry.has():  # as Session.close() raises: before the registry is cleared
+        if registry.has():  # the connection went with the server; Session.close() raises, the registry stays
+            registry().close()
             raise OperationalError(
                 "ROLLBACK", {}, Exception("terminating connection due to administrator command")
             )
