@@ -33,20 +33,7 @@ from .targeting import code_weights, targeting
 def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[Any]) -> dict[str, Any]:
     """What the flag page shows about weights, group targets and scheduled changes."""
     stored = snapshot.weights.get(name)
-    schedule_pages = None
-    try:
-        pending = scheduler.pending_count(name)
-        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
-        schedules = scheduler.schedules(name, pending_page=(page, PER_PAGE))
-        schedule_pages = Page(
-            [],
-            page,
-            PER_PAGE,
-            pending,
-            lambda n: url_for(".flag", name=name, schedules=n, _anchor="schedules"),
-        )
-    except StoreError:
-        schedules = None
+    schedules, schedule_pages = _scheduled_changes(name)
     code_groups = gatekeeper.get_state().groups
     return {
         "weights": dict(stored) if stored else (code_weights(config) if config else None),
@@ -63,6 +50,23 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
         "schedule_pages": schedule_pages,
         "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
     }
+
+
+def _scheduled_changes(name: str) -> tuple[list[Any] | None, Page | None]:
+    """The flag page's scheduled changes: a page of the pending ones (`?schedules=N`, soonest first), then
+    the recently done; and the pending ones' pager. (None, None) while the store is unavailable."""
+    try:
+        pending = scheduler.pending_count(name)
+        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
+        changes = scheduler.schedules(name, pending_page=(page, PER_PAGE))
+    except StoreError:
+        return None, None
+    url = functools.partial(_flag_page_schedules, name)
+    return changes, Page(changes, page, PER_PAGE, pending, url)
+
+
+def _flag_page_schedules(name: str, page: int) -> str:
+    return url_for(".flag", name=name, schedules=page, _anchor="schedules")
 
 
 def _form_weights(config: Any) -> dict[str, str]:
