@@ -8,7 +8,7 @@ from loadtest_app import PACKAGE, app
 
 INTERVAL = float(sys.argv[1]) if len(sys.argv) > 1 else 0.1
 
-store = importlib.import_module(f"{PACKAGE}.gatekeeper_store").store
+store = importlib.import_module(f"{PACKAGE}.gatekeeper_control.store").store
 with app.app_context():
     flips = 0
     while True:
