@@ -1,5 +1,6 @@
-"""The security findings of issue 10, checked against the defaults bake served by gunicorn (two sync workers,
-debug off), as the attacker tried them: every request goes to 127.0.0.1 and every loop is bounded in time.
+"""The security findings of issues 10 and 25, checked against the defaults bake served by gunicorn (its
+gunicorn.conf.py: two threaded workers, debug off), as the attacker tried them: every request goes to
+127.0.0.1 and every loop is bounded in time.
 
 The login-throttling test is also the measurement: it prints the home page's latency unloaded and under
 16 clients posting wrong passwords, and how many attempts were hashed or refused. It asserts counts only.
@@ -8,16 +9,21 @@ The login-throttling test is also the measurement: it prints the home page's lat
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import shutil
+import socket
+import sqlite3
 import statistics
 import threading
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from bakery import copy_project, csrf_token, flask_cli, gunicorn
+from bakery import copy_project, csrf_token, flask_cli, gunicorn, log_in
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +38,9 @@ ATTACK_SECONDS = 8
 
 
 @pytest.fixture(scope="module")
-def server(baked_project, baked_env, tmp_path_factory) -> Iterator[str]:
-    """The defaults bake under gunicorn with short throttling windows, trusting only its own host name."""
+def served(baked_project, baked_env, tmp_path_factory) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """The defaults bake under gunicorn with short throttling windows, trusting only its own host name:
+    (its URL, the project folder, the environment it runs in)."""
     project = copy_project(baked_project, tmp_path_factory.mktemp("served"))
     env = {
         **baked_env(),
@@ -45,7 +52,12 @@ def server(baked_project, baked_env, tmp_path_factory) -> Iterator[str]:
     flask_cli(project, env, "init-db")
     flask_cli(project, env, "users", "create", VICTIM, "--admin", "--password", PASSWORD)
     with gunicorn(project, env, "--workers", str(WORKERS)) as url:
-        yield url
+        yield url, project, env
+
+
+@pytest.fixture(scope="module")
+def server(served) -> str:
+    return served[0]
 
 
 def request(
@@ -168,3 +180,60 @@ def test_https_reported_by_the_local_proxy_gets_hsts_and_secure_cookies(server):
     _, home_headers, _ = request(server, path="/", X_Forwarded_Proto="https")
     for cookie in (headers["set-cookie"], home_headers["set-cookie"]):
         assert "Secure" in cookie
+
+
+def test_two_idle_connections_do_not_stall_the_site(server):
+    """Two clients connect and send nothing (as browsers' speculative connections do): every worker must
+    still answer at once. Under sync workers each idle connection held a worker for 30 s, and the site
+    with it; the baked gunicorn.conf.py's threaded workers keep serving."""
+    parts = urllib.parse.urlsplit(server)
+    idle = [socket.create_connection((parts.hostname, parts.port), timeout=5) for _ in range(WORKERS)]
+    try:
+        time.sleep(0.5)  # both accepted by now, each by some worker
+        statuses = []
+        for _ in range(2 * WORKERS):
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+            try:
+                connection.request("GET", "/")
+                statuses.append(connection.getresponse().status)
+            except TimeoutError:
+                statuses.append("timed out")
+            finally:
+                connection.close()
+    finally:
+        for sock in idle:
+            sock.close()
+    assert statuses == [200] * (2 * WORKERS)
+
+
+def test_a_sqlite_file_replaced_under_the_running_site_is_picked_up(served):
+    """The database file is deleted and restored from a copy while both workers hold pooled connections to
+    it: every dashboard write afterwards lands in the restored file (the probe saw 55 of 65 fail with
+    "attempt to write a readonly database"), and a `flask users revoke` written there ends the session on
+    every following request (the probe saw 5 of 6 still served)."""
+    url, project, env = served
+    session, _ = log_in(url, VICTIM, PASSWORD)
+    for _ in range(2 * WORKERS):  # both workers open pooled connections to the file
+        assert session.open(f"{url}/gatekeeper/", timeout=10).status == 200
+    database = project / "served.db"
+    shutil.copy(database, project / "restored.db")
+    database.unlink()
+    os.replace(project / "restored.db", database)
+
+    pages = []
+    for variant in ["ON", "OFF"] * (2 * WORKERS):
+        flag_page = session.open(f"{url}/gatekeeper/flags/NEW_CHECKOUT", timeout=10).read().decode()
+        form = {"csrf_token": csrf_token(flag_page), "variant": variant, "confirm": "1"}
+        body = urllib.parse.urlencode(form).encode()
+        answer = session.open(f"{url}/gatekeeper/flags/NEW_CHECKOUT/force", data=body, timeout=10)
+        pages.append(answer.read().decode())
+    assert not [page for page in pages if "readonly" in page or "unavailable" in page]
+    with sqlite3.connect(database) as restored:
+        forced = restored.execute(
+            "SELECT COUNT(*) FROM gatekeeper_audit_log WHERE flag = 'NEW_CHECKOUT' AND action = 'force'"
+        ).fetchone()[0]
+    assert forced == 4 * WORKERS
+
+    flask_cli(project, env, "users", "revoke", VICTIM)
+    landed = [session.open(f"{url}/gatekeeper/", timeout=10).geturl() for _ in range(3 * WORKERS)]
+    assert all("/auth/login" in address for address in landed), landed

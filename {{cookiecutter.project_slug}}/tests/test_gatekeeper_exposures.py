@@ -17,7 +17,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, flag_evaluated
+from {{ cookiecutter.package_name }}.gatekeeper import (
+    Evaluation,
+    FeatureFlagConfig,
+    Gatekeeper,
+    flag_evaluated,
+)
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control import exposures as gatekeeper_exposures
 from {{ cookiecutter.package_name }}.gatekeeper_control.exposures import (
@@ -290,3 +295,74 @@ def test_what_is_left_in_the_buffer_is_written_when_the_process_exits(tmp_path):
             select(func.count()).select_from(ExposureUnit).where(ExposureUnit.flag == "MY_NEW_FEATURE")
         )
     assert (total, units) == (7, 7)
+
+
+class ConstantFFConfig(FeatureFlagConfig):
+    """A rule that decides without a rollout, so no anonymous id is asked for in the request."""
+
+    FLAG_NAME = "CONSTANT"
+    VARIANTS_ENUM_STR = "A B"
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        return self.variants_enum.A
+
+
+def stored_units(app, flag: str) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(ExposureUnit.unit).where(ExposureUnit.flag == flag)))
+
+
+@pytest.mark.parametrize("cookie", ["x" * 4000, "A" * 32, "0" * 31, "0" * 33, "../" * 11 + "ab"])
+def test_a_cookie_the_engine_refuses_is_never_an_exposure_unit(app, flag_page, monkeypatch, cookie):
+    """A `gk_anon` cookie that is not 32 lowercase hex digits (here 4,000 characters, or upper case) is no
+    unit: the visit counts, but no row carries what the visitor wrote (a cookie flood cannot fill a disk)."""
+    monkeypatch.setitem(FF_CONFIG_MAP, "CONSTANT", ConstantFFConfig())
+    client = app.test_client(use_cookies=False)
+    assert client.get("/flag/CONSTANT", headers={"Cookie": f"gk_anon={cookie}"}).status_code == 200
+    exposures.recorder(app).flush()
+    assert stored_exposures(app, "CONSTANT") == 1
+    assert stored_units(app, "CONSTANT") == []
+
+
+def test_a_well_formed_cookie_is_the_unit_of_a_rule_without_rollout(app, flag_page, monkeypatch):
+    """The same visit with a cookie the engine could have set counts its visitor once, by that id."""
+    monkeypatch.setitem(FF_CONFIG_MAP, "CONSTANT", ConstantFFConfig())
+    visitor = secrets.token_hex(16)
+    client = app.test_client(use_cookies=False)
+    client.get("/flag/CONSTANT", headers={"Cookie": f"gk_anon={visitor}"})
+    exposures.recorder(app).flush()
+    assert stored_units(app, "CONSTANT") == [f"anon:{visitor}"]
+
+
+def test_a_user_id_longer_than_the_column_counts_without_a_unit(app):
+    """An id longer than the unit column (an app whose user hook returns long strings) is counted as an
+    exposure but never written as a unit, which the database would refuse."""
+    recorder = exposures.recorder(app)
+    with app.app_context():
+        recorder._add([Evaluation("CONSTANT", "A", "rule")], "u" * 500)
+        assert recorder.flush() == 1
+    assert stored_units(app, "CONSTANT") == []
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(app, monkeypatch):
+    """When the database refuses one row of a batch (too long for a stricter column, say), the writer
+    writes the others, drops that one and counts it: the batch is not kept and retried forever."""
+    recorder = exposures.recorder(app)
+    monkeypatch.setattr(gatekeeper_exposures, "COLUMN_LENGTH", 10_000)  # the check in front let it through
+    with app.app_context():
+        db.session.execute(text("DROP TABLE gatekeeper_exposure_units"))
+        db.session.execute(
+            text(
+                "CREATE TABLE gatekeeper_exposure_units (flag VARCHAR(200) NOT NULL, variant VARCHAR(200) "
+                "NOT NULL, day INTEGER NOT NULL, unit VARCHAR(200) NOT NULL CHECK (length(unit) <= 200), "
+                "PRIMARY KEY (flag, variant, day, unit))"
+            )
+        )
+        db.session.commit()
+        recorder._add([Evaluation("CONSTANT", "A", "rule")], "anon:" + "x" * 300)
+        recorder._add([Evaluation("CONSTANT", "A", "rule")], "user 7")
+        assert recorder.flush() == 2  # the count (two exposures) and user 7's unit
+    assert recorder.pending == 0
+    assert recorder.dropped == 1
+    assert stored_exposures(app, "CONSTANT") == 2
+    assert stored_units(app, "CONSTANT") == ["user 7"]

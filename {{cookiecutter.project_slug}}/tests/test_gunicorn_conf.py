@@ -19,10 +19,12 @@ def settings(monkeypatch: pytest.MonkeyPatch, **environ: str) -> dict:
     return runpy.run_path(str(CONF))
 
 
-def test_defaults_serve_two_workers_on_loopback_only(monkeypatch):
-    """Without settings, gunicorn listens on 127.0.0.1:8000 (not the network) with two workers."""
+def test_defaults_serve_two_threaded_workers_on_loopback_only(monkeypatch):
+    """Without settings, gunicorn listens on 127.0.0.1:8000 (not the network) with two workers of four
+    threads each (gthread: an idle connection never holds a worker; see test_security_served.py)."""
     conf = settings(monkeypatch)
-    assert (conf["bind"], conf["workers"], conf["threads"]) == ("127.0.0.1:8000", 2, 1)
+    assert (conf["bind"], conf["workers"], conf["threads"]) == ("127.0.0.1:8000", 2, 4)
+    assert conf["worker_class"] == "gthread"
     assert conf["wsgi_app"] == "{{ cookiecutter.package_name }}:create_app()"
     assert conf["forwarded_allow_ips"] == "127.0.0.1"
 

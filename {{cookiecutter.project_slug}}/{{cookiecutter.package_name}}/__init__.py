@@ -21,7 +21,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     extensions.init_app(app)
     database.init_app(app)
-    overrides = gatekeeper_control.init_app(app, extensions.db, user_lookup=auth.lookup_user)
+    overrides = gatekeeper_control.init_app(
+        app, extensions.db, user_lookup=auth.lookup_user, users_lookup=auth.lookup_users
+    )
     gatekeeper.init_app(app, FF_CONFIG_MAP, store=overrides, groups=CODE_GROUPS, user_by_id=auth.user_by_id)
     auth.init_app(app)
     errors.init_app(app)

@@ -5,13 +5,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import click
 from email_validator import EmailNotValidError, validate_email
-from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.cli import AppGroup
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -85,6 +96,7 @@ def login() -> Response | str:
     if form.validate_on_submit():
         user = authenticate(form.email.data or "", form.password.data or "")
         if user is not None:
+            _new_session()
             login_user(user, remember=form.remember.data)
             flash(f"Logged in as {user.email}.", "success")
             return redirect(safe_next(form.next.data) or url_for("views.home"))
@@ -104,9 +116,17 @@ def logout() -> Response:
     if current_user.is_authenticated:
         current_user.revoke_sessions()
         db.session.commit()
-        logout_user()
+        _new_session()
+        logout_user()  # after: it marks the remember-me cookie for deletion in the new session
         flash("Logged out.", "info")
     return redirect(url_for("views.home"))
+
+
+def _new_session() -> None:
+    """Start a fresh session at login and logout: nothing from before carries over, the CSRF secrets
+    (Flask-WTF's and the dashboard's) included, so a token taken before login is refused after it."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's per-request copy
 
 
 def safe_next(target: str | None) -> str | None:
@@ -164,6 +184,11 @@ def lookup_user(text: str) -> UserRef | None:
     """The user an admin typed (email or id) for the flag store, as an id and a recognisable label."""
     user = User.find(text)
     return None if user is None else UserRef(id=str(user.id), label=user.email)
+
+
+def lookup_users(texts: Sequence[str]) -> dict[str, UserRef]:
+    """`lookup_user` for many texts at once (a pasted list of group members), in a few queries."""
+    return {text: UserRef(id=str(user.id), label=user.email) for text, user in User.find_many(texts).items()}
 
 
 # --- `flask users` ------------------------------------------------------------------------------------------

@@ -130,6 +130,9 @@ class Settings:
     # Security (see security.py): Flask's own TRUSTED_HOSTS, how many proxies stand in front, the CSP.
     TRUSTED_HOSTS: tuple[str, ...] | None = None
     PROXY_COUNT: int = 0
+    # Whether those proxies set X-Forwarded-Prefix (the app served under a path): off unless they do, since a
+    # proxy that passes the client's own header through would let anyone move every link of a page.
+    PROXY_PREFIX: bool = False
     CONTENT_SECURITY_POLICY: str = CONTENT_SECURITY_POLICY
     # Login throttling (Flask-Limiter): failed attempts per account and per client address. The storage is
     # per process by default; with several processes give them a shared one, e.g. redis://localhost:6379.
@@ -176,6 +179,7 @@ class Settings:
             GATEKEEPER_STORE_TTL=_seconds(environ, "GATEKEEPER_STORE_TTL", 5.0),
             TRUSTED_HOSTS=_hosts(environ, "TRUSTED_HOSTS"),
             PROXY_COUNT=_count(environ, "PROXY_COUNT", 0),
+            PROXY_PREFIX=_bool(environ, "PROXY_PREFIX"),
             LOGIN_LIMIT_PER_ACCOUNT=_rate_limit(
                 environ, "LOGIN_LIMIT_PER_ACCOUNT", cls.LOGIN_LIMIT_PER_ACCOUNT
             ),

@@ -14,6 +14,7 @@ empty database.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -24,10 +25,13 @@ import flask_migrate
 from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import URL, event, inspect
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 
 from . import auth
 from .extensions import db
 from .gatekeeper_control import create_tables as create_gatekeeper_tables
+
+log = logging.getLogger(__name__)
 
 # The revision that creates the users and gatekeeper tables (migrations/versions/0001_*.py).
 FIRST_REVISION = "0001"
@@ -46,6 +50,9 @@ def create_sqlite_files() -> None:
         path = _sqlite_file(engine.url)
         if path is not None and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by this user only (it holds password hashes); SQLite gives its journal and WAL files
+            # the database file's permissions.
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             sqlite3.connect(path).close()
 
 
@@ -67,6 +74,33 @@ def _open_existing_file_only(dialect: Any, record: Any, cargs: list[Any], cparam
         )
     cargs[:1] = [f"{path.as_uri()}?mode=rw"]
     cparams["uri"] = True
+
+
+def _reconnect_when_replaced(engine: Any, path: Path) -> None:
+    """Hand out no pooled connection to a SQLite file that has since been replaced (deleted, restored from a
+    backup, moved over): such a connection still reads and writes the old, unlinked file, so writes failed
+    ("readonly database") and a `flask users revoke` in the new file went unseen. Each connection remembers
+    the file it opened (device and inode); on checkout a different or missing file makes the pool drop it
+    and connect again (SQLAlchemy retries a checkout that raises DisconnectionError). One stat() a checkout.
+    """
+
+    def remember_file(dbapi_connection: Any, record: Any) -> None:
+        record.info["sqlite_file"] = _file_identity(path)
+
+    def same_file_or_reconnect(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("sqlite_file") != _file_identity(path):
+            raise DisconnectionError(f"the SQLite database {path} was replaced; reconnecting")
+
+    event.listen(engine, "connect", remember_file)
+    event.listen(engine, "checkout", same_file_or_reconnect)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def upgrade_db() -> None:
@@ -96,11 +130,26 @@ def init_db_command(demo_admin_url: str | None) -> None:
         auth.reset_demo_admin(demo_admin_url)
 
 
+def _end_session_quietly(exception: BaseException | None = None) -> None:
+    """End the request's database session before Flask-SQLAlchemy's own teardown does (teardowns run last
+    registered first). Its rollback raises on a connection the server has just dropped (`AdminShutdown` while
+    PostgreSQL stops), after the page was made, and the client got the server's bare 500 for a page that had
+    worked. The broken connection is discarded by the pool; the next request gets a fresh one."""
+    try:
+        db.session.remove()
+    except SQLAlchemyError as error:
+        log.warning("ending the request's database session failed: %s", getattr(error, "orig", None) or error)
+        db.session.registry.clear()
+
+
 def init_app(app: Flask) -> None:
     """Register `flask init-db`, make sure the instance folder exists, and never let SQLite create a file."""
     os.makedirs(app.instance_path, exist_ok=True)
     app.cli.add_command(init_db_command)
+    app.teardown_appcontext(_end_session_quietly)
     with app.app_context():
         for engine in db.engines.values():
-            if _sqlite_file(engine.url) is not None:
+            path = _sqlite_file(engine.url)
+            if path is not None:
                 event.listen(engine, "do_connect", _open_existing_file_only)
+                _reconnect_when_replaced(engine, path)

@@ -905,13 +905,21 @@ class Gatekeeper:
     def _get_anonymous_id(self) -> str:
         """This visitor's long-lived random id, set as a cookie the first time a rollout needs it."""
         if self._anonymous_id is None:
-            value = cookie_value(self.request, ANONYMOUS_COOKIE) if self.request is not None else None
-            if value is not None and _ANONYMOUS_ID.fullmatch(value):
+            value = anonymous_cookie_id(self.request) if self.request is not None else None
+            if value is not None:
                 self._anonymous_id = value
             else:
                 self._anonymous_id = secrets.token_hex(16)
                 after_this_request(functools.partial(_set_anonymous_cookie, self._anonymous_id))
         return self._anonymous_id
+
+
+def anonymous_cookie_id(request: Request) -> str | None:
+    """The visitor's `gk_anon` cookie when it holds an id this module could have set (32 lowercase hex
+    digits), else None. The one check of that cookie: whatever reads it (rollouts, exposures) goes through
+    here, so a visitor's own cookie can never bring a long or odd string into a bucket or a database row."""
+    value = cookie_value(request, ANONYMOUS_COOKIE)
+    return value if value is not None and _ANONYMOUS_ID.fullmatch(value) else None
 
 
 def cookie_value(request: Request, name: str) -> str | None:

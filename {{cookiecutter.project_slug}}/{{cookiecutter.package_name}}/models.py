@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import String
@@ -80,5 +82,33 @@ class User(UserMixin, db.Model):
             return db.session.get(cls, number) if number <= _MAX_ID else None
         return cls.find_by_email(text)
 
+    @classmethod
+    def find_many(cls, emails_or_ids: Sequence[str]) -> dict[str, User]:
+        """The users these emails (case-insensitive) or numeric ids name, {text: user}; a few queries in all,
+        however many texts (a pasted list of group members)."""
+        texts = [str(text).strip() for text in emails_or_ids]
+        ids = {
+            text: int(text) for text in texts if text.isascii() and text.isdigit() and int(text) <= _MAX_ID
+        }
+        emails = {text: text.lower() for text in texts if text not in ids and "\x00" not in text}
+        by_id: dict[int, User] = {}
+        by_email: dict[str, User] = {}
+        for chunk in _chunks(sorted(set(ids.values()))):
+            by_id.update(
+                (user.id, user) for user in db.session.scalars(db.select(cls).where(cls.id.in_(chunk)))
+            )
+        for chunk in _chunks(sorted(set(emails.values()))):
+            query = db.select(cls).where(db.func.lower(cls.email).in_(chunk))
+            by_email.update((user.email.lower(), user) for user in db.session.scalars(query))
+        found = {text: by_id.get(number) for text, number in ids.items()}
+        found.update((text, by_email.get(email)) for text, email in emails.items())
+        return {text: user for text, user in found.items() if user is not None}
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """`values` in lists of `size`: an IN list within every database's limit on bound parameters."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

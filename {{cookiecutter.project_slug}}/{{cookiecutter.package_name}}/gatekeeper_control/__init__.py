@@ -20,7 +20,7 @@ from flask import Flask
 # only: a name imported here must never hide a module of the folder (`gatekeeper_control.store` is store.py).
 from . import check, cli, dashboard, dashboard_flags, dashboard_targeting, exposures, schedules, store  # noqa: F401
 from .push import ChangeFeed
-from .snapshot import AppStore, UserLookup, UserRef
+from .snapshot import AppStore, UserLookup, UserRef, UsersLookup
 from .tables import metadata
 
 __all__ = ["AppStore", "ChangeFeed", "UserRef", "create_tables", "init_app", "metadata"]
@@ -31,6 +31,7 @@ def init_app(
     db: Any,
     *,
     user_lookup: UserLookup | None = None,
+    users_lookup: UsersLookup | None = None,
     feed: ChangeFeed | None = None,
     url_prefix: str | None = None,
 ) -> AppStore:
@@ -39,12 +40,13 @@ def init_app(
 
     `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or Flask-SQLAlchemy's `db`.
     `user_lookup(text)` turns the email, name or id an admin types into a `UserRef`, or None (without it any
-    text is taken as an id, unchecked). `feed` carries changes between processes (default: LISTEN/NOTIFY on
+    text is taken as an id, unchecked); `users_lookup(texts)`, optional, finds many at once ({text: UserRef})
+    for pasted lists of group members. `feed` carries changes between processes (default: LISTEN/NOTIFY on
     PostgreSQL, the TTL elsewhere). The dashboard is served under `url_prefix` (default: the
     `GATEKEEPER_URL_PREFIX` setting, else "/gatekeeper"). Exposures are recorded unless
     `GATEKEEPER_EXPOSURES` is off.
     """
-    app_store = store.store.init_app(app, db, user_lookup=user_lookup, feed=feed)
+    app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
     schedules.init_app(app_store)
     exposures.exposures.init_app(app, app_store.db)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"

@@ -14,8 +14,10 @@ store's snapshot, so the pages keep working (and say so) when the database is do
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +37,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from .engine import gatekeeper
+from .parsing import page_number
 from .store import StoreError, current_config_map, shorten, store
 
 try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
@@ -50,8 +53,14 @@ bp = Blueprint("gatekeeper", __name__, template_folder="templates", static_folde
 
 AUDIT_PER_PAGE = 50
 FLAG_AUDIT_ENTRIES = 20
-# Flash messages live in the session cookie: what an admin typed is cut short so no cookie outgrows 4 KB.
+# Lists that grow with what admins make (groups, a group's members, a flag's pending changes) are shown this
+# many to a page, so no page grows with them (5,000 members made a 3 MB page).
+PER_PAGE = 100
+AUDIT_ACTORS_SHOWN = 100  # the audit log's "Who" filter offers the most recent actors
+# Flash messages live in the session cookie: what an admin typed is cut short, and only the newest few are
+# kept (a client that never follows the redirects would pile them up), so no cookie outgrows 4 KB.
 FLASH_LENGTH = 300
+MAX_FLASHES = 5
 
 
 CSRF_FIELD = "csrf_token"
@@ -86,6 +95,14 @@ def _check_csrf() -> None:
     problem = _csrf_problem(request.form.get(CSRF_FIELD, ""))
     if problem is not None:
         abort(400, description=f"{problem} Nothing was changed: reload the page and try again.")
+
+
+@bp.after_request
+def _never_cached(response: Response) -> Response:
+    """No admin page is kept by a browser or a shared cache: a back button after logout, or a proxy, must
+    not show who is overridden to what."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.errorhandler(403)
@@ -171,6 +188,31 @@ def _csrf_serializer() -> URLSafeTimedSerializer:
 # --- Helpers ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a list a dashboard page shows; `url(n)` links to page n of the same view."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+    url: Callable[[int], str]
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def page_of(
+    items: Sequence[Any], page_text: str | None, url: Callable[[int], str], per_page: int = PER_PAGE
+) -> Page:
+    """The page `page_text` (a query-string value; past the end: the last page) of `items`."""
+    total = len(items)
+    page = min(page_number(page_text), max(1, math.ceil(total / per_page)))
+    start = (page - 1) * per_page
+    return Page(list(items[start : start + per_page]), page, per_page, total, url)
+
+
 @bp.app_template_global("gatekeeper_relative_time")
 def relative_time(moment: datetime, now: datetime | None = None) -> str:
     """How long ago `moment` was, in a few words ("just now", "3 min ago", "2 h ago", "5 days ago")."""
@@ -221,6 +263,9 @@ def change(operation: Any, *args: str, unchanged: str, note: str = "") -> None:
 
 def flash_message(message: str, category: str) -> None:
     """Flash `message`, cut to FLASH_LENGTH: it rides in the session cookie, and may quote what was typed."""
+    pending = session.get("_flashes")  # Flask's own key for messages not shown yet
+    if pending and len(pending) >= MAX_FLASHES:
+        session["_flashes"] = pending[1 - MAX_FLASHES :]
     flash(shorten(message, FLASH_LENGTH), category)
 
 

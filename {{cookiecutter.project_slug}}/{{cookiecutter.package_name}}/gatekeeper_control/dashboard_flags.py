@@ -7,11 +7,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .audit import AuditEntry
 from .dashboard import (
+    AUDIT_ACTORS_SHOWN,
     AUDIT_PER_PAGE,
     FLAG_AUDIT_ENTRIES,
     back_to_flag,
@@ -23,6 +24,7 @@ from .dashboard import (
     form_reason,
 )
 from .dashboard_targeting import targeting_context
+from .parsing import page_number
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
 from .targeting import targeting
@@ -185,10 +187,10 @@ AUDIT_ACTION_NAMES = {
 def audit() -> str:
     """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
     filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
-    page = request.args.get("page", 1, type=int)
+    page = page_number(request.args.get("page"))
     try:
         entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
-        actors = store.audit_actors()
+        actors = store.audit_actors(limit=AUDIT_ACTORS_SHOWN)
         undoable = _undoable(entries.entries)
     except StoreError:
         entries, actors, undoable = None, [], set()
@@ -211,9 +213,10 @@ def undo(entry_id: int) -> Response:
     try:
         entry = store.undo(entry_id, current_actor(), reason=form_reason())
     except StoreError as exc:
-        flash(str(exc), "error")
+        flash_message(str(exc), "error")
     else:
-        flash(f"Undone: {entry.summary}" if entry else "Nothing to undo.", "success" if entry else "info")
+        message = f"Undone: {entry.summary}" if entry else "Nothing to undo."
+        flash_message(message, "success" if entry else "info")
     filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
     return redirect(url_for(".audit", **filters))
 

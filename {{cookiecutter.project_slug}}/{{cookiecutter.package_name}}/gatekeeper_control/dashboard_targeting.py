@@ -3,13 +3,27 @@ the groups pages, and the user look-up (every flag's variant for one user, and w
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .dashboard import back_to_flag, bp, change, config_or_404, current_actor, flash_message, form_reason
+from .dashboard import (
+    PER_PAGE,
+    Page,
+    back_to_flag,
+    bp,
+    change,
+    config_or_404,
+    current_actor,
+    flash_message,
+    form_reason,
+    page_of,
+)
 from .engine import gatekeeper
+from .parsing import page_number
 from .schedules import scheduler
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store
@@ -19,10 +33,7 @@ from .targeting import code_weights, targeting
 def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[Any]) -> dict[str, Any]:
     """What the flag page shows about weights, group targets and scheduled changes."""
     stored = snapshot.weights.get(name)
-    try:
-        schedules = scheduler.schedules(name)
-    except StoreError:
-        schedules = None
+    schedules, schedule_pages = _scheduled_changes(name)
     code_groups = gatekeeper.get_state().groups
     return {
         "weights": dict(stored) if stored else (code_weights(config) if config else None),
@@ -34,9 +45,28 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
             for group, variant in snapshot.group_targets.get(name, ())
         ],
         "group_names": sorted({*snapshot.groups, *code_groups}),
+        "group_choices": PER_PAGE,  # more groups than this: a text box, not a list of them all
         "schedules": schedules,
+        "schedule_pages": schedule_pages,
         "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
     }
+
+
+def _scheduled_changes(name: str) -> tuple[list[Any] | None, Page | None]:
+    """The flag page's scheduled changes: a page of the pending ones (`?schedules=N`, soonest first), then
+    the recently done; and the pending ones' pager. (None, None) while the store is unavailable."""
+    try:
+        pending = scheduler.pending_count(name)
+        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
+        changes = scheduler.schedules(name, pending_page=(page, PER_PAGE))
+    except StoreError:
+        return None, None
+    url = functools.partial(_flag_page_schedules, name)
+    return changes, Page(changes, page, PER_PAGE, pending, url)
+
+
+def _flag_page_schedules(name: str, page: int) -> str:
+    return url_for(".flag", name=name, schedules=page, _anchor="schedules")
 
 
 def _form_weights(config: Any) -> dict[str, str]:
@@ -111,8 +141,9 @@ def add_schedule(name: str) -> Response:
 
 @bp.post("/flags/<name>/schedules/<int:schedule_id>/cancel")
 def cancel_schedule(name: str, schedule_id: int) -> Response:
-    """Cancel a pending change."""
-    change(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending.")
+    """Cancel a pending change of this flag (an id of another flag's change cancels nothing)."""
+    cancel = functools.partial(scheduler.cancel, flag=name)
+    change(cancel, schedule_id, unchanged=f"#{schedule_id} is not a pending change of {shorten(name)}.")
     return back_to_flag(name)
 
 
@@ -120,13 +151,24 @@ def cancel_schedule(name: str, schedule_id: int) -> Response:
 def groups() -> str:
     """Every group: stored ones (editable) and those defined in code (read-only)."""
     snapshot = store.snapshot(max_age=0)
+    names = page_of(
+        sorted(snapshot.groups), request.args.get("page"), lambda page: url_for(".groups", page=page)
+    )
     stored = [
-        {"name": name, "description": description, "members": len(snapshot.group_members.get(name, {}))}
-        for name, description in sorted(snapshot.groups.items())
+        {
+            "name": name,
+            "description": snapshot.groups[name],
+            "members": len(snapshot.group_members.get(name, {})),
+        }
+        for name in names.items
     ]
     code = sorted(gatekeeper.get_state().groups.values())
     return render_template(
-        "gatekeeper/groups.html", stored=stored, code=code, targets=_targets_by_group(snapshot)
+        "gatekeeper/groups.html",
+        stored=stored,
+        pages=names,
+        code=code,
+        targets=_targets_by_group(snapshot),
     )
 
 
@@ -137,7 +179,11 @@ def group(name: str) -> str:
     code_group = gatekeeper.get_state().groups.get(name)
     if name not in snapshot.groups and code_group is None:
         abort(404)
-    members = sorted(snapshot.group_members.get(name, {}).items(), key=lambda item: item[1])
+    members = page_of(
+        sorted(snapshot.group_members.get(name, {}).items(), key=lambda item: item[1]),
+        request.args.get("page"),
+        lambda page: url_for(".group", name=name, page=page),
+    )
     return render_template(
         "gatekeeper/group.html",
         name=name,

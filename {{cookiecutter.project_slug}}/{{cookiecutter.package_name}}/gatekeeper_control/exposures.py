@@ -38,7 +38,7 @@ from flask import Flask, current_app, has_app_context, has_request_context
 from flask import request as flask_request
 from sqlalchemy import Engine, Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .engine import gatekeeper
@@ -56,6 +56,10 @@ SRM_P_VALUE = 0.001
 # Flags the dashboard evaluates to show an admin what they get are not exposures to the feature.
 DASHBOARD_BLUEPRINT = "gatekeeper"
 _ANONYMOUS_PREFIX = "anon:"
+# The columns' size. A unit longer than this (or holding a NUL, which PostgreSQL refuses) is never buffered,
+# so it can neither grow a table nor fail the write of everyone else's exposures; should the database still
+# refuse a row, the writer drops that row alone (`_write_one_by_one`).
+COLUMN_LENGTH = 200
 
 
 class ExposureCount(Base):
@@ -63,8 +67,8 @@ class ExposureCount(Base):
 
     __tablename__ = "gatekeeper_exposures"
 
-    flag: Mapped[str] = mapped_column(String(200), primary_key=True)
-    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(COLUMN_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(COLUMN_LENGTH), primary_key=True)
     hour: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -74,10 +78,10 @@ class ExposureUnit(Base):
 
     __tablename__ = "gatekeeper_exposure_units"
 
-    flag: Mapped[str] = mapped_column(String(200), primary_key=True)
-    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(COLUMN_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(COLUMN_LENGTH), primary_key=True)
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
-    unit: Mapped[str] = mapped_column(String(200), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(COLUMN_LENGTH), primary_key=True)
 
 
 # -- the report the flag page shows -------------------------------------------------------------------
@@ -197,6 +201,8 @@ class ExposureRecorder:
         """Count one unit's evaluations in the buffer, within MAX_PENDING entries."""
         hour = int(self.clock() // 3600)
         day = hour // 24
+        if unit is not None and not _fits(unit):
+            unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
         with self._lock:
             counts, units = self._counts, self._units
             room = MAX_PENDING - len(counts) - len(units)
@@ -239,11 +245,42 @@ class ExposureRecorder:
                     _add_counts(session, counts)
                     _add_units(session, units)
                     self._prune(session)
+            except (DataError, IntegrityError) as error:
+                # The database refused some row's data (not an outage): write them one at a time, so that
+                # only the rows it refuses are dropped, never the whole batch again and again.
+                log.warning(
+                    "gatekeeper_exposures: the database refused a batch (%r); writing row by row", error
+                )
+                return self._write_one_by_one(counts, units)
             except Exception as error:
                 log.warning("gatekeeper_exposures: writing %d entries failed (%r); kept", len(counts), error)
                 self._keep(counts, units)
                 return 0
             return len(counts) + len(units)
+
+    def _write_one_by_one(
+        self, counts: dict[tuple[str, str, int], int], units: set[tuple[str, str, int, str]]
+    ) -> int:
+        """Write each entry in a savepoint of its own, dropping (and counting) those the database refuses."""
+        written = 0
+        try:
+            with Session(self.engine) as session, session.begin():
+                entries = [(_add_counts, {key: count}) for key, count in counts.items()]
+                entries += [(_add_units, {unit}) for unit in units]
+                for write, entry in entries:
+                    try:
+                        with session.begin_nested():
+                            write(session, entry)  # type: ignore[operator]
+                        written += 1
+                    except (DataError, IntegrityError) as error:
+                        with self._lock:
+                            self.dropped += 1
+                        log.warning("gatekeeper_exposures: dropped an entry the database refused (%r)", error)
+        except Exception as error:
+            log.warning("gatekeeper_exposures: writing %d entries failed (%r); kept", len(counts), error)
+            self._keep(counts, units)
+            return 0
+        return written
 
     def report(
         self,
@@ -455,11 +492,14 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
 
 
 def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
-    """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's."""
-    anonymous = getattr(gk, "_anonymous_id", None) or gatekeeper.cookie_value(
-        request, gatekeeper.ANONYMOUS_COOKIE
-    )
+    """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's when it is
+    one the engine accepts (`anonymous_cookie_id`); a cookie the engine would refuse is no unit at all."""
+    anonymous = getattr(gk, "_anonymous_id", None) or gatekeeper.anonymous_cookie_id(request)
     return _ANONYMOUS_PREFIX + anonymous if anonymous else None
+
+
+def _fits(text: str) -> bool:
+    return len(text) <= COLUMN_LENGTH and "\x00" not in text
 
 
 def _reset_in_child() -> None:

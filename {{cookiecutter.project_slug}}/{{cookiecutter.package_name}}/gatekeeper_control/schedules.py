@@ -9,17 +9,17 @@ The store reaches `apply_due_changes` through the `AppStore.apply_due` hook that
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
 from .errors import OverrideError, ScheduleError
+from .parsing import moment, row_id
 from .snapshot import AppStore, as_utc
 from .store import check_flag, check_variant, current_state, force_in, quote, store, unforce_in
 from .tables import LABEL_LENGTH, ScheduleRow, VersionRow
@@ -35,8 +35,6 @@ from .targeting import (
     utc_now,
 )
 
-_OFFSET = re.compile(r"\+(\d{1,6})([smhd])")
-_OFFSET_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 SCHEDULE_ACTIONS = ("force", "unforce", "rollout", "clear-rollout", "target", "untarget")
 
 
@@ -59,22 +57,9 @@ class ScheduledChange:
 
 
 def parse_when(text: str, now: datetime) -> datetime:
-    """An ISO 8601 time (UTC when it names no zone) or an offset like +30m, +2h, +1d; must be future."""
-    text = (text or "").strip()
-    offset = _OFFSET.fullmatch(text)
-    if offset:
-        due = now + timedelta(**{_OFFSET_UNITS[offset.group(2)]: int(offset.group(1))})
-    else:
-        try:
-            due = datetime.fromisoformat(text)
-        except ValueError:
-            raise ScheduleError(
-                f"{quote(text)} is not a time: use ISO 8601 (2030-01-31T09:00Z) or +30m, +2h, +1d."
-            ) from None
-        due = due.replace(tzinfo=UTC) if due.tzinfo is None else due.astimezone(UTC)
-    if due <= now:
-        raise ScheduleError(f"{due:%Y-%m-%d %H:%M:%S} UTC is in the past: schedule a future time.")
-    return due
+    """An ISO 8601 time (UTC when it names no zone) or an offset like +30m, +2h, +1d; must be future (and
+    within parsing.MAX_SCHEDULE_DAYS)."""
+    return moment(text, now)
 
 
 class Scheduler:
@@ -124,13 +109,18 @@ class Scheduler:
         assert entry is not None
         return entry
 
-    def cancel(self, schedule_id: int, actor: str, *, reason: str | None = None) -> AuditEntry | None:
-        """Cancel a pending change. None if it is not pending (already applied, cancelled or unknown)."""
+    def cancel(
+        self, schedule_id: int, actor: str, *, flag: str | None = None, reason: str | None = None
+    ) -> AuditEntry | None:
+        """Cancel a pending change (of `flag`, when given). None if it is not pending (already applied,
+        cancelled or unknown) or belongs to another flag than `flag`."""
         reason = clean_reason(reason)
+        if row_id(schedule_id) is None:
+            return None
 
         def change(session: Session) -> AuditEntry | None:
             row = session.get(ScheduleRow, schedule_id)
-            if row is None or row.state != "pending":
+            if row is None or row.state != "pending" or (flag is not None and row.flag != flag):
                 return None
             row.state, row.done_at, row.outcome = (
                 "cancelled",
@@ -144,15 +134,26 @@ class Scheduler:
 
         return store._write(change)
 
-    def schedules(self, flag: str | None = None, pending_only: bool = False) -> list[ScheduledChange]:
-        """Scheduled changes, pending first by due time, then the 50 most recently done. Raises StoreError."""
+    def schedules(
+        self,
+        flag: str | None = None,
+        pending_only: bool = False,
+        *,
+        pending_page: tuple[int, int] | None = None,
+    ) -> list[ScheduledChange]:
+        """Scheduled changes, pending first by due time (all of them, or page N of `pending_page=(N, size)`),
+        then the 50 most recently done. Raises StoreError."""
         query = select(ScheduleRow)
         if flag is not None:
             query = query.where(ScheduleRow.flag == flag)
+        pending_query = query.where(ScheduleRow.state == "pending").order_by(
+            ScheduleRow.due_at, ScheduleRow.id
+        )
+        if pending_page is not None:
+            page, size = pending_page
+            pending_query = pending_query.limit(size).offset((page - 1) * size)
         with store._reading() as session:
-            pending = session.scalars(
-                query.where(ScheduleRow.state == "pending").order_by(ScheduleRow.due_at, ScheduleRow.id)
-            ).all()
+            pending = session.scalars(pending_query).all()
             done = (
                 []
                 if pending_only
@@ -161,6 +162,12 @@ class Scheduler:
                 ).all()
             )
             return [_scheduled(row) for row in [*pending, *done]]
+
+    def pending_count(self, flag: str) -> int:
+        """How many changes of `flag` are pending. Raises StoreError."""
+        with store._reading() as session:
+            query = select(func.count()).where(ScheduleRow.flag == flag, ScheduleRow.state == "pending")
+            return session.scalar(query) or 0
 
 
 scheduler = Scheduler()

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -30,7 +30,7 @@ from typing import Any
 
 from flask import Flask, has_request_context
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .engine import gatekeeper
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "gatekeeper_store"
 # What a broken or unreachable database raises (OSError: e.g. an SQLite file in a missing folder).
 DATABASE_ERRORS = (SQLAlchemyError, OSError)
+# What the database raises when it refuses the data of one statement (a value too long or out of range, a
+# NUL in text, a broken constraint): the input is at fault, not the database, which stays available.
+REFUSED_INPUT_ERRORS = (DataError, IntegrityError, OverflowError)
 # Seconds a process's first request may wait for its first snapshot (a kill switch holds from the start).
 
 FIRST_LOAD_WAIT = 2.0
@@ -69,6 +72,8 @@ class UserRef:
 
 
 UserLookup = Callable[[str], UserRef | None]
+# Many at once (a pasted list of group members): {text: UserRef} for the texts that name a user.
+UsersLookup = Callable[[Sequence[str]], Mapping[str, UserRef]]
 
 
 def _nothing() -> Any:
@@ -131,10 +136,12 @@ class AppStore:
         feed: ChangeFeed | None = None,
         listen_url: str | None = None,
         feed_setting: str = "",
+        users_lookup: UsersLookup | None = None,
     ) -> None:
         self.db = db
         self.ttl = ttl
         self.user_lookup = user_lookup
+        self.users_lookup = users_lookup
         self.clock = clock
         self.push = push  # listen for other processes' changes (when the feed can: PostgreSQL, or `feed`)
         self.feed = feed

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,15 +33,18 @@ from .errors import (
     UnknownUserError,
     UnknownVariantError,
 )
+from .parsing import row_id
 from .push import ChangeFeed
 from .snapshot import (
     DATABASE_ERRORS,
     EXTENSION_KEY,
+    REFUSED_INPUT_ERRORS,
     AppStore,
     Snapshot,
     StaleOverride,
     UserLookup,
     UserRef,
+    UsersLookup,
     describe_error,
     missing_table,
 )
@@ -76,14 +79,16 @@ class OverrideStore:
         db: Any,
         *,
         user_lookup: UserLookup | None = None,
+        users_lookup: UsersLookup | None = None,
         feed: ChangeFeed | None = None,
     ) -> AppStore:
         """Attach to `app`. `db` is a database URL (``"sqlite:///path"``), a SQLAlchemy Engine, or the
         Flask-SQLAlchemy object.
 
         `user_lookup(text)` turns an email or id typed by an admin into a `UserRef`, or None when no such user
-        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so). `feed`
-        carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
+        exists; without one, any text is taken as the user id, unchecked (and the dashboard says so).
+        `users_lookup(texts)` (optional) finds many at once, {text: UserRef}, for pasted lists of members.
+        `feed` carries changes between processes (default: LISTEN/NOTIFY on PostgreSQL, none elsewhere);
         `GATEKEEPER_STORE_PUSH = False` stops this process listening (it still announces its own writes);
         `GATEKEEPER_STORE_LISTEN_URL` (a libpq URL) is where the listener connects when the app's URL goes
         through a pooler that cannot LISTEN. `GATEKEEPER_CHANGE_FEED` picks the feed: empty (automatic), a
@@ -106,6 +111,7 @@ class OverrideStore:
             feed=feed,
             listen_url=listen_url,
             feed_setting=feed_setting,
+            users_lookup=users_lookup,
         )
         app.extensions[EXTENSION_KEY] = app_store
         app_store.app = app  # scheduled changes are checked against its flags, from any thread
@@ -211,15 +217,18 @@ class OverrideStore:
 
     def audit_entry(self, entry_id: int) -> AuditEntry | None:
         """One audit entry by its id, or None. Raises StoreUnavailableError."""
+        if row_id(entry_id) is None:
+            return None
         with self._reading() as session:
             row = session.get(AuditRow, entry_id)
             return entry_from_row(row) if row is not None else None
 
-    def audit_actors(self) -> list[str]:
-        """Everyone who has changed something, sorted (the audit log's actor filter). Raises
-        StoreUnavailableError."""
+    def audit_actors(self, limit: int | None = None) -> list[str]:
+        """Everyone who has changed something (the `limit` most recently active, with a limit), sorted: the
+        audit log's actor filter. Raises StoreUnavailableError."""
+        query = select(AuditRow.actor).group_by(AuditRow.actor).order_by(func.max(AuditRow.id).desc())
         with self._reading() as session:
-            return list(session.scalars(select(AuditRow.actor).distinct().order_by(AuditRow.actor)))
+            return sorted(session.scalars(query.limit(limit) if limit is not None else query))
 
     def newest_of_their_kind(self, entries: list[AuditEntry]) -> set[int]:
         """The ids among `entries` that are the newest change to what they changed (a flag's forced variant,
@@ -356,6 +365,24 @@ class OverrideStore:
                 f"Could not look up {text!r}: {describe_error(exc)}. Nothing was changed."
             ) from exc
 
+    def find_users(self, texts: Sequence[str]) -> dict[str, UserRef]:
+        """The users `texts` name, {text: UserRef} (texts that name nobody are left out): through the app's
+        `users_lookup` in one call when it gave one, else one `find_user` each."""
+        texts = [
+            text
+            for text in dict.fromkeys((text or "").strip() for text in texts)
+            if storable(text, LABEL_LENGTH)
+        ]
+        state = current_state()
+        if state.users_lookup is None or state.user_lookup is None:
+            return {text: ref for text in texts if (ref := self.find_user(text)) is not None}
+        try:
+            return dict(state.users_lookup(texts))
+        except DATABASE_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"Could not look up {len(texts)} users: {describe_error(exc)}. Nothing was changed."
+            ) from exc
+
     def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
         state = current_state()
         try:
@@ -374,6 +401,11 @@ class OverrideStore:
                 if feed is not None and (statement := feed.notify_statement()):
                     session.execute(text(statement))  # sent by the server only if this commits
                 session.commit()
+        except REFUSED_INPUT_ERRORS as exc:
+            raise OverrideError(
+                f"The database refused this change ({describe_error(exc)}): check what was typed. "
+                "Nothing was changed."
+            ) from exc
         except DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(
@@ -392,6 +424,8 @@ class OverrideStore:
         try:
             with Session(state.engine) as session:
                 yield session
+        except REFUSED_INPUT_ERRORS as exc:
+            raise OverrideError(f"The database refused this query ({describe_error(exc)}).") from exc
         except DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc

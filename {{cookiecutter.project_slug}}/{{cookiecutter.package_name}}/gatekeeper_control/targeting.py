@@ -11,21 +11,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
 from .engine import gatekeeper
 from .errors import OverrideError, UnknownGroupError, UnknownUserError, WeightsError
+from .parsing import percentage
 from .snapshot import Snapshot, UserRef
 from .store import check_flag, check_variant, current_config_map, quote, storable, store
 from .tables import LABEL_LENGTH, NAME_LENGTH, USER_ID_LENGTH, GroupRow, MemberRow, TargetRow, WeightRow
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Users named in one change (a pasted list of members): each is looked up, so a change stays within seconds.
+MAX_USERS_PER_CHANGE = 20_000
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,7 @@ def parse_weights(config: Any, items: Any) -> dict[str, int]:
             raise WeightsError(f"{flag} has no variant {quote(name)}: use {', '.join(variants)}.")
         if name in points:
             raise WeightsError(f"{flag}: {name} is given twice; nothing changed.")
-        try:
-            percent = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise WeightsError(f"{flag}: {quote(str(value))} is not a percentage for {name}.") from None
-        hundredths = percent * 100
-        if not percent.is_finite() or percent < 0 or percent > 100 or hundredths != int(hundredths):
-            raise WeightsError(
-                f"{flag}: {name}={quote(str(value))} must be a percentage, 0 to 100, at most 2 decimals."
-            )
-        points[name] = int(hundredths)
+        points[name] = percentage(flag, name, value)
     total = sum(points.values())
     if total != 10_000:
         raise WeightsError(
@@ -107,6 +101,18 @@ def _check_group_name(name: str) -> str:
             f"{quote(name)} is not a group name: use letters, digits, '.', '_' or '-' (up to 64)."
         )
     return name
+
+
+def _check_description(description: str | None) -> str:
+    """A group's description as stored: trimmed, at most LABEL_LENGTH characters, no NUL (which PostgreSQL
+    refuses and SQLite would keep); anything else is refused (OverrideError) with nothing written."""
+    description = (description or "").strip()
+    if len(description) > LABEL_LENGTH or "\x00" in description:
+        raise OverrideError(
+            f"A description is at most {LABEL_LENGTH} characters of text (this one has {len(description)}"
+            f"{', with a NUL character' if chr(0) in description else ''}); nothing changed."
+        )
+    return description
 
 
 def code_groups() -> Mapping[str, gatekeeper.CodeGroup]:
@@ -157,7 +163,7 @@ class TargetingStore:
         self, name: str, description: str, actor: str, *, reason: str | None = None
     ) -> AuditEntry | None:
         reason = clean_reason(reason)
-        name, description = _check_group_name(name), (description or "").strip()[:LABEL_LENGTH]
+        name, description = _check_group_name(name), _check_description(description)
         if name in code_groups():
             raise OverrideError(f"{name} is a group defined in code; choose another name.")
 
@@ -182,7 +188,7 @@ class TargetingStore:
         self, name: str, description: str, actor: str, *, reason: str | None = None
     ) -> AuditEntry | None:
         reason = clean_reason(reason)
-        description = (description or "").strip()[:LABEL_LENGTH]
+        description = _check_description(description)
 
         def change(session: Session) -> AuditEntry | None:
             row = _stored_group(session, name)
@@ -211,21 +217,27 @@ class TargetingStore:
 
         def change(session: Session) -> AuditEntry | None:
             _stored_group(session, name)
-            added = []
-            for ref in found:
-                if session.get(MemberRow, (name, ref.id)) is None:
-                    session.add(
-                        MemberRow(
-                            group=name,
-                            user_id=ref.id,
-                            user_label=ref.label,
-                            added_by=actor,
-                            added_at=utc_now(),
-                        )
-                    )
-                    added.append(ref.label)
-            if not added:
+            # One query for who is in already and one multi-row insert: row by row, 20,000 members took
+            # seconds in one request.
+            members = set(session.scalars(select(MemberRow.user_id).where(MemberRow.group == name)))
+            new = [ref for ref in found if ref.id not in members]
+            if not new:
                 return None
+            now = utc_now()
+            session.execute(
+                insert(MemberRow),
+                [
+                    {
+                        "group": name,
+                        "user_id": ref.id,
+                        "user_label": ref.label,
+                        "added_by": actor,
+                        "added_at": now,
+                    }
+                    for ref in new
+                ],
+            )
+            added = [ref.label for ref in new]
             return record(session, actor, "", "add_members", name, None, _list(added), reason=reason)
 
         return store._write(change)
@@ -255,13 +267,23 @@ class TargetingStore:
         return store._write(change)
 
     def _find_users(self, users: list[str]) -> list[UserRef]:
-        found, unknown = [], []
-        for text in users:
-            ref = store.find_user(text)
+        """The users named (each once, in the order given); raises UnknownUserError if any is unknown."""
+        texts = list(dict.fromkeys((text or "").strip() for text in users))
+        if len(texts) > MAX_USERS_PER_CHANGE:
+            raise OverrideError(
+                f"{len(texts):,} users at once is more than {MAX_USERS_PER_CHANGE:,}: add them in parts. "
+                "Nothing was changed."
+            )
+        refs = store.find_users(texts)
+        found: dict[str, UserRef] = {}
+        unknown = []
+        for text in texts:
+            ref = refs.get(text)
             if ref is None:
-                unknown.append((text or "").strip())
+                unknown.append(text)
             else:
-                found.append(UserRef(str(ref.id)[:USER_ID_LENGTH], str(ref.label)[:LABEL_LENGTH]))
+                user_id = str(ref.id)[:USER_ID_LENGTH]
+                found.setdefault(user_id, UserRef(user_id, str(ref.label)[:LABEL_LENGTH]))
         if unknown:
             raise UnknownUserError(
                 f"No user matches {', '.join(quote(t) for t in unknown[:5])}: enter emails or ids of "
@@ -269,7 +291,7 @@ class TargetingStore:
             )
         if not found:
             raise UnknownUserError("Enter at least one email or id. Nothing was changed.")
-        return found
+        return list(found.values())
 
     # Targets ------------------------------------------------------------------------------------------------
 
