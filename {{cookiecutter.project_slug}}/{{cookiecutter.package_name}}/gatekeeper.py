@@ -6,13 +6,24 @@ blinker, click) and, when it is installed, Flask-Login. Nothing from the app it 
 Evaluation order for a flag (the first that applies wins, and the result records why):
 
 1. ``browser_override``: the signed ``gatekeeper`` cookie, honoured only for users allowed to override;
-2. ``forced``: a variant forced for everyone (the store's kill switch; ``forced_variant`` in tests, which
-   comes first of all, so that a test's choice holds whatever cookie or store it meets);
+2. ``disabled``: the flag is switched off at runtime: everyone gets ``DEFAULT_VARIANT``;
+   ``forced``: a variant forced for everyone (``forced_variant`` in tests, which comes first of all, so that
+   a test's choice holds whatever cookie or store it meets);
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
 4. ``group_target``: the user is in a group (stored, or registered in code) that the flag targets;
 5. ``rule``: the config's ``_get_variant``, whose ``self.rollout()`` uses the weights stored at runtime for
    the flag when there are any, else the weights in code;
-6. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
+6. ``default``: ``DEFAULT_VARIANT``, when the rule returns None (no match: a normal outcome, detail "") or
+   fails, raising or returning something that is not a variant (logged, and the detail says why). A flag
+   with no rule of its own serves its default to everyone.
+
+A variant may carry a value (``VALUES = {"ON": 25, "OFF": 5}``, JSON types, one type per flag; without
+``VALUES`` the values are the variant names): ``request.gk.value(FLAG)``, or ``gk.value(FLAG)`` in Jinja,
+is the value of the variant the user gets, or the one an admin stored for it at runtime. A rule that
+declares a ``context`` parameter gets the evaluation context: ``{"key": the user id as text, ...}`` plus
+the attributes ``init_app(..., context_loader=...)`` reads from the user (default: the ones named in the
+``GATEKEEPER_CONTEXT_ATTRIBUTES`` setting, email and is_admin) and those the app adds with
+``request.gk.add_context(...)``; built once per Gatekeeper, only when a rule asks for it.
 
 Steps 1 to 4 are the functions in ``EVALUATION_STEPS``, one question each, asked in that order. The engine
 never knows about time: a scheduled change becomes an ordinary stored change when it is due.
@@ -32,11 +43,13 @@ import functools
 import hashlib
 import importlib
 import inspect
+import json
 import logging
+import math
 import re
 import secrets
 import struct
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -84,6 +97,13 @@ USER_OVERRIDE = "user_override"
 GROUP_TARGET = "group_target"
 RULE = "rule"
 DEFAULT = "default"
+DISABLED = "disabled"
+
+# A value's JSON type, by its Python type (bool before int: True is an int to Python, never to JSON).
+VALUE_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "list", dict: "object"}
+# The settings names the default context loader reads from the user, unless GATEKEEPER_CONTEXT_ATTRIBUTES
+# names others. Never every attribute: a password hash must never reach a rule or the dashboard.
+DEFAULT_CONTEXT_ATTRIBUTES = ("email", "is_admin")
 
 OVERRIDE_COOKIE = "gatekeeper"
 OVERRIDE_COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -124,6 +144,20 @@ class Evaluation(NamedTuple):
     variant: str
     reason: str
     detail: str = ""
+
+
+def value_type(value: Any) -> str | None:
+    """The JSON type of a flag value ("boolean", "integer", "float", "string", "list", "object"), or None
+    when it is not one, or holds something JSON cannot (a set, a date, NaN, a non-text key)."""
+    kind = VALUE_TYPES.get(type(value))
+    if kind in ("list", "object"):
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+    if kind == "float" and not math.isfinite(value):
+        return None
+    return kind
 
 
 def rollout_bucket(key: str) -> int:
@@ -171,6 +205,10 @@ class FeatureFlagConfig(ABC):
     is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
     optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
+    ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
+    type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further.
+    ``METADATA = {"team": "growth"}`` is the flag's OpenFeature ``flag_metadata`` (text, numbers, booleans).
+    Without a rule of its own (``_get_variant``) a flag serves ``DEFAULT_VARIANT`` to everyone.
     """
 
     FLAG_NAME: str
@@ -181,6 +219,9 @@ class FeatureFlagConfig(ABC):
     ROLLOUT: Mapping[str, float] | None = None
     OWNER: str = ""
     EXPIRES: str | date | None = None
+    VALUES: Mapping[str, Any] | None = None
+    VALUE_SCHEMA: Mapping[str, Any] | None = None
+    METADATA: Mapping[str, Any] | None = None
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -194,6 +235,10 @@ class FeatureFlagConfig(ABC):
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
         self._positional_rule = _takes_the_seed_arguments(self._get_variant)
+        self.has_own_rule = type(self)._get_variant is not FeatureFlagConfig._get_variant
+        self._context_rule = _declares_context(self._get_variant)
+        self.values, self.value_type = self._check_values(names)
+        self.metadata = self._check_metadata()
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -204,10 +249,14 @@ class FeatureFlagConfig(ABC):
             }
             for name in names
         }
+        default = self.default_variant  # (checked to be a variant by validate_config_map)
+        self._default_answers = {
+            **{other: other == default for other in names},
+            _EVALUATION: Evaluation(self._flag_name(), default, DEFAULT),
+        }
 
     # -- the rule ---------------------------------------------------------------------------------
 
-    @abstractmethod
     def _get_variant(
         self,
         user_id: Any = None,
@@ -215,7 +264,12 @@ class FeatureFlagConfig(ABC):
         request: Request | None = None,
         session: Any = None,
     ) -> Any:
-        """Return one of ``self.variants_enum`` (or its name) for this user."""
+        """Return one of ``self.variants_enum`` (or its name) for this user, or None for the default.
+
+        Declare a ``context`` parameter to get the evaluation context (a mapping of attributes). Without a
+        rule of its own the flag serves ``DEFAULT_VARIANT`` to everyone.
+        """
+        return None
 
     def rollout(self, unit_id: Any, weights: Mapping[str, float] | None = None) -> Enum:
         """Pick a variant by weight (percentages summing to 100), sticky for ``unit_id``.
@@ -370,6 +424,58 @@ class FeatureFlagConfig(ABC):
             f"{flag}: EXPIRES {expires!r} is not a date; write it as YYYY-MM-DD, e.g. EXPIRES = '2027-03-01'"
         )
 
+    def _check_values(self, names: list[str]) -> tuple[Mapping[str, Any], str]:
+        """VALUES checked: one JSON value per variant, all of one type (and VALUE_SCHEMA's, when declared);
+        without VALUES, the variant names as text."""
+        flag, values = self._flag_name(), self.VALUES
+        if values is None:
+            return MappingProxyType({name: name for name in names}), "string"
+        if not isinstance(values, Mapping):
+            raise FlagConfigError(
+                f"{flag}: VALUES must be a dict of variant -> value, e.g. VALUES = dict(ON=25, OFF=5)"
+            )
+        missing = [name for name in names if name not in values]
+        unknown = [str(name) for name in values if name not in self._names]
+        if missing or unknown:
+            raise FlagConfigError(
+                f"{flag}: VALUES must give a value to each of {', '.join(names)}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; no variant {', '.join(unknown)}" if unknown else "")
+            )
+        kinds = {name: value_type(values[name]) for name in names}
+        bad = [name for name, kind in kinds.items() if kind is None]
+        if bad:
+            raise FlagConfigError(
+                f"{flag}: VALUES[{bad[0]!r}] is {values[bad[0]]!r}, not a JSON value: use a bool, int, "
+                "float, str, list or dict of those"
+            )
+        found = sorted(set(kinds.values()))
+        if len(found) > 1:
+            listing = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
+            raise FlagConfigError(
+                f"{flag}: VALUES mixes {' and '.join(found)} ({listing}); give every variant a value of one "
+                "type (e.g. write 1.0 rather than 1 beside 0.5)"
+            )
+        if self.VALUE_SCHEMA is not None:
+            for name in names:
+                problem = schema_problem(self.VALUE_SCHEMA, values[name], flag)
+                if problem:
+                    raise FlagConfigError(f"{flag}: VALUES[{name!r}] does not fit VALUE_SCHEMA: {problem}")
+        return MappingProxyType({name: values[name] for name in names}), found[0]
+
+    def _check_metadata(self) -> Mapping[str, Any]:
+        flag, metadata = self._flag_name(), self.METADATA
+        if metadata is None:
+            return MappingProxyType({})
+        if not isinstance(metadata, Mapping) or not all(
+            isinstance(key, str) and type(value) in (bool, int, float, str) for key, value in metadata.items()
+        ):
+            raise FlagConfigError(
+                f"{flag}: METADATA must map names to text, numbers or booleans, "
+                "e.g. METADATA = dict(team='growth')"
+            )
+        return MappingProxyType(dict(metadata))
+
     def _index_overrides(self, overrides: Mapping[str, Any]) -> dict[str, str]:
         flag, index = self._flag_name(), {}
         for variant, user_ids in overrides.items():
@@ -400,6 +506,35 @@ def _takes_the_seed_arguments(rule: Callable[..., Any]) -> bool:
     return [p.name for p in parameters] == list(_RULE_ARGUMENTS) and all(
         p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters
     )
+
+
+def _declares_context(rule: Callable[..., Any]) -> bool:
+    """Whether a rule takes a ``context`` parameter (then it gets the evaluation context)."""
+    try:
+        return "context" in inspect.signature(rule).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def schema_problem(schema: Mapping[str, Any], value: Any, flag: str = "") -> str | None:
+    """Why `value` does not fit the JSON Schema `schema` (the first error, in jsonschema's words), or None.
+
+    Needs the `jsonschema` package, imported only for flags that declare a VALUE_SCHEMA.
+    """
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema is a dependency of the baked project
+        raise FlagConfigError(f"{flag}: VALUE_SCHEMA needs the jsonschema package: add it") from None
+    try:
+        validator = jsonschema.validators.validator_for(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise FlagConfigError(f"{flag}: VALUE_SCHEMA is not a valid JSON Schema: {error.message}") from None
+    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
 
 
 def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
@@ -454,6 +589,8 @@ class _Snapshot:
         {}
     )  # flag -> (group, variant)
     memberships: Mapping[str, frozenset[str]] = MappingProxyType({})  # user id -> its stored groups
+    disabled: frozenset[str] = frozenset()  # flags switched off
+    values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
 
 
 _EMPTY_SNAPSHOT = _Snapshot()
@@ -573,8 +710,12 @@ class GatekeeperState:
         user_loader: Callable[[], Any] | None = None,
         can_manage: Callable[[Any], bool] | None = None,
         user_by_id: Callable[[Any], Any] | None = None,
+        context_loader: Callable[[Any], Mapping[str, Any]] | None = None,
+        context_attributes: Iterable[str] = DEFAULT_CONTEXT_ATTRIBUTES,
     ) -> None:
         self.config_map = config_map
+        self.context_attributes = tuple(context_attributes)
+        self.context_loader = context_loader or self.attributes_of
         self.store = store
         self.can_override = can_override or _default_can_override
         self.can_manage = can_manage or _default_can_manage
@@ -594,12 +735,20 @@ class GatekeeperState:
             idle = {
                 _pinned_in_tests,
                 _browser_override,
+                *([] if snapshot.disabled else [_disabled]),
                 *([] if snapshot.forced else [_forced]),
                 *([] if snapshot.user_overrides else [_stored_user_override]),
                 *([] if snapshot.group_targets else [_group_target]),
             }
             cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
         return cached[1]
+
+    def attributes_of(self, user: Any) -> dict[str, Any]:
+        """The default context loader: the attributes named in `context_attributes` that the user has."""
+        if user is None:
+            return {}
+        found = {name: user_attribute(user, name) for name in self.context_attributes}
+        return {name: value for name, value in found.items() if value is not None}
 
     def register_group(self, name: str, predicate: Callable[[Any], bool], description: str = "") -> None:
         """Define group `name` in code: a flag can target it like a stored group (Flipper's groups)."""
@@ -661,12 +810,15 @@ class Gatekeeper:
     # Built on every request: it holds little, and looks up the user and the overrides when first asked.
     __slots__ = (
         "_anonymous_id",
+        "_context",
+        "_extra_context",
         "_flags",
         "_overrides",
         "_state",
         "_steps",
         "_user",
         "_user_id",
+        "_values",
         "_weights",
         "app",
         "request",
@@ -680,6 +832,7 @@ class Gatekeeper:
         request: Request | None = None,
         session: Any = None,
         config_map: Mapping[str, FeatureFlagConfig] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         if app is None:
             app = current_app._get_current_object()
@@ -698,6 +851,12 @@ class Gatekeeper:
         # (pinned, browser overrides, store snapshot), or () when nothing can override; loaded on first use.
         self._overrides: tuple[Any, ...] | None = None
         self._weights: Mapping[str, Mapping[str, float]] = _NO_WEIGHTS
+        self._values: Mapping[str, Mapping[str, Any]] = _NO_WEIGHTS
+        # The evaluation context: given (OpenFeature's, for one call), or built when a rule first asks.
+        self._context: Mapping[str, Any] | None = (
+            None if context is None else _given_context(user_id, context)
+        )
+        self._extra_context: dict[str, Any] | None = None
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._anonymous_id: str | None = None
 
@@ -743,6 +902,51 @@ class Gatekeeper:
 
     def get_config_map(self) -> Mapping[str, FeatureFlagConfig]:
         return self.config_map
+
+    def value(self, flag: str, default: Any = None) -> Any:
+        """The value of the variant of `flag` this user gets: the one stored at runtime for that variant
+        (``flask gk value``, the dashboard), else the flag's ``VALUES``, else the variant name. `default`
+        for a flag no config declares (in production; in debug and testing that raises, as ``ff()`` does).
+        """
+        evaluation = self.explain(flag)
+        if evaluation is None:
+            return default
+        return self.value_of(self._state.config_map[flag], evaluation.variant)
+
+    def value_of(self, config: FeatureFlagConfig, variant: str) -> Any:
+        """`variant`'s value: stored at runtime when that value still has the flag's type, else the code's."""
+        stored = self._values.get(config._rollout_flag)
+        if stored is not None and variant in stored:
+            value = stored[variant]
+            if VALUE_TYPES.get(type(value)) == config.value_type:  # else stale: the type changed in code
+                return value
+        return config.values[variant]
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """Who the flags are for, as attributes: ``key`` (the user id as text, None when anonymous), what
+        the context loader reads from the user, and what the app added (`add_context`). Built once."""
+        if self._context is None:
+            user_id = self.user_id
+            user = self._user_for(user_id) if user_id is not None else None
+            context: dict[str, Any] = {"key": None if user_id is None else str(user_id)}
+            if user is not None:
+                try:
+                    context.update(self._state.context_loader(user))
+                except Exception as error:  # a broken loader: rules see the key alone (logged once)
+                    self._state.warn_once(
+                        ("context", type(error)), "gatekeeper: context_loader raised %r", error
+                    )
+            context.update(self._extra_context or {})
+            self._context = MappingProxyType(context)
+        return self._context
+
+    def add_context(self, **attributes: Any) -> None:
+        """Add request attributes to the evaluation context (e.g. ``country="FR"`` in a before-request
+        hook); they apply to the flags not yet evaluated in this request."""
+        self._extra_context = {**(self._extra_context or {}), **attributes}
+        if self._context is not None:
+            self._context = MappingProxyType({**self._context, **attributes})
 
     def get_browser_override_variants(self, request: Request | None = None) -> dict[str, str]:
         """The browser overrides in force for this request (valid, signed and allowed ones only)."""
@@ -830,7 +1034,15 @@ class Gatekeeper:
         # there are any: setting one costs as much as the rest of an on-for-all flag's evaluation).
         token = _rule_gatekeeper.set(self) if self._weights else None
         try:
-            if config._positional_rule:
+            if config._context_rule:
+                result = config._get_variant(
+                    user_id=user_id,
+                    app=self.app,
+                    request=self.request,
+                    session=self.session,
+                    context=self.context if user_id == self.user_id else _given_context(user_id, {}),
+                )
+            elif config._positional_rule:
                 result = config._get_variant(user_id, self.app, self.request, self.session)
             else:
                 result = config._get_variant(
@@ -846,6 +1058,8 @@ class Gatekeeper:
                 _rule_gatekeeper.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
+        if result is None:  # no match: the default, as a normal outcome
+            return config._default_answers
         name = config._variant_name(result)
         if name is None:
             log.error(
@@ -869,13 +1083,21 @@ class Gatekeeper:
             except Exception as error:
                 # The store should never raise here; if it does, flags still answer from code rules.
                 state.warn_once(("store", type(error)), "gatekeeper: the store failed (%r), ignored", error)
-            if not hasattr(snapshot, "group_targets"):
+            if not hasattr(snapshot, "disabled"):
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
         cookies = _cookies(request) if request is not None else ()
         browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
         self._weights = snapshot.weights
-        if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
+        self._values = snapshot.values
+        if (
+            state.pinned
+            or browser
+            or snapshot.forced
+            or snapshot.user_overrides
+            or snapshot.group_targets
+            or snapshot.disabled
+        ):
             self._overrides = (state.pinned, browser or {}, snapshot)
             self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
         else:
@@ -949,8 +1171,15 @@ def _browser_override(
     return Evaluation(flag, name, BROWSER_OVERRIDE, "your override cookie") if name is not None else None
 
 
+def _disabled(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any) -> Any:
+    """2a. The flag is switched off (dashboard, `flask gk off`): everyone gets its default."""
+    if flag in snapshot.disabled:
+        return Evaluation(flag, config.default_variant, DISABLED, "switched off")
+    return None
+
+
 def _forced(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any) -> Any:
-    """2. A variant forced for everyone from the dashboard or `flask gk force`."""
+    """2b. A variant forced for everyone from the dashboard or `flask gk force`."""
     name = snapshot.forced.get(flag)
     if name is not None and name in config._names:
         return Evaluation(flag, name, FORCED, "forced for everyone")
@@ -998,6 +1227,7 @@ def _group_target(
 EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
     _pinned_in_tests,
     _browser_override,
+    _disabled,
     _forced,
     _stored_user_override,
     _code_user_override,
@@ -1025,11 +1255,16 @@ def _in_code_group(gk: Gatekeeper, group: CodeGroup, user_id: Any) -> bool:
 
 
 def _adapt_snapshot(snapshot: Any) -> _Snapshot:
-    """A store's snapshot with only forced and user overrides, given the targeting fields as empty."""
+    """A store's snapshot that lacks some fields (e.g. only forced and user overrides), the rest empty."""
     adapted = _Snapshot()
-    adapted.forced = getattr(snapshot, "forced", None) or adapted.forced
-    adapted.user_overrides = getattr(snapshot, "user_overrides", None) or adapted.user_overrides
+    for name in ("forced", "user_overrides", "weights", "group_targets", "memberships", "disabled", "values"):
+        setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
     return adapted
+
+
+def _given_context(user_id: Any, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A context given whole (OpenFeature's for one call, or `explain` for another user): the key first."""
+    return MappingProxyType({"key": None if user_id is None else str(user_id), **attributes})
 
 
 def _set_anonymous_cookie(value: str, response: Response) -> Response:
@@ -1143,6 +1378,7 @@ def init_app(
     user_loader: Callable[[], Any] | None = None,
     groups: Iterable[CodeGroup] = (),
     user_by_id: Callable[[Any], Any] | None = None,
+    context_loader: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> GatekeeperState:
     """Validate the flags and wire them into `app`: `request.gk`, Jinja `ff`/`gk`, `flask gk`.
 
@@ -1154,6 +1390,8 @@ def init_app(
     `user_loader` returned, for a signed-in user. `groups` are code-defined groups
     (`CodeGroup(name, predicate, description)`, or later `register_group`), whose predicate gets a user
     object: outside a request `user_by_id(id)` finds it (default: Flask-Login's loader).
+    `context_loader(user)` returns the attributes rules and segments see for a user (default: those the
+    `GATEKEEPER_CONTEXT_ATTRIBUTES` setting names, email and is_admin unless set).
     """
     validate_config_map(config_map)
     state = GatekeeperState(
@@ -1163,6 +1401,8 @@ def init_app(
         user_loader=user_loader,
         can_manage=can_manage,
         user_by_id=user_by_id,
+        context_loader=context_loader,
+        context_attributes=app.config.get("GATEKEEPER_CONTEXT_ATTRIBUTES", DEFAULT_CONTEXT_ATTRIBUTES),
     )
     for group in groups:
         state.register_group(*group)

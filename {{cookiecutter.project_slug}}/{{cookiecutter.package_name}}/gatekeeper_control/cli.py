@@ -1,4 +1,5 @@
-"""`flask gk force | unforce | override | audit | rollout | target | untarget | group | schedule`.
+"""`flask gk force | unforce | off | on | value | override | audit | rollout | target | untarget | group |
+schedule`.
 
 The store's operations from a terminal, audited as "cli", on the engine's `flask gk` group (the engine
 itself adds `list` and `explain`, check.py adds `check`). Importing this module adds the commands.
@@ -19,6 +20,7 @@ from .schedules import scheduler
 from .store import CLI_ACTOR, store, unchecked_user_note
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
+from .values import values
 
 
 def _run(
@@ -52,6 +54,42 @@ def force_command(flag: str, variant: str, reason: str | None) -> None:
 def unforce_command(flag: str, reason: str | None) -> None:
     """Stop forcing FLAG: everyone gets their own variant again."""
     _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("off")
+@click.argument("flag")
+@reason_option
+def off_command(flag: str, reason: str | None) -> None:
+    """Switch FLAG off: everyone gets its DEFAULT_VARIANT until `flask gk on FLAG`."""
+    _run(store.switch_off, flag, unchanged=f"{flag} is already off; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("on")
+@click.argument("flag")
+@reason_option
+def on_command(flag: str, reason: str | None) -> None:
+    """Switch FLAG back on: everyone gets their own variant again."""
+    _run(store.switch_on, flag, unchanged=f"{flag} is not off; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("value")
+@click.argument("flag")
+@click.argument("variant")
+@click.argument("value", required=False)
+@click.option("--clear", is_flag=True, help="Go back to the value in code.")
+@reason_option
+def value_command(flag: str, variant: str, value: str | None, clear: bool, reason: str | None) -> None:
+    """Make VARIANT of FLAG carry VALUE (JSON: 25, "Welcome!", {"limit": 3}) instead of the code's."""
+    if clear:
+        if value is not None:
+            raise click.UsageError("--clear takes no VALUE.")
+        unchanged = f"{flag} {variant} already carries the value in code; nothing changed."
+        _run(values.clear_value, flag, variant, unchanged=unchanged, reason=reason)
+    elif value is None:
+        raise click.UsageError("Give a VALUE (JSON), or --clear to go back to the value in code.")
+    else:
+        unchanged = f"{flag} {variant} already carries {value}; nothing changed."
+        _run(values.set_value, flag, variant, value, unchanged=unchanged, reason=reason)
 
 
 @gatekeeper.cli.command("override")
@@ -230,8 +268,9 @@ def schedule_cli() -> None:
 @click.argument("action")
 @click.argument("arguments", nargs=-1)
 def schedule_add_command(flag: str, when: str, action: str, arguments: tuple[str, ...]) -> None:
-    """At WHEN (ISO 8601, or +30m, +2h, +1d) do ACTION to FLAG: force VARIANT, unforce,
-    rollout VARIANT=PCT..., clear-rollout, target GROUP VARIANT or untarget GROUP."""
+    """At WHEN (ISO 8601, or +30m, +2h, +1d) do ACTION to FLAG: force VARIANT, unforce, off, on,
+    value VARIANT JSON, clear-value VARIANT, rollout VARIANT=PCT..., clear-rollout, target GROUP VARIANT
+    or untarget GROUP."""
     try:
         entry = scheduler.schedule(flag, when, action, list(arguments), actor=CLI_ACTOR)
     except StoreError as exc:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from .dashboard import back_to_flag, bp, change, config_or_404, current_actor, flash_message, form_reason
 from .engine import gatekeeper
-from .schedules import scheduler
+from .schedules import SCHEDULE_ACTIONS, scheduler
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store
 from .targeting import code_weights, targeting
@@ -35,7 +35,7 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
         ],
         "group_names": sorted({*snapshot.groups, *code_groups}),
         "schedules": schedules,
-        "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
+        "schedule_actions": list(SCHEDULE_ACTIONS),
     }
 
 

@@ -16,6 +16,7 @@ into a flag check. Due scheduled changes are applied on a refresh, through the `
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -35,12 +36,14 @@ from sqlalchemy.orm import Session
 from .engine import gatekeeper
 from .push import ChangeFeed, PostgresFeed
 from .tables import (
+    DisabledRow,
     ForcedRow,
     GroupRow,
     MemberRow,
     ScheduleRow,
     TargetRow,
     UserOverrideRow,
+    ValueRow,
     VersionRow,
     WeightRow,
 )
@@ -91,6 +94,8 @@ class Snapshot:
     memberships: Mapping[str, frozenset[str]] = _nothing()  # user id -> its stored groups
     group_targets: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> (group, var)
     next_due: datetime | None = None  # when the first pending scheduled change is due (UTC)
+    disabled: frozenset[str] = frozenset()  # flags switched off: everyone gets DEFAULT_VARIANT
+    values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
 
 
 @dataclass(frozen=True)
@@ -361,7 +366,15 @@ def _read_targeting(session: Session) -> dict[str, Any]:
     for flag, group, variant in session.execute(rows):
         targets.setdefault(flag, []).append((group, variant))
     next_due = session.scalar(select(func.min(ScheduleRow.due_at)).where(ScheduleRow.state == "pending"))
+    values: dict[str, dict[str, Any]] = {}
+    for flag, variant, value in session.execute(select(ValueRow.flag, ValueRow.variant, ValueRow.value)):
+        try:
+            values.setdefault(flag, {})[variant] = json.loads(value)
+        except ValueError:  # written by hand: ignored (the dashboard lists it as stale)
+            log.warning("gatekeeper: the stored value of %s %s is not JSON; ignored", flag, variant)
     return {
+        "disabled": frozenset(session.scalars(select(DisabledRow.flag))),
+        "values": MappingProxyType({flag: MappingProxyType(v) for flag, v in values.items()}),
         "weights": MappingProxyType({flag: MappingProxyType(w) for flag, w in weights.items()}),
         "weights_set": MappingProxyType(weights_set),
         "groups": MappingProxyType(groups),
