@@ -197,4 +197,4 @@ def test_the_filter_count_knows_the_total_after_a_server_side_filter(admin_clien
     """After `?q=home` the page holds one flag, but the count the script updates knows there are two."""
     page = admin_client.get("/gatekeeper/?q=home").text
     assert 'data-gk-total="4"' in page
-    assert "1 of 3 flags match" in page
+    assert "1 of 4 flags match" in page

@@ -590,6 +590,7 @@ class _Snapshot:
     )  # flag -> (group, variant)
     memberships: Mapping[str, frozenset[str]] = MappingProxyType({})  # user id -> its stored groups
     disabled: frozenset[str] = frozenset()  # flags switched off
+    segments: Mapping[str, Any] = MappingProxyType({})  # segment -> an object with `matches(context)`
     values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
 
 
@@ -941,6 +942,10 @@ class Gatekeeper:
             self._context = MappingProxyType(context)
         return self._context
 
+    def _context_for(self, user_id: Any) -> Mapping[str, Any]:
+        """The context of `user_id`: this Gatekeeper's own, or (explaining another user) the key alone."""
+        return self.context if user_id == self.user_id else _given_context(user_id, {})
+
     def add_context(self, **attributes: Any) -> None:
         """Add request attributes to the evaluation context (e.g. ``country="FR"`` in a before-request
         hook); they apply to the flags not yet evaluated in this request."""
@@ -1040,7 +1045,7 @@ class Gatekeeper:
                     app=self.app,
                     request=self.request,
                     session=self.session,
-                    context=self.context if user_id == self.user_id else _given_context(user_id, {}),
+                    context=self._context_for(user_id),
                 )
             elif config._positional_rule:
                 result = config._get_variant(user_id, self.app, self.request, self.session)
@@ -1208,17 +1213,23 @@ def _code_user_override(gk: Gatekeeper, flag: str, config: Any, user_id: Any, *_
 def _group_target(
     gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
 ) -> Any:
-    """4. The user is in a group the flag targets: a stored group (a set lookup) or one defined in code."""
-    targets = snapshot.group_targets.get(flag) if user_id is not None else None
+    """4. The user is in a group the flag targets: a stored group (a set lookup), one defined in code, or a
+    segment whose conditions the evaluation context meets (anonymous visitors too)."""
+    targets = snapshot.group_targets.get(flag)
     if not targets:
         return None
-    member_of = snapshot.memberships.get(str(user_id), ())
+    member_of = snapshot.memberships.get(str(user_id), ()) if user_id is not None else ()
     for group, variant in targets:  # in the order the targets were added: the first match wins
         if variant not in config._names:
             continue
         if group in member_of:
             return Evaluation(flag, variant, GROUP_TARGET, f"member of group {group}")
-        code_group = gk._state.groups.get(group)
+        segment = snapshot.segments.get(group)
+        if segment is not None:
+            if segment.matches(gk._context_for(user_id)):
+                return Evaluation(flag, variant, GROUP_TARGET, f"in segment {group}")
+            continue
+        code_group = gk._state.groups.get(group) if user_id is not None else None
         if code_group is not None and _in_code_group(gk, code_group, user_id):
             return Evaluation(flag, variant, GROUP_TARGET, f"in group {group} (defined in code)")
     return None
@@ -1257,7 +1268,16 @@ def _in_code_group(gk: Gatekeeper, group: CodeGroup, user_id: Any) -> bool:
 def _adapt_snapshot(snapshot: Any) -> _Snapshot:
     """A store's snapshot that lacks some fields (e.g. only forced and user overrides), the rest empty."""
     adapted = _Snapshot()
-    for name in ("forced", "user_overrides", "weights", "group_targets", "memberships", "disabled", "values"):
+    for name in (
+        "forced",
+        "user_overrides",
+        "weights",
+        "group_targets",
+        "memberships",
+        "disabled",
+        "values",
+        "segments",
+    ):
         setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
     return adapted
 

@@ -55,7 +55,7 @@ class WelcomeMessageFFConfig(FeatureFlagConfig):
     FLAG_NAME = "WELCOME_MESSAGE"
     VARIANTS_ENUM_STR = "STANDARD SALE"
     DEFAULT_VARIANT = "STANDARD"
-    DESCRIPTION = "The home page's banner text: change it on the dashboard, no deploy; force SALE for a sale."
+    DESCRIPTION = "The welcome banner's text: change it on the dashboard, no deploy; force SALE for a sale."
     # Each variant carries a text; `request.gk.value("WELCOME_MESSAGE")` (or `gk.value(...)` in a template)
     # is the one this user gets. An admin replaces a text at runtime: `flask gk value WELCOME_MESSAGE
     # STANDARD "Hello!"` or the flag's page. No rule: everyone gets STANDARD unless an admin says otherwise.

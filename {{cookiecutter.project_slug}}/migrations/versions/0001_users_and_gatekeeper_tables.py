@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 08:36:50.611265
+Create Date: 2026-12-02 08:52:57.753273
 """
 
 import sqlalchemy as sa
@@ -132,6 +132,23 @@ def upgrade() -> None:
         batch_op.create_index("ix_gatekeeper_schedules_state_due_at", ["state", "due_at"], unique=False)
 
     op.create_table(
+        "gatekeeper_segment_conditions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("segment", sa.String(length=100), nullable=False),
+        sa.Column("attribute", sa.String(length=100), nullable=False),
+        sa.Column("operator", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "gatekeeper_segments",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("description", sa.String(length=254), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "gatekeeper_user_overrides",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
@@ -164,6 +181,8 @@ def downgrade() -> None:
     op.drop_table("gatekeeper_version")
     op.drop_table("gatekeeper_variant_values")
     op.drop_table("gatekeeper_user_overrides")
+    op.drop_table("gatekeeper_segments")
+    op.drop_table("gatekeeper_segment_conditions")
     with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:
         batch_op.drop_index("ix_gatekeeper_schedules_state_due_at")
 

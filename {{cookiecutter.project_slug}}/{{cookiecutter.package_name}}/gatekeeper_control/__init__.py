@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     dashboard_targeting,
     exposures,
     schedules,
+    segments,
     store,
     values,
 )

@@ -1,5 +1,5 @@
 """`flask gk force | unforce | off | on | value | override | audit | rollout | target | untarget | group |
-schedule`.
+segment | schedule`.
 
 The store's operations from a terminal, audited as "cli", on the engine's `flask gk` group (the engine
 itself adds `list` and `explain`, check.py adds `check`). Importing this module adds the commands.
@@ -14,9 +14,11 @@ import click
 from flask.cli import AppGroup
 
 from .audit import AuditEntry
+from .conditions import OPERATORS
 from .engine import gatekeeper
 from .errors import StoreError
 from .schedules import scheduler
+from .segments import segments
 from .store import CLI_ACTOR, store, unchecked_user_note
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
@@ -246,6 +248,82 @@ def group_list_command() -> None:
             click.echo(f"    {label} (id {user_id})")
     if not snapshot.groups and not code_groups():
         click.echo("No groups yet: `flask gk group create NAME`.")
+
+
+@gatekeeper.cli.group("segment")
+def segment_cli() -> None:
+    """Segments: conditions on users' attributes (email ends with..., plan is...) that flags target."""
+
+
+@segment_cli.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the segment is for.")
+def segment_create_command(name: str, description: str) -> None:
+    """Create segment NAME; add conditions with `flask gk segment add NAME ATTRIBUTE OPERATOR VALUE`."""
+    _run(segments.create, name, description, unchanged=f"Segment {name} exists already; nothing changed.")
+
+
+@segment_cli.command("add")
+@click.argument("name")
+@click.argument("attribute")
+@click.argument("operator", type=click.Choice(list(OPERATORS)))
+@click.argument("value", required=False)
+def segment_add_command(name: str, attribute: str, operator: str, value: str | None) -> None:
+    """Add a condition to segment NAME: ATTRIBUTE OPERATOR [VALUE], e.g. email ends_with @example.com,
+    plan in pro,team, age gte 18, app_version semver_gt 2.1.0, country is_set."""
+    _run(segments.add_condition, name, attribute, operator, value, unchanged="")
+
+
+@segment_cli.command("remove")
+@click.argument("name")
+@click.argument("number", type=int)
+def segment_remove_command(name: str, number: int) -> None:
+    """Remove condition NUMBER (as `flask gk segment list` numbers them) from segment NAME."""
+    _run(segments.remove_condition, name, number, unchanged="")
+
+
+@segment_cli.command("delete")
+@click.argument("name")
+def segment_delete_command(name: str) -> None:
+    """Delete segment NAME; flags that target it show the target as stale."""
+    _run(segments.delete, name, unchanged=f"There is no segment {name}; nothing changed.")
+
+
+@segment_cli.command("list")
+def segment_list_command() -> None:
+    """List the segments and their conditions."""
+    snapshot = store.snapshot(max_age=0)
+    if not snapshot.segments:
+        click.echo("No segments yet: `flask gk segment create NAME`.")
+    for name, segment in sorted(snapshot.segments.items()):
+        click.echo(f"{name}  {segment.description}".rstrip())
+        for number, condition in enumerate(segment.conditions, start=1):
+            click.echo(f"    {number}. {condition}")
+        if not segment.conditions:
+            click.echo("    (no conditions: matches nobody)")
+
+
+@segment_cli.command("check")
+@click.argument("name")
+@click.option("--user", "user_text", required=True, help="The user's email or id.")
+def segment_check_command(name: str, user_text: str) -> None:
+    """Does the user match segment NAME? Shows their context and the conditions they miss."""
+    snapshot = store.snapshot(max_age=0)
+    segment = snapshot.segments.get(name)
+    if segment is None:
+        raise click.ClickException(f"There is no segment {name!r}.")
+    try:
+        user, context = segments.context_of(user_text)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{user.label}: {context}")
+    missed = segment.failing(context) if segment.conditions else []
+    if segment.matches(context):
+        click.echo(f"matches segment {name}")
+    else:
+        click.echo(f"does not match segment {name}" + (":" if missed else " (it has no conditions)"))
+        for condition in missed:
+            click.echo(f"    not {condition}")
 
 
 class _ScheduleGroup(AppGroup):

@@ -33,14 +33,17 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .conditions import CompiledSegment, Condition, compile_segment
 from .engine import gatekeeper
 from .push import ChangeFeed, PostgresFeed
 from .tables import (
+    ConditionRow,
     DisabledRow,
     ForcedRow,
     GroupRow,
     MemberRow,
     ScheduleRow,
+    SegmentRow,
     TargetRow,
     UserOverrideRow,
     ValueRow,
@@ -96,6 +99,7 @@ class Snapshot:
     next_due: datetime | None = None  # when the first pending scheduled change is due (UTC)
     disabled: frozenset[str] = frozenset()  # flags switched off: everyone gets DEFAULT_VARIANT
     values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
+    segments: Mapping[str, CompiledSegment] = _nothing()  # segment -> its conditions, compiled to match
 
 
 @dataclass(frozen=True)
@@ -372,7 +376,18 @@ def _read_targeting(session: Session) -> dict[str, Any]:
             values.setdefault(flag, {})[variant] = json.loads(value)
         except ValueError:  # written by hand: ignored (the dashboard lists it as stale)
             log.warning("gatekeeper: the stored value of %s %s is not JSON; ignored", flag, variant)
+    conditions: dict[str, list[Condition]] = {}
+    rows = select(ConditionRow.segment, ConditionRow.attribute, ConditionRow.operator, ConditionRow.value)
+    for segment, attribute, operator, value in session.execute(rows.order_by(ConditionRow.id)):
+        conditions.setdefault(segment, []).append(
+            Condition(attribute, operator, json.loads(value) if value is not None else None)
+        )
+    segments = {
+        name: compile_segment(name, conditions.get(name, []), description)
+        for name, description in session.execute(select(SegmentRow.name, SegmentRow.description))
+    }
     return {
+        "segments": MappingProxyType(segments),
         "disabled": frozenset(session.scalars(select(DisabledRow.flag))),
         "values": MappingProxyType({flag: MappingProxyType(v) for flag, v in values.items()}),
         "weights": MappingProxyType({flag: MappingProxyType(w) for flag, w in weights.items()}),

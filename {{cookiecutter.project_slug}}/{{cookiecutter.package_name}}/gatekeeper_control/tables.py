@@ -132,6 +132,29 @@ class ValueRow(Base):
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SegmentRow(Base):
+    """A named set of conditions on context attributes (conditions.py); flags target it like a group."""
+
+    __tablename__ = "gatekeeper_segments"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(String(LABEL_LENGTH), default="")
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConditionRow(Base):
+    """One condition of a segment, in the order added: ATTRIBUTE OPERATOR VALUE (the value as JSON)."""
+
+    __tablename__ = "gatekeeper_segment_conditions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    attribute: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    operator: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str | None] = mapped_column(Text)
+
+
 class ScheduleRow(Base):
     __tablename__ = "gatekeeper_schedules"
     __table_args__ = (Index("ix_gatekeeper_schedules_state_due_at", "state", "due_at"),)

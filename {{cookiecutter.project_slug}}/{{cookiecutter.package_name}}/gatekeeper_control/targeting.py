@@ -114,9 +114,13 @@ def code_groups() -> Mapping[str, gatekeeper.CodeGroup]:
 
 
 def check_group_exists(name: str) -> None:
-    if name in code_groups() or name in store.snapshot(max_age=0).groups:
+    snapshot = store.snapshot(max_age=0)
+    if name in code_groups() or name in snapshot.groups or name in snapshot.segments:
         return
-    raise UnknownGroupError(f"No group {quote(name)}: create it with `flask gk group create {name}`.")
+    raise UnknownGroupError(
+        f"No group or segment {quote(name)}: create it with `flask gk group create {name}` "
+        f"or `flask gk segment create {name}`."
+    )
 
 
 # --- The operations -----------------------------------------------------------------------------------------
@@ -309,7 +313,7 @@ class TargetingStore:
                     why = f"flag {flag} is no longer in the code"
                 elif variant not in config.get_variants():
                     why = f"variant {variant} is no longer one of {', '.join(config.get_variants())}"
-                elif group not in snapshot.groups and group not in in_code:
+                elif group not in snapshot.groups and group not in in_code and group not in snapshot.segments:
                     why = f"group {group} no longer exists"
                 else:
                     continue

@@ -1,0 +1,165 @@
+"""Segments: named conditions on context attributes, made at runtime, that a flag targets like a group."""
+
+from __future__ import annotations
+
+import pytest
+
+from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
+from tests.store_helpers import audit_log, count_queries, snapshot
+
+
+def gk(runner, *args):
+    return runner.invoke(args=["gk", *args])
+
+
+def explain(app, flag, user_id):
+    with app.app_context():
+        return Gatekeeper(user_id=user_id).explain(flag)
+
+
+@pytest.fixture
+def example_segment(runner):
+    """Segment "examples": email ends with @example.com, targeted by MY_NEW_FEATURE with VISIBLE."""
+    assert gk(runner, "segment", "create", "examples").exit_code == 0
+    assert gk(runner, "segment", "add", "examples", "email", "ends_with", "@example.com").exit_code == 0
+    assert gk(runner, "target", "MY_NEW_FEATURE", "examples", "VISIBLE").exit_code == 0
+
+
+def test_a_targeted_segment_gives_its_variant_to_users_who_match(app, example_segment, make_user):
+    """The done-when story: a segment "email ends with @example.com" gets MY_NEW_FEATURE's VISIBLE."""
+    ann = make_user("ann@example.com", user_id=50)
+    bob = make_user("bob@example.org", user_id=51)
+    evaluation = explain(app, "MY_NEW_FEATURE", ann.id)
+    assert (evaluation.variant, evaluation.reason, evaluation.detail) == (
+        "VISIBLE",
+        "group_target",
+        "in segment examples",
+    )
+    assert explain(app, "MY_NEW_FEATURE", bob.id).variant == "NOT_VISIBLE"
+
+
+def test_a_signed_in_user_sees_the_segments_variant_on_the_home_page(
+    client, example_segment, make_user, login
+):
+    login(client, make_user("ann@example.com", user_id=50))
+    assert 'id="my-new-feature"' in client.get("/").get_data(as_text=True)
+
+
+def test_explain_names_the_segment(runner, example_segment, make_user):
+    make_user("ann@example.com", user_id=50)
+    result = gk(runner, "explain", "MY_NEW_FEATURE", "--user", "ann@example.com")
+    assert "MY_NEW_FEATURE = VISIBLE  because: group_target (in segment examples)" in result.output
+
+
+def test_every_condition_must_hold(app, runner, example_segment, make_user):
+    gk(runner, "segment", "add", "examples", "email", "starts_with", "ann")
+    ann, amy = make_user("ann@example.com", user_id=50), make_user("amy@example.com", user_id=52)
+    assert explain(app, "MY_NEW_FEATURE", ann.id).variant == "VISIBLE"
+    assert explain(app, "MY_NEW_FEATURE", amy.id).variant == "NOT_VISIBLE"
+
+
+def test_a_segment_without_conditions_matches_nobody(app, runner, make_user):
+    gk(runner, "segment", "create", "empty")
+    gk(runner, "target", "MY_NEW_FEATURE", "empty", "VISIBLE")
+    assert (
+        explain(app, "MY_NEW_FEATURE", make_user("ann@example.com", user_id=50).id).variant == "NOT_VISIBLE"
+    )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "operator", "value", "matches"),
+    [
+        ("email", "equals", "ann@example.com", True),
+        ("email", "not_equals", "ann@example.com", False),
+        ("email", "in", "bob@example.com,ann@example.com", True),
+        ("email", "not_in", '["ann@example.com"]', False),
+        ("email", "contains", "@exam", True),
+        ("email", "matches", r"^[a-z]+@example\.(com|org)$", True),
+        ("is_admin", "equals", "false", True),
+        ("is_admin", "equals", "0", False),  # 0 is not false
+        ("email", "is_set", None, True),
+        ("country", "is_not_set", None, True),
+        ("country", "equals", "FR", False),  # missing: false, never an error
+        ("email", "gt", "3", False),  # mistyped: text is not a number, so false
+        ("email", "semver_gt", "1.0", False),
+        ("email", "before", "2030-01-01", False),
+    ],
+)
+def test_operators(app, runner, make_user, attribute, operator, value, matches):
+    """Each operator, on the default context (key, email, is_admin) of ann@example.com."""
+    gk(runner, "segment", "create", "s")
+    result = gk(runner, "segment", "add", "s", attribute, operator, *([value] if value is not None else []))
+    assert result.exit_code == 0, result.output
+    gk(runner, "target", "MY_NEW_FEATURE", "s", "VISIBLE")
+    variant = explain(app, "MY_NEW_FEATURE", make_user("ann@example.com", user_id=50).id).variant
+    assert variant == ("VISIBLE" if matches else "NOT_VISIBLE")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["email", "matches", "(a)\\1"], "is not a pattern RE2 accepts"),
+        (["email", "matches", "(unclosed"], "is not a pattern RE2 accepts"),
+        (["age", "gte", "eighteen"], "age gte: give a number, not 'eighteen'"),
+        (["app_version", "semver_gt", "two"], "'two' is not a version like 2.1.0"),
+        (["signed_up", "before", "soon"], "'soon' is not a date like 2027-01-31"),
+        (["email", "ends_with"], "email ends_with needs a value"),
+        (["country", "is_set", "FR"], "country is_set takes no value"),
+    ],
+)
+def test_a_bad_condition_is_refused_with_its_reason_and_writes_nothing(app, runner, args, message):
+    gk(runner, "segment", "create", "s")
+    result = gk(runner, "segment", "add", "s", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert snapshot(app).segments["s"].conditions == ()
+
+
+def test_conditions_are_listed_and_removed_by_number(app, runner):
+    gk(runner, "segment", "create", "s")
+    gk(runner, "segment", "add", "s", "email", "ends_with", "@example.com")
+    gk(runner, "segment", "add", "s", "is_admin", "equals", "true")
+    listing = gk(runner, "segment", "list").output
+    assert '1. email ends with "@example.com"' in listing
+    assert "2. is_admin equals true" in listing
+    gk(runner, "segment", "remove", "s", "1")
+    assert [str(c) for c in snapshot(app).segments["s"].conditions] == ["is_admin equals true"]
+
+
+def test_segment_changes_are_audited(app, runner):
+    gk(runner, "segment", "create", "s")
+    gk(runner, "segment", "add", "s", "email", "ends_with", "@example.com")
+    added, created = audit_log(app)[:2]
+    assert (created.action, created.target) == ("create_segment", "s")
+    assert (added.action, added.after, added.actor) == (
+        "add_condition",
+        'email ends with "@example.com"',
+        "cli",
+    )
+
+
+def test_a_deleted_segment_leaves_a_stale_target_never_an_error(app, runner, example_segment, make_user):
+    gk(runner, "segment", "delete", "examples")
+    assert (
+        explain(app, "MY_NEW_FEATURE", make_user("ann@example.com", user_id=50).id).variant == "NOT_VISIBLE"
+    )
+    with app.app_context():
+        from {{ cookiecutter.package_name }}.gatekeeper_control.targeting import targeting
+
+        [stale] = targeting.stale()
+    assert (stale.name, stale.reason) == ("examples", "group examples no longer exists")
+
+
+def test_check_says_whether_a_user_matches_and_why_not(app, runner, example_segment, make_user):
+    make_user("bob@example.org", user_id=51)
+    result = gk(runner, "segment", "check", "examples", "--user", "bob@example.org")
+    assert "'email': 'bob@example.org'" in result.output
+    assert 'does not match segment examples:\n    not email ends with "@example.com"' in result.output
+
+
+def test_segment_checks_make_no_query(app, client, example_segment, make_user, login):
+    login(client, make_user("ann@example.com", user_id=50))
+    client.get("/")
+    with count_queries(app) as statements:
+        client.get("/")
+    assert not [s for s in statements if "gatekeeper" in s]
