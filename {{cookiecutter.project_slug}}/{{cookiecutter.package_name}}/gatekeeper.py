@@ -9,6 +9,9 @@ Evaluation order for a flag (the first that applies wins, and the result records
 2. ``disabled``: the flag is switched off at runtime: everyone gets ``DEFAULT_VARIANT``;
    ``forced``: a variant forced for everyone (``forced_variant`` in tests, which comes first of all, so that
    a test's choice holds whatever cookie or store it meets);
+   ``prerequisite``: the flag requires another flag's variant (``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``
+   in code, or stored at runtime) and this user does not get it: ``DEFAULT_VARIANT``, and the detail says
+   which, with the chain;
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
 4. ``group_target``: the user is in a group (stored, or registered in code) that the flag targets;
 5. ``rule``: the config's ``_get_variant``, whose ``self.rollout()`` uses the weights stored at runtime for
@@ -98,6 +101,7 @@ GROUP_TARGET = "group_target"
 RULE = "rule"
 DEFAULT = "default"
 DISABLED = "disabled"
+PREREQUISITE = "prerequisite"
 
 # A value's JSON type, by its Python type (bool before int: True is an int to Python, never to JSON).
 VALUE_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "list", dict: "object"}
@@ -208,6 +212,8 @@ class FeatureFlagConfig(ABC):
     ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
     type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further.
     ``METADATA = {"team": "growth"}`` is the flag's OpenFeature ``flag_metadata`` (text, numbers, booleans).
+    ``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``: only users who get ON of NEW_CHECKOUT can get anything but
+    ``DEFAULT_VARIANT`` (checked at start: the flags and variants exist, and no flag requires itself).
     Without a rule of its own (``_get_variant``) a flag serves ``DEFAULT_VARIANT`` to everyone.
     """
 
@@ -222,6 +228,7 @@ class FeatureFlagConfig(ABC):
     VALUES: Mapping[str, Any] | None = None
     VALUE_SCHEMA: Mapping[str, Any] | None = None
     METADATA: Mapping[str, Any] | None = None
+    PREREQUISITES: Mapping[str, str] | None = None
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -239,6 +246,7 @@ class FeatureFlagConfig(ABC):
         self._context_rule = _declares_context(self._get_variant)
         self.values, self.value_type = self._check_values(names)
         self.metadata = self._check_metadata()
+        self._prerequisites = tuple((self.PREREQUISITES or {}).items())
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -556,6 +564,56 @@ def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
             )
         if config.ROLLOUT is not None:
             _validate_rollout(key, config)
+    _validate_prerequisites(config_map)
+
+
+def _validate_prerequisites(config_map: Mapping[str, FeatureFlagConfig]) -> None:
+    """Every PREREQUISITES names a flag and one of its variants, and no chain of them comes back round."""
+    for key, config in config_map.items():
+        for other, variant in config._prerequisites:
+            required = config_map.get(other)
+            if required is None:
+                raise FlagConfigError(f"{key}: PREREQUISITES names {other!r}, which is not a flag; remove it")
+            if variant not in required._names:
+                variants = ", ".join(required._members)
+                raise FlagConfigError(
+                    f"{key}: PREREQUISITES wants {other} {variant!r}; use one of {variants}"
+                )
+    graph = {key: [other for other, _ in config._prerequisites] for key, config in config_map.items()}
+    cycle = prerequisite_cycle(graph)
+    if cycle:
+        raise FlagConfigError(
+            f"{cycle[0]}: PREREQUISITES go round in a circle ({' -> '.join(cycle)}); break it"
+        )
+
+
+def prerequisite_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A chain of flags that requires itself (["A", "B", "A"]) in `graph` (flag -> the flags it requires),
+    or None."""
+    done: set[str] = set()
+    for start in graph:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(graph.get(start, ())))]
+        if start in done:
+            continue
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                return [*path[path.index(child) :], child]
+            elif child not in done:
+                stack.append((child, iter(graph.get(child, ()))))
+                path.append(child)
+                on_path.add(child)
+    return None
 
 
 def _validate_rollout(key: str, config: FeatureFlagConfig) -> None:
@@ -591,6 +649,7 @@ class _Snapshot:
     memberships: Mapping[str, frozenset[str]] = MappingProxyType({})  # user id -> its stored groups
     disabled: frozenset[str] = frozenset()  # flags switched off
     segments: Mapping[str, Any] = MappingProxyType({})  # segment -> an object with `matches(context)`
+    prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({})  # flag -> (flag, var)
     values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
 
 
@@ -738,6 +797,7 @@ class GatekeeperState:
                 _browser_override,
                 *([] if snapshot.disabled else [_disabled]),
                 *([] if snapshot.forced else [_forced]),
+                *([] if snapshot.prerequisites else [_stored_prerequisites]),
                 *([] if snapshot.user_overrides else [_stored_user_override]),
                 *([] if snapshot.group_targets else [_group_target]),
             }
@@ -815,6 +875,7 @@ class Gatekeeper:
         "_extra_context",
         "_flags",
         "_overrides",
+        "_resolving",
         "_state",
         "_steps",
         "_user",
@@ -858,6 +919,7 @@ class Gatekeeper:
             None if context is None else _given_context(user_id, context)
         )
         self._extra_context: dict[str, Any] | None = None
+        self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._anonymous_id: str | None = None
 
@@ -1029,7 +1091,7 @@ class Gatekeeper:
         call more per flag costs as much as a tenth of a first check.)
         """
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
-        if overrides or config._code_overrides:
+        if overrides or config._code_overrides or config._prerequisites:
             stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
             for step in steps:
                 evaluation = step(self, flag, config, user_id, *stored)
@@ -1102,6 +1164,7 @@ class Gatekeeper:
             or snapshot.user_overrides
             or snapshot.group_targets
             or snapshot.disabled
+            or snapshot.prerequisites
         ):
             self._overrides = (state.pinned, browser or {}, snapshot)
             self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
@@ -1191,6 +1254,48 @@ def _forced(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: An
     return None
 
 
+def _code_prerequisites(gk: Gatekeeper, flag: str, config: Any, user_id: Any, *_: Any) -> Any:
+    """2c. PREREQUISITES in code: each required flag must give this user the required variant."""
+    return _unmet(gk, flag, config, user_id, config._prerequisites) if config._prerequisites else None
+
+
+def _stored_prerequisites(
+    gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
+) -> Any:
+    """2d. Prerequisites stored at runtime (one naming a flag or variant that is gone is stale: skipped)."""
+    required = snapshot.prerequisites.get(flag)
+    return _unmet(gk, flag, config, user_id, required) if required else None
+
+
+def _unmet(gk: Gatekeeper, flag: str, config: Any, user_id: Any, required: Any) -> Evaluation | None:
+    """The default, with the chain in the detail, when `user_id` does not get a required variant."""
+    config_map = gk._state.config_map
+    for other, variant in required:
+        other_config = config_map.get(other)
+        if other_config is None or variant not in other_config._names:
+            continue  # stale
+        resolving = gk._resolving if gk._resolving is not None else set()
+        if (other, user_id) in resolving:  # a circle (a deploy met a stored prerequisite): unmet
+            return Evaluation(
+                flag, config.default_variant, PREREQUISITE, f"needs {other} = {variant} (a circle)"
+            )
+        gk._resolving = resolving
+        resolving.add((flag, user_id))
+        try:
+            if user_id == gk.user_id and other not in gk._flags:
+                got = gk._evaluate_flag(other)[_EVALUATION]
+            else:
+                got = gk._flags[other][_EVALUATION] if user_id == gk.user_id else None
+                got = got or gk._evaluate(other, other_config, user_id)[_EVALUATION]
+        finally:
+            resolving.discard((flag, user_id))
+        if got.variant != variant:
+            why = f"{got.reason}" + (f": {got.detail}" if got.detail else "")
+            detail = f"needs {other} = {variant}, which gives {got.variant} ({why})"
+            return Evaluation(flag, config.default_variant, PREREQUISITE, detail)
+    return None
+
+
 def _stored_user_override(
     gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
 ) -> Any:
@@ -1240,6 +1345,8 @@ EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
     _browser_override,
     _disabled,
     _forced,
+    _code_prerequisites,
+    _stored_prerequisites,
     _stored_user_override,
     _code_user_override,
     _group_target,
@@ -1277,6 +1384,7 @@ def _adapt_snapshot(snapshot: Any) -> _Snapshot:
         "disabled",
         "values",
         "segments",
+        "prerequisites",
     ):
         setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
     return adapted

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 08:52:57.753273
+Create Date: 2026-12-02 09:01:54.603522
 """
 
 import sqlalchemy as sa
@@ -105,6 +105,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "gatekeeper_prerequisites",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("required", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "required"),
+    )
+    op.create_table(
         "gatekeeper_rollout_weights",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("variant", sa.String(length=100), nullable=False),
@@ -188,6 +197,7 @@ def downgrade() -> None:
 
     op.drop_table("gatekeeper_schedules")
     op.drop_table("gatekeeper_rollout_weights")
+    op.drop_table("gatekeeper_prerequisites")
     op.drop_table("gatekeeper_groups")
     op.drop_table("gatekeeper_group_targets")
     op.drop_table("gatekeeper_group_members")

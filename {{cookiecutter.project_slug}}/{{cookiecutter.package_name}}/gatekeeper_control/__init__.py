@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     dashboard_segments,
     dashboard_targeting,
     exposures,
+    prerequisites,
     schedules,
     segments,
     store,

@@ -17,6 +17,7 @@ from .audit import AuditEntry
 from .conditions import OPERATORS
 from .engine import gatekeeper
 from .errors import StoreError
+from .prerequisites import prerequisites
 from .schedules import scheduler
 from .segments import segments
 from .store import CLI_ACTOR, store, unchecked_user_note
@@ -248,6 +249,27 @@ def group_list_command() -> None:
             click.echo(f"    {label} (id {user_id})")
     if not snapshot.groups and not code_groups():
         click.echo("No groups yet: `flask gk group create NAME`.")
+
+
+@gatekeeper.cli.command("require")
+@click.argument("flag")
+@click.argument("required")
+@click.argument("variant")
+@reason_option
+def require_command(flag: str, required: str, variant: str, reason: str | None) -> None:
+    """Serve FLAG's default to whoever does not get VARIANT of REQUIRED (a prerequisite)."""
+    unchanged = f"{flag} already requires {required} = {variant}; nothing changed."
+    _run(prerequisites.require, flag, required, variant, unchanged=unchanged, reason=reason)
+
+
+@gatekeeper.cli.command("unrequire")
+@click.argument("flag")
+@click.argument("required")
+@reason_option
+def unrequire_command(flag: str, required: str, reason: str | None) -> None:
+    """Remove FLAG's stored prerequisite on REQUIRED."""
+    unchanged = f"{flag} has no stored prerequisite on {required}; nothing changed."
+    _run(prerequisites.unrequire, flag, required, unchanged=unchanged, reason=reason)
 
 
 @gatekeeper.cli.group("segment")

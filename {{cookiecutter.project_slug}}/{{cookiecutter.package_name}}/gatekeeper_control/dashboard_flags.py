@@ -24,6 +24,7 @@ from .dashboard import (
     form_reason,
 )
 from .dashboard_targeting import targeting_context
+from .prerequisites import prerequisites
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
 from .targeting import targeting
@@ -158,6 +159,8 @@ def flag(name: str) -> str:
         name=name,
         flag_config=config,
         disabled=name in snapshot.disabled,
+        prerequisites=prerequisites.of(name, config, snapshot) if config else [],
+        flag_names=sorted(current_config_map()),
         variant_values=_variant_values(name, config, snapshot) if config else [],
         stale_values=stale_values,
         variants=config.get_variants() if config else [],
@@ -281,6 +284,23 @@ def switch_off(name: str) -> Response:
 def switch_on(name: str) -> Response:
     """Switch the flag back on (also for a flag the code no longer has)."""
     change(store.switch_on, name, unchanged=f"{shorten(name)} was not off.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/prerequisites")
+def require(name: str) -> Response:
+    """Add a prerequisite: REQUIRED flag and VARIANT, typed as `REQUIRED=VARIANT` or in two fields."""
+    required, variant = request.form.get("required", ""), request.form.get("variant", "")
+    if "=" in required and not variant:
+        required, _, variant = required.partition("=")
+    unchanged = f"{name} already requires that."
+    change(prerequisites.require, name, required.strip(), variant.strip(), unchanged=unchanged)
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/prerequisites/remove")
+def unrequire(name: str) -> Response:
+    change(prerequisites.unrequire, name, request.form.get("required", ""), unchanged="Not required.")
     return back_to_flag(name)
 
 

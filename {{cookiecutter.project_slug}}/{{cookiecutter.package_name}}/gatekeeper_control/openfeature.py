@@ -28,6 +28,7 @@ Reasons (gatekeeper's -> OpenFeature's):
 - `forced` -> STATIC (everyone gets that variant, whatever the context);
 - `browser_override`, `user_override`, `group_target` -> TARGETING_MATCH;
 - `rule` -> SPLIT when the flag's rule calls `self.rollout(...)` (a percentage split), else TARGETING_MATCH;
+- `prerequisite` (another flag's variant is not there, the flag's default served) -> DEFAULT;
 - `default` as a normal outcome: STATIC when nothing can vary the answer (the flag has no rule of its own
   and nothing is stored or pinned for it), else DEFAULT (a rule or targeting matched nothing);
 - `default` because the rule failed (it raised, or returned no variant) -> ERROR (GENERAL), the caller's
@@ -202,6 +203,8 @@ def _reason(
         return Reason.STATIC
     if reason == gatekeeper.RULE:
         return Reason.SPLIT if _rule_splits(config) else Reason.TARGETING_MATCH
+    if reason == gatekeeper.PREREQUISITE:  # the default, because another flag's variant is not there
+        return Reason.DEFAULT
     if reason == gatekeeper.DEFAULT:
         return Reason.DEFAULT if config.has_own_rule or _anything_stored(config, state) else Reason.STATIC
     return Reason.UNKNOWN

@@ -42,6 +42,7 @@ from .tables import (
     ForcedRow,
     GroupRow,
     MemberRow,
+    PrerequisiteRow,
     ScheduleRow,
     SegmentRow,
     TargetRow,
@@ -100,6 +101,7 @@ class Snapshot:
     disabled: frozenset[str] = frozenset()  # flags switched off: everyone gets DEFAULT_VARIANT
     values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
     segments: Mapping[str, CompiledSegment] = _nothing()  # segment -> its conditions, compiled to match
+    prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> ((flag, variant), ...)
 
 
 @dataclass(frozen=True)
@@ -386,7 +388,12 @@ def _read_targeting(session: Session) -> dict[str, Any]:
         name: compile_segment(name, conditions.get(name, []), description)
         for name, description in session.execute(select(SegmentRow.name, SegmentRow.description))
     }
+    prerequisites: dict[str, list[tuple[str, str]]] = {}
+    rows = select(PrerequisiteRow.flag, PrerequisiteRow.required, PrerequisiteRow.variant)
+    for flag, required, variant in session.execute(rows.order_by(PrerequisiteRow.set_at)):
+        prerequisites.setdefault(flag, []).append((required, variant))
     return {
+        "prerequisites": MappingProxyType({flag: tuple(p) for flag, p in prerequisites.items()}),
         "segments": MappingProxyType(segments),
         "disabled": frozenset(session.scalars(select(DisabledRow.flag))),
         "values": MappingProxyType({flag: MappingProxyType(v) for flag, v in values.items()}),

@@ -132,6 +132,18 @@ class ValueRow(Base):
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class PrerequisiteRow(Base):
+    """Flag FLAG serves its default to whoever does not get VARIANT of flag REQUIRED."""
+
+    __tablename__ = "gatekeeper_prerequisites"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    required: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class SegmentRow(Base):
     """A named set of conditions on context attributes (conditions.py); flags target it like a group."""
 
