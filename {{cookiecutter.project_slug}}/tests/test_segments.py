@@ -163,3 +163,48 @@ def test_segment_checks_make_no_query(app, client, example_segment, make_user, l
     with count_queries(app) as statements:
         client.get("/")
     assert not [s for s in statements if "gatekeeper" in s]
+
+
+def test_a_segment_target_can_split_its_members_stickily(app, runner):
+    """`target FLAG SEGMENT VISIBLE=50,NOT_VISIBLE=50`: about half the segment each, the same every time."""
+    gk(runner, "segment", "create", "examples")
+    gk(runner, "segment", "add", "examples", "email", "ends_with", "@example.com")
+    result = gk(runner, "target", "MY_NEW_FEATURE", "examples", "VISIBLE=50,NOT_VISIBLE=50")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+
+        def evaluation(user_id, email):
+            return Gatekeeper(user_id=user_id, context={"email": email}).explain("MY_NEW_FEATURE")
+
+        members = [evaluation(user_id, f"u{user_id}@example.com") for user_id in range(100, 300)]
+        again = [evaluation(user_id, f"u{user_id}@example.com") for user_id in range(100, 300)]
+        outsider = evaluation(400, "u400@example.org")
+    visible = sum(e.variant == "VISIBLE" for e in members)
+    assert 70 <= visible <= 130
+    assert [e.variant for e in members] == [e.variant for e in again]
+    assert {e.reason for e in members} == {"group_target"}
+    assert members[0].detail.startswith("in segment examples, ") and members[0].detail.endswith(
+        "of its split"
+    )
+    assert outsider.reason == "rule"
+
+
+def test_a_split_must_name_the_flags_variants_and_add_up(app, runner):
+    gk(runner, "segment", "create", "examples")
+    result = gk(runner, "target", "MY_NEW_FEATURE", "examples", "VISIBLE=50,HIDDEN=50")
+    assert result.exit_code != 0
+    assert "MY_NEW_FEATURE has no variant 'HIDDEN'" in result.output
+    result = gk(runner, "target", "MY_NEW_FEATURE", "examples", "VISIBLE=50,NOT_VISIBLE=40")
+    assert "the weights add up to 90, not 100" in result.output
+    assert snapshot(app).group_targets == {}
+
+
+def test_without_google_re2_a_pattern_is_refused_naming_the_package(app, runner, monkeypatch):
+    """In an app that copied the folder without google-re2, `matches` cannot be saved (never a slow regex)."""
+    from {{ cookiecutter.package_name }}.gatekeeper_control import conditions
+
+    monkeypatch.setattr(conditions, "re2", None)
+    gk(runner, "segment", "create", "s")
+    result = gk(runner, "segment", "add", "s", "email", "matches", "@example")
+    assert "patterns need the google-re2 package (pip install google-re2)" in result.output
+    assert snapshot(app).segments["s"].conditions == ()

@@ -650,6 +650,8 @@ class _Snapshot:
     disabled: frozenset[str] = frozenset()  # flags switched off
     segments: Mapping[str, Any] = MappingProxyType({})  # segment -> an object with `matches(context)`
     prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({})  # flag -> (flag, var)
+    # (flag, group) -> {variant: percent}: a target that splits its group, sticky per user (or visitor)
+    target_splits: Mapping[tuple[str, str], Mapping[str, float]] = MappingProxyType({})
     values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
 
 
@@ -1325,19 +1327,48 @@ def _group_target(
         return None
     member_of = snapshot.memberships.get(str(user_id), ()) if user_id is not None else ()
     for group, variant in targets:  # in the order the targets were added: the first match wins
+        split = None
         if variant not in config._names:
-            continue
+            split = snapshot.target_splits.get((flag, group))
+            if split is None or not split.keys() <= config._names:
+                continue  # stale: a variant left the code
         if group in member_of:
-            return Evaluation(flag, variant, GROUP_TARGET, f"member of group {group}")
-        segment = snapshot.segments.get(group)
-        if segment is not None:
-            if segment.matches(gk._context_for(user_id)):
-                return Evaluation(flag, variant, GROUP_TARGET, f"in segment {group}")
+            why = f"member of group {group}"
+        elif (segment := snapshot.segments.get(group)) is not None:
+            if not segment.matches(gk._context_for(user_id)):
+                continue
+            why = f"in segment {group}"
+        elif (code_group := gk._state.groups.get(group) if user_id is not None else None) is not None and (
+            _in_code_group(gk, code_group, user_id)
+        ):
+            why = f"in group {group} (defined in code)"
+        else:
             continue
-        code_group = gk._state.groups.get(group) if user_id is not None else None
-        if code_group is not None and _in_code_group(gk, code_group, user_id):
-            return Evaluation(flag, variant, GROUP_TARGET, f"in group {group} (defined in code)")
+        if split is not None:
+            variant = _split_variant(flag, group, split, user_id)
+            if variant is None:
+                continue
+            why += f", {variant} of its split"
+        return Evaluation(flag, variant, GROUP_TARGET, why)
     return None
+
+
+def _split_variant(flag: str, group: str, split: Mapping[str, float], user_id: Any) -> str | None:
+    """The variant a target's split gives this user (or visitor), sticky: the bucket of
+    ``"FLAG:GROUP:UNIT"``, as `rollout()` buckets ``"FLAG:SALT:UNIT"`` (never change it: users would move).
+    None for an anonymous visitor outside a request (no unit to bucket)."""
+    if user_id is None:
+        if _current_request() is None:
+            return None
+        user_id = anonymous_id()
+    point = rollout_bucket(f"{flag}:{group}:{user_id}") / (ROLLOUT_BUCKETS // 100)
+    total, chosen = 0.0, None
+    for variant, weight in split.items():
+        total += weight
+        if point < total:
+            return variant
+        chosen = variant
+    return chosen
 
 
 EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
@@ -1385,6 +1416,7 @@ def _adapt_snapshot(snapshot: Any) -> _Snapshot:
         "values",
         "segments",
         "prerequisites",
+        "target_splits",
     ):
         setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
     return adapted

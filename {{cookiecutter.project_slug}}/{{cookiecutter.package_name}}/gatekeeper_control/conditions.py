@@ -5,7 +5,9 @@ A condition is (attribute, operator, value), e.g. ("email", "ends_with", "@examp
 context when all its conditions hold. Matching never raises: an attribute that is missing, or of a type the
 operator cannot compare (a number for `starts_with`, text that is not a version for `semver_gt`), makes the
 condition false. Regular expressions run on RE2 (`google-re2`), which cannot backtrack catastrophically, so
-no pattern an admin saves can stall a request; a pattern RE2 does not accept is refused on save.
+no pattern an admin saves can stall a request; a pattern RE2 does not accept is refused on save. Both
+`google-re2` and `packaging` (semantic versions) are optional for a folder copied into another app: without
+them, the conditions that need them are refused on save, saying which package to install.
 
 Imports no other module of the folder: the snapshot compiles the stored conditions with `compile_segment`.
 """
@@ -18,10 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import re2
-from packaging.version import InvalidVersion, Version
-
 from .errors import OverrideError
+
+try:  # optional in a copied folder: without it, `matches` conditions are refused on save
+    import re2
+except ImportError:  # pragma: no cover - a dependency of the baked project
+    re2 = None
+try:  # optional in a copied folder: without it, semantic-version conditions are refused on save
+    from packaging.version import InvalidVersion, Version
+except ImportError:  # pragma: no cover - a dependency of the baked project
+    Version = InvalidVersion = None
 
 
 class ConditionError(OverrideError):
@@ -109,6 +117,10 @@ def check_condition(condition: Condition) -> Condition:
         raise ConditionError(f'{where}: give a list, e.g. ["pro", "team"] or pro,team.')
     if kind in ("text", "pattern") and not (isinstance(value, str) and value):
         raise ConditionError(f"{where}: give some text.")
+    if kind == "pattern" and re2 is None:
+        raise ConditionError(f"{where}: patterns need the google-re2 package (pip install google-re2).")
+    if kind == "version" and Version is None:
+        raise ConditionError(f"{where}: versions need the packaging package (pip install packaging).")
     if kind == "pattern":
         try:
             re2.compile(value)
@@ -187,6 +199,8 @@ def _test(condition: Condition) -> Callable[[Any], bool]:
     if operator == "contains":
         return lambda seen: type(seen) is str and value in seen
     if operator == "matches":
+        if re2 is None:  # stored where google-re2 was installed: matches nobody here
+            return lambda seen: False
         pattern = re2.compile(value)
         return lambda seen: type(seen) is str and pattern.search(seen) is not None
     if operator in ("lt", "lte", "gt", "gte"):
@@ -215,8 +229,9 @@ def _same(seen: Any, value: Any) -> bool:
     )
 
 
-def _version(text: Any) -> Version | None:
-    if type(text) is not str:
+def _version(text: Any) -> Any:
+    """`text` as a packaging Version, or None when it is not one (or packaging is not installed)."""
+    if type(text) is not str or Version is None:
         return None
     try:
         return Version(text)

@@ -97,6 +97,8 @@ class Snapshot:
     group_members: Mapping[str, Mapping[str, str]] = _nothing()  # group -> {user id -> label}
     memberships: Mapping[str, frozenset[str]] = _nothing()  # user id -> its stored groups
     group_targets: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> (group, var)
+    # (flag, group) -> {variant: percent}, for the targets that split their group ("ON=50 OFF=50")
+    target_splits: Mapping[tuple[str, str], Mapping[str, float]] = _nothing()
     next_due: datetime | None = None  # when the first pending scheduled change is due (UTC)
     disabled: frozenset[str] = frozenset()  # flags switched off: everyone gets DEFAULT_VARIANT
     values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
@@ -369,8 +371,12 @@ def _read_targeting(session: Session) -> dict[str, Any]:
     rows = select(TargetRow.flag, TargetRow.group, TargetRow.variant).order_by(
         TargetRow.set_at, TargetRow.group
     )
+    splits: dict[tuple[str, str], Mapping[str, float]] = {}
     for flag, group, variant in session.execute(rows):
         targets.setdefault(flag, []).append((group, variant))
+        if "=" in variant:  # a sticky split: "ON=50 OFF=50" (targeting.py wrote it, in range order)
+            pairs = (item.partition("=") for item in variant.split())
+            splits[(flag, group)] = MappingProxyType({name: float(percent) for name, _, percent in pairs})
     next_due = session.scalar(select(func.min(ScheduleRow.due_at)).where(ScheduleRow.state == "pending"))
     values: dict[str, dict[str, Any]] = {}
     for flag, variant, value in session.execute(select(ValueRow.flag, ValueRow.variant, ValueRow.value)):
@@ -403,5 +409,6 @@ def _read_targeting(session: Session) -> dict[str, Any]:
         "group_members": MappingProxyType({g: MappingProxyType(m) for g, m in members.items()}),
         "memberships": MappingProxyType({user: frozenset(gs) for user, gs in by_user.items()}),
         "group_targets": MappingProxyType({flag: tuple(t) for flag, t in targets.items()}),
+        "target_splits": MappingProxyType(splits),
         "next_due": as_utc(next_due) if next_due is not None else None,
     }
