@@ -114,3 +114,13 @@ def test_a_switched_off_flag_shows_on_the_home_page_for_everyone(client, runner,
     assert 'id="my-new-feature"' in client.get("/").get_data(as_text=True)
     gk(runner, "off", "MY_NEW_FEATURE")
     assert 'id="my-new-feature"' not in client.get("/").get_data(as_text=True)
+
+
+def test_the_evaluation_order_shows_the_off_switch_shadowing_the_rest(app, runner, admin_client):
+    """On the flag page, a switched-off flag's forced variant is shadowed by the off switch."""
+    gk(runner, "force", "MY_NEW_FEATURE", "VISIBLE")
+    gk(runner, "off", "MY_NEW_FEATURE")
+    page = admin_client.get(FLAG_PAGE).get_data(as_text=True)
+    order = page.split('id="gk-order"')[1].split("</section>")[0]
+    assert "Switched off" in order
+    assert "the off switch" in order
