@@ -208,3 +208,13 @@ def test_without_google_re2_a_pattern_is_refused_naming_the_package(app, runner,
     result = gk(runner, "segment", "add", "s", "email", "matches", "@example")
     assert "patterns need the google-re2 package (pip install google-re2)" in result.output
     assert snapshot(app).segments["s"].conditions == ()
+
+
+def test_groups_and_segments_do_not_share_a_name(app, runner):
+    """Flags target both by name, so a name is a group's or a segment's, never both."""
+    gk(runner, "segment", "create", "beta")
+    assert "beta is a segment; choose another name" in gk(runner, "group", "create", "beta").output
+    gk(runner, "group", "create", "testers")
+    assert (
+        "testers is a stored group: choose another name" in gk(runner, "segment", "create", "testers").output
+    )

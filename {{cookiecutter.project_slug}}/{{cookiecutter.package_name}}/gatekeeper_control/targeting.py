@@ -164,6 +164,8 @@ class TargetingStore:
         name, description = _check_group_name(name), (description or "").strip()[:LABEL_LENGTH]
         if name in code_groups():
             raise OverrideError(f"{name} is a group defined in code; choose another name.")
+        if name in store.snapshot(max_age=0).segments:  # flags target both by name
+            raise OverrideError(f"{name} is a segment; choose another name for the group.")
 
         def change(session: Session) -> AuditEntry | None:
             if session.get(GroupRow, name) is not None:
