@@ -97,3 +97,12 @@ def test_a_deleted_segment_shows_its_target_as_stale_on_the_flag_page(admin_clie
     assert response.status_code == 200
     row = response.get_data(as_text=True).split(">gone</a>")[1].split("</tr>")[0]
     assert '<code>VISIBLE</code> <span class="gk-chip gk-chip-stale">stale</span>' in row
+
+
+def test_the_flag_page_targets_a_segment_with_a_split(app, admin_client, runner):
+    runner.invoke(args=["gk", "segment", "create", "examples"])
+    admin_client.post(
+        "/gatekeeper/flags/MY_NEW_FEATURE/targets",
+        data={"group": "examples", "variant": "VISIBLE", "split": "VISIBLE=30 NOT_VISIBLE=70"},
+    )
+    assert snapshot(app).group_targets == {"MY_NEW_FEATURE": (("examples", "VISIBLE=30 NOT_VISIBLE=70"),)}

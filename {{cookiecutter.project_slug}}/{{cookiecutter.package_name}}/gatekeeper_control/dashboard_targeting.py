@@ -80,9 +80,10 @@ def clear_rollout(name: str) -> Response:
 
 @bp.post("/flags/<name>/targets")
 def add_target(name: str) -> Response:
-    """Serve a variant to a group."""
+    """Serve a variant to a group or segment, or split it (`split`: weights such as ON=50 OFF=50)."""
     config_or_404(name)
-    group, variant = request.form.get("group", ""), request.form.get("variant", "")
+    group = request.form.get("group", "")
+    variant = request.form.get("split", "").strip() or request.form.get("variant", "")
     change(targeting.target, name, group, variant, unchanged=f"{shorten(group)} already gets {variant}.")
     return back_to_flag(name)
 
