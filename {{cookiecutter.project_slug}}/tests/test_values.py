@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from flask import request
+from flask import Flask, request
 
+from {{ cookiecutter.package_name }} import gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, FlagConfigError, Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP, WelcomeMessageFFConfig
 from {{ cookiecutter.package_name }}.gatekeeper_control.schedules import scheduler
@@ -107,13 +108,14 @@ def test_bad_values_in_code_fail_at_start_naming_the_flag_and_the_fix(values, me
 
 
 def test_values_in_code_must_fit_the_value_schema():
-    """A code value outside VALUE_SCHEMA fails at start, in jsonschema's words."""
+    """A code value outside VALUE_SCHEMA fails at start (`init_app`), in jsonschema's words."""
     body = {"FLAG_NAME": "LIMIT", "VARIANTS_ENUM_STR": "ON OFF", "VALUES": {"ON": 500, "OFF": 5}}
     body["VALUE_SCHEMA"] = {"type": "integer", "maximum": 100}
+    config = type("LimitFFConfig", (FeatureFlagConfig,), body)()
     with pytest.raises(
         FlagConfigError, match=r"LIMIT: VALUES\['ON'\] does not fit VALUE_SCHEMA: 500 is greater"
     ):
-        type("LimitFFConfig", (FeatureFlagConfig,), body)()
+        gatekeeper.init_app(Flask(__name__), {"LIMIT": config})
 
 
 # --- Values at runtime -----------------------------------------------------------------------------------

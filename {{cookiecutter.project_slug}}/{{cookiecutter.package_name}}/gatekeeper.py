@@ -210,7 +210,8 @@ class FeatureFlagConfig(ABC):
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
     optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
     ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
-    type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further.
+    type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further (checked
+    by gatekeeper_control, which adds its check to ``CONFIG_CHECKS``).
     ``METADATA = {"team": "growth"}`` is the flag's OpenFeature ``flag_metadata`` (text, numbers, booleans).
     ``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``: only users who get ON of NEW_CHECKOUT can get anything but
     ``DEFAULT_VARIANT`` (checked at start: the flags and variants exist, and no flag requires itself).
@@ -464,11 +465,6 @@ class FeatureFlagConfig(ABC):
                 f"{flag}: VALUES mixes {' and '.join(found)} ({listing}); give every variant a value of one "
                 "type (e.g. write 1.0 rather than 1 beside 0.5)"
             )
-        if self.VALUE_SCHEMA is not None:
-            for name in names:
-                problem = schema_problem(self.VALUE_SCHEMA, values[name], flag)
-                if problem:
-                    raise FlagConfigError(f"{flag}: VALUES[{name!r}] does not fit VALUE_SCHEMA: {problem}")
         return MappingProxyType({name: values[name] for name in names}), found[0]
 
     def _check_metadata(self) -> Mapping[str, Any]:
@@ -524,27 +520,6 @@ def _declares_context(rule: Callable[..., Any]) -> bool:
         return False
 
 
-def schema_problem(schema: Mapping[str, Any], value: Any, flag: str = "") -> str | None:
-    """Why `value` does not fit the JSON Schema `schema` (the first error, in jsonschema's words), or None.
-
-    Needs the `jsonschema` package, imported only for flags that declare a VALUE_SCHEMA.
-    """
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema is a dependency of the baked project
-        raise FlagConfigError(f"{flag}: VALUE_SCHEMA needs the jsonschema package: add it") from None
-    try:
-        validator = jsonschema.validators.validator_for(schema)
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as error:
-        raise FlagConfigError(f"{flag}: VALUE_SCHEMA is not a valid JSON Schema: {error.message}") from None
-    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
-    if error is None:
-        return None
-    where = "/".join(str(part) for part in error.absolute_path)
-    return f"{where}: {error.message}" if where else error.message
-
-
 def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
     """Raise FlagConfigError, naming the flag and the fix, for the first config that is wrong."""
     for key, config in config_map.items():
@@ -565,6 +540,14 @@ def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
         if config.ROLLOUT is not None:
             _validate_rollout(key, config)
     _validate_prerequisites(config_map)
+    for check in CONFIG_CHECKS:
+        check(config_map)
+
+
+# More checks `validate_config_map` runs at start, each raising FlagConfigError: a module beside the engine
+# adds its own here (gatekeeper_control's values.py checks VALUES against VALUE_SCHEMA with jsonschema,
+# a package the engine itself does without).
+CONFIG_CHECKS: list[Callable[[Mapping[str, FeatureFlagConfig]], None]] = []
 
 
 def _validate_prerequisites(config_map: Mapping[str, FeatureFlagConfig]) -> None:

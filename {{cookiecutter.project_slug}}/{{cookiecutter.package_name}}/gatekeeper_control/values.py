@@ -80,7 +80,7 @@ def parse_value(config: Any, variant: str, text: Any) -> Any:
             f"(e.g. {to_json(config.values[variant])}). Nothing was changed."
         )
     if config.VALUE_SCHEMA is not None:
-        problem = gatekeeper.schema_problem(config.VALUE_SCHEMA, value, flag)
+        problem = schema_problem(config.VALUE_SCHEMA, value, flag)
         if problem:
             raise ValueRejectedError(
                 f"{flag} {variant}: the value does not fit {flag}'s VALUE_SCHEMA: {problem}. "
@@ -135,6 +135,49 @@ class Values:
 
 
 values = Values()
+
+
+def schema_problem(schema: Mapping[str, Any], value: Any, flag: str = "") -> str | None:
+    """Why `value` does not fit the JSON Schema `schema` (the first error, in jsonschema's words), or None.
+
+    Needs the `jsonschema` package (a dependency of the baked project), imported only for flags that declare
+    a VALUE_SCHEMA, so that a folder copied into an app without it works for every other flag.
+    """
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - a dependency of the baked project
+        raise gatekeeper.FlagConfigError(
+            f"{flag}: VALUE_SCHEMA needs the jsonschema package: add it"
+        ) from None
+    try:
+        validator = jsonschema.validators.validator_for(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise gatekeeper.FlagConfigError(
+            f"{flag}: VALUE_SCHEMA is not a valid JSON Schema: {error.message}"
+        ) from None
+    error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def check_code_values(config_map: Mapping[str, Any]) -> None:
+    """At start (the engine's `validate_config_map`): every flag's VALUES fit its VALUE_SCHEMA."""
+    for flag, config in config_map.items():
+        if config.VALUE_SCHEMA is None:
+            continue
+        for variant, value in config.values.items():
+            problem = schema_problem(config.VALUE_SCHEMA, value, flag)
+            if problem:
+                raise gatekeeper.FlagConfigError(
+                    f"{flag}: VALUES[{variant!r}] does not fit VALUE_SCHEMA: {problem}"
+                )
+
+
+if check_code_values not in gatekeeper.CONFIG_CHECKS:
+    gatekeeper.CONFIG_CHECKS.append(check_code_values)
 
 
 def set_value_in(
