@@ -54,6 +54,8 @@ echo
 echo
 "$VENV/bin/python" benchmarks/bench_targeting.py --project "$PROJECT"
 echo
+"$VENV/bin/python" benchmarks/bench_segments.py --project "$PROJECT"
+echo
 "$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"
 "$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"
 echo

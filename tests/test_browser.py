@@ -216,7 +216,7 @@ def test_the_filter_box_narrows_the_flag_list_as_you_type(open_as, server):
     page.keyboard.type("headline")  # in HOMEPAGE_EXPERIMENT's description only
     visible = page.locator("#gk-flags tbody tr:visible a.gk-flag-name").all_inner_texts()
     assert visible == ["HOMEPAGE_EXPERIMENT"]
-    assert page.inner_text("[data-gk-count]") == "1 of 3 flags shown."
+    assert page.inner_text("[data-gk-count]") == "1 of 4 flags shown."
     assert page.url == f"{server}/gatekeeper/"  # nothing was submitted
     page.keyboard.type("zzz")
     assert page.locator("#gk-flags tbody tr:visible").count() == 0

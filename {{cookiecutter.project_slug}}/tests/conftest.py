@@ -66,6 +66,17 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
+@pytest.fixture(scope="module")
+def module_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """One app for a whole test module, for tests that each make things of their own names in it (an app
+    per test costs more than many such tests)."""
+    app = _make_test_app(tmp_path_factory.mktemp("module") / "app.db")
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+    drop_database(app.config["SQLALCHEMY_DATABASE_URI"])
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()

@@ -18,10 +18,11 @@ FLAG_PAGE = f"/gatekeeper/flags/{FLAG}"
 STEPS = [step for step, _label in EVALUATION_ORDER]
 LABELS = dict(EVALUATION_ORDER)
 # The steps that are set only when someone sets them; the rule and the default are always there.
-OPTIONAL_STEPS = ["browser_override", "forced", "user_override", "code_override", "group_target"]
+OPTIONAL_STEPS = ["browser_override", "disabled", "forced", "user_override", "code_override", "group_target"]
 # What the engine names as its reason when each step answers.
 ENGINE_REASON = {
     "browser_override": "browser_override",
+    "disabled": "disabled",
     "forced": "forced",
     "user_override": "user_override",
     "code_override": "user_override",
@@ -43,6 +44,9 @@ def set_step(app, admin_client, monkeypatch):
     def browser_override(variant):
         admin_client.post(f"{FLAG_PAGE}/browser-override", data={"variant": variant})
 
+    def disabled(variant):  # switched off, the flag serves its default whatever the variant asked
+        admin_client.post(f"{FLAG_PAGE}/off", data={"confirm": "yes"})
+
     def forced(variant):
         admin_client.post(f"{FLAG_PAGE}/force", data={"variant": variant, "confirm": "yes"})
 
@@ -61,6 +65,7 @@ def set_step(app, admin_client, monkeypatch):
 
     setters = {
         "browser_override": browser_override,
+        "disabled": disabled,
         "forced": forced,
         "user_override": user_override,
         "code_override": code_override,
@@ -106,7 +111,8 @@ def test_a_higher_step_shadows_a_lower_one(app, admin_client, set_step, higher, 
     if higher != "browser_override":  # the cookie is this browser's: a bare Gatekeeper has none
         assert evaluation.reason == ENGINE_REASON[higher]
     if higher in OPTIONAL_STEPS:
-        assert "You get <code>VARIANT_B</code>" in page
+        expected = "CONTROL" if higher == "disabled" else "VARIANT_B"  # off: the default, CONTROL
+        assert f"You get <code>{expected}</code>" in page
 
 
 def test_a_user_override_shadowed_by_a_forced_variant_says_what_the_user_gets(app, admin_client, make_user):
@@ -196,5 +202,5 @@ def test_a_refused_change_gets_the_same_403_page(client, user, login):
 def test_the_filter_count_knows_the_total_after_a_server_side_filter(admin_client):
     """After `?q=home` the page holds one flag, but the count the script updates knows there are two."""
     page = admin_client.get("/gatekeeper/?q=home").text
-    assert 'data-gk-total="3"' in page
-    assert "1 of 3 flags match" in page
+    assert 'data-gk-total="4"' in page
+    assert "1 of 4 flags match" in page

@@ -86,7 +86,7 @@ def test_the_forced_filter_keeps_the_forced_flags(admin_client):
     admin_client.post("/gatekeeper/flags/MY_NEW_FEATURE/force", data={"variant": "VISIBLE", "confirm": "yes"})
     page = admin_client.get("/gatekeeper/?state=forced").text
     assert listed(page) == ["MY_NEW_FEATURE"]
-    assert "1 of 3 flags: forced." in page
+    assert "1 of 4 flags: forced." in page
     assert 'aria-current="true">Forced (1)</a>' in page
 
 
@@ -117,7 +117,7 @@ def test_an_unknown_state_or_sort_shows_every_flag(admin_client):
     """A hand-typed `?state=` or `?sort=` the list does not know is ignored, never an error."""
     response = admin_client.get("/gatekeeper/?state=nope&sort=<x>")
     assert response.status_code == 200
-    assert listed(response.text) == [FLAG, "MY_NEW_FEATURE", "NEW_CHECKOUT"]
+    assert listed(response.text) == [FLAG, "MY_NEW_FEATURE", "NEW_CHECKOUT", "WELCOME_MESSAGE"]
 
 
 # --- Sort and density ---------------------------------------------------------------------------------------
@@ -128,8 +128,13 @@ def test_flags_sort_by_name_or_by_last_change(admin_client):
     admin_client.post("/gatekeeper/flags/MY_NEW_FEATURE/force", data={"variant": "VISIBLE", "confirm": "yes"})
     admin_client.post(f"/gatekeeper/flags/{FLAG}/force", data={"variant": "CONTROL", "confirm": "yes"})
     admin_client.post("/gatekeeper/flags/MY_NEW_FEATURE/unforce", data={"confirm": "yes"})
-    assert listed(admin_client.get("/gatekeeper/").text) == [FLAG, "MY_NEW_FEATURE", "NEW_CHECKOUT"]
-    changed_first = ["MY_NEW_FEATURE", FLAG, "NEW_CHECKOUT"]
+    assert listed(admin_client.get("/gatekeeper/").text) == [
+        FLAG,
+        "MY_NEW_FEATURE",
+        "NEW_CHECKOUT",
+        "WELCOME_MESSAGE",
+    ]
+    changed_first = ["MY_NEW_FEATURE", FLAG, "NEW_CHECKOUT", "WELCOME_MESSAGE"]
     assert listed(admin_client.get("/gatekeeper/?sort=changed").text) == changed_first
 
 

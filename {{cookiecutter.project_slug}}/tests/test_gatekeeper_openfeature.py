@@ -16,6 +16,7 @@ from openfeature.hook import Hook
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, Gatekeeper, flag_evaluated
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control.openfeature import ON_OFF_PAIRS, GatekeeperProvider
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 
 DOMAIN = "gatekeeper-tests"
 
@@ -68,6 +69,32 @@ class BrokenRuleFFConfig(FeatureFlagConfig):
         raise RuntimeError("boom")
 
 
+class NoMatchFFConfig(FeatureFlagConfig):
+    FLAG_NAME = "NO_MATCH"
+    VARIANTS_ENUM_STR = "ON OFF"
+    DEFAULT_VARIANT = "OFF"
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        return None
+
+
+class ConstantFFConfig(FeatureFlagConfig):
+    FLAG_NAME = "CONSTANT"
+    VARIANTS_ENUM_STR = "THREE FOUR"
+    DEFAULT_VARIANT = "THREE"
+    VALUES = {"THREE": 3, "FOUR": 4}  # noqa: RUF012 (read only)
+    METADATA = {"team": "core", "rank": 2}  # noqa: RUF012
+
+
+class ByEmailFFConfig(FeatureFlagConfig):
+    FLAG_NAME = "BY_EMAIL"
+    VARIANTS_ENUM_STR = "ON OFF"
+    DEFAULT_VARIANT = "OFF"
+
+    def _get_variant(self, user_id=None, app=None, request=None, session=None, context=None):
+        return "ON" if str(context.get("email", "")).endswith("@example.com") else None
+
+
 @pytest.fixture
 def of_client(app: Flask) -> Iterator[OpenFeatureClient]:
     """An OpenFeature client whose provider is gatekeeper, for this test's app; reset afterwards."""
@@ -116,7 +143,6 @@ def test_targeting_rule_without_a_rollout_is_a_targeting_match(of_client):
     """MY_NEW_FEATURE's rule picks by user list, not by percentage: TARGETING_MATCH, with the variant."""
     details = of_client.get_string_details("MY_NEW_FEATURE", "?", EvaluationContext(targeting_key="1"))
     assert (details.reason, details.variant) == (Reason.TARGETING_MATCH, "VISIBLE")
-    assert details.flag_metadata["gatekeeper_reason"] == "rule"
 
 
 @pytest.mark.parametrize(("on", "off"), ON_OFF_PAIRS)
@@ -128,12 +154,20 @@ def test_each_documented_on_off_pair_reads_as_a_boolean(of_client, extra_flag, o
     assert of_client.get_boolean_value("PAIR_OFF", True) is False  # gk: ignore (made in this test)
 
 
-def test_forcing_the_off_variant_is_disabled_and_another_variant_is_static(of_client, force_flag):
-    """The kill switch (forcing the off half of an on/off flag) reads as DISABLED; forcing any other
-    variant as STATIC: everyone gets it whatever the context."""
+def test_a_switched_off_flag_is_disabled_with_the_callers_default(of_client, app):
+    """Switched off at runtime, a flag answers DISABLED and the caller's own default."""
+    with app.app_context():
+        store.switch_off("MY_NEW_FEATURE", "test")
+    details = of_client.get_boolean_details("MY_NEW_FEATURE", True, EvaluationContext(targeting_key="1"))
+    assert (details.value, details.reason, details.error_code) == (True, Reason.DISABLED, None)
+
+
+def test_a_forced_variant_is_static(of_client, force_flag):
+    """Forcing a variant, even the off half of an on/off flag, is STATIC: everyone gets it whatever the
+    context (the off switch is DISABLED)."""
     force_flag("MY_NEW_FEATURE", "NOT_VISIBLE")
     killed = of_client.get_boolean_details("MY_NEW_FEATURE", True, EvaluationContext(targeting_key="1"))
-    assert (killed.value, killed.reason, killed.variant) == (False, Reason.DISABLED, "NOT_VISIBLE")
+    assert (killed.value, killed.reason, killed.variant) == (False, Reason.STATIC, "NOT_VISIBLE")
     force_flag("HOMEPAGE_EXPERIMENT", "VARIANT_A")
     forced = of_client.get_string_details("HOMEPAGE_EXPERIMENT", "?", EvaluationContext(targeting_key="1"))
     assert (forced.value, forced.reason) == ("VARIANT_A", Reason.STATIC)
@@ -144,17 +178,55 @@ def test_user_override_is_a_targeting_match(of_client, extra_flag):
     extra_flag(PinnedFFConfig(overrides={"ON": [7]}))
     details = of_client.get_boolean_details("PINNED", False, EvaluationContext(targeting_key="7"))
     assert (details.value, details.reason, details.variant) == (True, Reason.TARGETING_MATCH, "ON")
-    assert details.flag_metadata["gatekeeper_reason"] == "user_override"
 
 
-def test_a_failing_rule_serves_the_flag_default_with_reason_default(of_client, extra_flag):
-    """When the rule raises, gatekeeper serves DEFAULT_VARIANT (as `ff()` does): reason DEFAULT, the
-    variant set, and the cause in the error message, without an error code."""
+def test_a_failing_rule_is_an_error_with_the_callers_default(of_client, extra_flag):
+    """When the rule raises, the caller gets its own default, reason ERROR, and the cause."""
     extra_flag(BrokenRuleFFConfig())
     details = of_client.get_string_details("BROKEN_RULE", "?")
-    assert (details.value, details.variant, details.reason) == ("OFF", "OFF", Reason.DEFAULT)
-    assert details.error_code is None
+    assert (details.value, details.reason, details.error_code) == ("?", Reason.ERROR, ErrorCode.GENERAL)
     assert "rule raised RuntimeError" in details.error_message
+
+
+def test_a_rule_that_matches_nothing_is_default_without_an_error(of_client, extra_flag, caplog):
+    """A rule returning None serves DEFAULT_VARIANT as a normal outcome: DEFAULT, no message, no log."""
+    extra_flag(NoMatchFFConfig())
+    details = of_client.get_string_details("NO_MATCH", "?")
+    assert (details.value, details.variant, details.reason) == ("OFF", "OFF", Reason.DEFAULT)
+    assert (details.error_code, details.error_message) == (None, None)
+    assert caplog.records == []
+
+
+def test_a_flag_without_a_rule_or_anything_stored_is_static(of_client, extra_flag):
+    extra_flag(ConstantFFConfig())
+    details = of_client.get_integer_details("CONSTANT", 0)
+    assert (details.value, details.variant, details.reason) == (3, "THREE", Reason.STATIC)
+
+
+def test_values_resolve_by_their_type(of_client, app, runner):
+    """WELCOME_MESSAGE carries text: a string resolution gives the text, and a runtime value wins."""
+    assert of_client.get_string_value("WELCOME_MESSAGE", "?").startswith("Welcome!")
+    runner.invoke(args=["gk", "value", "WELCOME_MESSAGE", "STANDARD", "Hi"])
+    assert of_client.get_string_value("WELCOME_MESSAGE", "?") == "Hi"
+
+
+def test_an_unknown_flag_is_not_found_whatever_type_is_asked(of_client):
+    """The flag is looked up before the type: FLAG_NOT_FOUND, never TYPE_MISMATCH."""
+    for details in (
+        of_client.get_integer_details("NO_SUCH_FLAG", 1),  # gk: ignore (unknown on purpose)
+        of_client.get_float_details("NO_SUCH_FLAG", 0.1),  # gk: ignore (unknown on purpose)
+        of_client.get_object_details("NO_SUCH_FLAG", {}),  # gk: ignore (unknown on purpose)
+    ):
+        assert details.error_code == ErrorCode.FLAG_NOT_FOUND
+
+
+def test_context_attributes_reach_a_rule_that_declares_context(of_client, extra_flag):
+    """The evaluation context's attributes are the `context` a rule gets, for that call."""
+    extra_flag(ByEmailFFConfig())
+    ctx = EvaluationContext("5", {"email": "ann@example.com"})
+    assert of_client.get_boolean_details("BY_EMAIL", False, ctx).value is True
+    other = EvaluationContext("5", {"email": "bob@example.org"})
+    assert of_client.get_boolean_details("BY_EMAIL", True, other).value is False
 
 
 def test_unknown_flag_returns_the_callers_default_with_flag_not_found(of_client):
@@ -175,8 +247,8 @@ def test_boolean_of_a_flag_that_is_not_on_off_is_a_type_mismatch(of_client):
     assert "ask for a string" in details.error_message
 
 
-def test_numbers_and_objects_are_type_mismatches(of_client):
-    """Gatekeeper flags are variant names: integer, float and object evaluations give the default back."""
+def test_numbers_and_objects_of_a_flag_without_values_are_type_mismatches(of_client):
+    """A flag without VALUES holds text: integer, float and object evaluations give the default back."""
     assert of_client.get_integer_details("MY_NEW_FEATURE", 3).error_code == ErrorCode.TYPE_MISMATCH
     assert of_client.get_float_details("MY_NEW_FEATURE", 0.5).value == 0.5
     assert of_client.get_object_details("MY_NEW_FEATURE", {"a": 1}).value == {"a": 1}
@@ -237,8 +309,10 @@ def test_outside_any_app_context_the_provider_uses_its_app(app):
     assert value == "VISIBLE"
 
 
-def test_flag_metadata_carries_owner_and_expiry(of_client):
-    """A flag's OWNER and EXPIRES travel in the resolution's flag metadata."""
-    metadata = of_client.get_string_details("HOMEPAGE_EXPERIMENT", "?", EvaluationContext("3")).flag_metadata
-    assert metadata["owner"] == "growth-team"
-    assert metadata["expires"] == "2027-03-01"
+def test_flag_metadata_is_the_flags_metadata_and_nothing_else(of_client, extra_flag):
+    """METADATA travels as flag_metadata; a flag that declares none (here one with an OWNER) has none."""
+    extra_flag(ConstantFFConfig())
+    assert dict(of_client.get_integer_details("CONSTANT", 0).flag_metadata) == {"team": "core", "rank": 2}
+    assert (
+        of_client.get_string_details("HOMEPAGE_EXPERIMENT", "?", EvaluationContext("3")).flag_metadata == {}
+    )

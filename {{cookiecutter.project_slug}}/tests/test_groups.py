@@ -111,7 +111,7 @@ def test_untarget_brings_back_the_rule(app, runner, beta):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["target", "NEW_CHECKOUT", "nope", "ON"], "No group 'nope'"),
+        (["target", "NEW_CHECKOUT", "nope", "ON"], "No group or segment 'nope'"),
         (["target", "NEW_CHECKOUT", "beta", "MAYBE"], "NEW_CHECKOUT has no variant 'MAYBE'"),
         (["target", "NEW_CHECKOU", "beta", "ON"], "Did you mean NEW_CHECKOUT?"),
         (["group", "add", "nope", "7"], "No group 'nope'"),

@@ -162,7 +162,7 @@ def test_processes_racing_for_due_changes_make_each_exactly_once(app, runner, cl
         (["+1h", "force", "MAYBE"], "NEW_CHECKOUT has no variant 'MAYBE'"),
         (["+1h", "force"], "Write it as `force VARIANT`"),
         (["+1h", "rollout", "ON=50", "OFF=60"], "add up to 110, not 100"),
-        (["+1h", "target", "nope", "ON"], "No group 'nope'"),
+        (["+1h", "target", "nope", "ON"], "No group or segment 'nope'"),
     ],
 )
 def test_a_bad_schedule_is_refused_and_nothing_is_written(app, runner, clock, args, message):

@@ -23,7 +23,7 @@ def test_looking_up_by_email_shows_every_flag_with_its_reason(app, admin_client,
     runner.invoke(args=["gk", "override", "NEW_CHECKOUT", "ON", "--user", "ann@example.com"])
     page = admin_client.get("/gatekeeper/users?q=ann@example.com").text
     flags = flags_for(page)
-    assert set(flags) == {"MY_NEW_FEATURE", "HOMEPAGE_EXPERIMENT", "NEW_CHECKOUT"}
+    assert set(flags) == {"MY_NEW_FEATURE", "HOMEPAGE_EXPERIMENT", "NEW_CHECKOUT", "WELCOME_MESSAGE"}
     assert flags["NEW_CHECKOUT"] == ("ON", "user_override")
     assert flags["MY_NEW_FEATURE"] == ("NOT_VISIBLE", "rule")
     assert 'href="/gatekeeper/flags/NEW_CHECKOUT"' in page

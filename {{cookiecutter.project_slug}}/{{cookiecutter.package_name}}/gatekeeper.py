@@ -6,13 +6,27 @@ blinker, click) and, when it is installed, Flask-Login. Nothing from the app it 
 Evaluation order for a flag (the first that applies wins, and the result records why):
 
 1. ``browser_override``: the signed ``gatekeeper`` cookie, honoured only for users allowed to override;
-2. ``forced``: a variant forced for everyone (the store's kill switch; ``forced_variant`` in tests, which
-   comes first of all, so that a test's choice holds whatever cookie or store it meets);
+2. ``disabled``: the flag is switched off at runtime: everyone gets ``DEFAULT_VARIANT``;
+   ``forced``: a variant forced for everyone (``forced_variant`` in tests, which comes first of all, so that
+   a test's choice holds whatever cookie or store it meets);
+   ``prerequisite``: the flag requires another flag's variant (``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``
+   in code, or stored at runtime) and this user does not get it: ``DEFAULT_VARIANT``, and the detail says
+   which, with the chain;
 3. ``user_override``: a per-user override from the store, then ``overrides`` given in code;
 4. ``group_target``: the user is in a group (stored, or registered in code) that the flag targets;
 5. ``rule``: the config's ``_get_variant``, whose ``self.rollout()`` uses the weights stored at runtime for
    the flag when there are any, else the weights in code;
-6. ``default``: ``DEFAULT_VARIANT``, when the rule raises or returns something that is not a variant.
+6. ``default``: ``DEFAULT_VARIANT``, when the rule returns None (no match: a normal outcome, detail "") or
+   fails, raising or returning something that is not a variant (logged, and the detail says why). A flag
+   with no rule of its own serves its default to everyone.
+
+A variant may carry a value (``VALUES = {"ON": 25, "OFF": 5}``, JSON types, one type per flag; without
+``VALUES`` the values are the variant names): ``request.gk.value(FLAG)``, or ``gk.value(FLAG)`` in Jinja,
+is the value of the variant the user gets, or the one an admin stored for it at runtime. A rule that
+declares a ``context`` parameter gets the evaluation context: ``{"key": the user id as text, ...}`` plus
+the attributes ``init_app(..., context_loader=...)`` reads from the user (default: the ones named in the
+``GATEKEEPER_CONTEXT_ATTRIBUTES`` setting, email and is_admin) and those the app adds with
+``request.gk.add_context(...)``; built once per Gatekeeper, only when a rule asks for it.
 
 Steps 1 to 4 are the functions in ``EVALUATION_STEPS``, one question each, asked in that order. The engine
 never knows about time: a scheduled change becomes an ordinary stored change when it is due.
@@ -32,11 +46,13 @@ import functools
 import hashlib
 import importlib
 import inspect
+import json
 import logging
+import math
 import re
 import secrets
 import struct
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -84,6 +100,14 @@ USER_OVERRIDE = "user_override"
 GROUP_TARGET = "group_target"
 RULE = "rule"
 DEFAULT = "default"
+DISABLED = "disabled"
+PREREQUISITE = "prerequisite"
+
+# A value's JSON type, by its Python type (bool before int: True is an int to Python, never to JSON).
+VALUE_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "list", dict: "object"}
+# The settings names the default context loader reads from the user, unless GATEKEEPER_CONTEXT_ATTRIBUTES
+# names others. Never every attribute: a password hash must never reach a rule or the dashboard.
+DEFAULT_CONTEXT_ATTRIBUTES = ("email", "is_admin")
 
 OVERRIDE_COOKIE = "gatekeeper"
 OVERRIDE_COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -124,6 +148,20 @@ class Evaluation(NamedTuple):
     variant: str
     reason: str
     detail: str = ""
+
+
+def value_type(value: Any) -> str | None:
+    """The JSON type of a flag value ("boolean", "integer", "float", "string", "list", "object"), or None
+    when it is not one, or holds something JSON cannot (a set, a date, NaN, a non-text key)."""
+    kind = VALUE_TYPES.get(type(value))
+    if kind in ("list", "object"):
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+    if kind == "float" and not math.isfinite(value):
+        return None
+    return kind
 
 
 def rollout_bucket(key: str) -> int:
@@ -171,6 +209,13 @@ class FeatureFlagConfig(ABC):
     is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
     optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
+    ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
+    type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further (checked
+    by gatekeeper_control, which adds its check to ``CONFIG_CHECKS``).
+    ``METADATA = {"team": "growth"}`` is the flag's OpenFeature ``flag_metadata`` (text, numbers, booleans).
+    ``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``: only users who get ON of NEW_CHECKOUT can get anything but
+    ``DEFAULT_VARIANT`` (checked at start: the flags and variants exist, and no flag requires itself).
+    Without a rule of its own (``_get_variant``) a flag serves ``DEFAULT_VARIANT`` to everyone.
     """
 
     FLAG_NAME: str
@@ -181,6 +226,10 @@ class FeatureFlagConfig(ABC):
     ROLLOUT: Mapping[str, float] | None = None
     OWNER: str = ""
     EXPIRES: str | date | None = None
+    VALUES: Mapping[str, Any] | None = None
+    VALUE_SCHEMA: Mapping[str, Any] | None = None
+    METADATA: Mapping[str, Any] | None = None
+    PREREQUISITES: Mapping[str, str] | None = None
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -194,6 +243,11 @@ class FeatureFlagConfig(ABC):
         self._code_overrides = self._index_overrides(overrides or {})
         self._rollout_prefix = f"{self._flag_name()}:{self.ROLLOUT_SALT}:"
         self._positional_rule = _takes_the_seed_arguments(self._get_variant)
+        self.has_own_rule = type(self)._get_variant is not FeatureFlagConfig._get_variant
+        self._context_rule = _declares_context(self._get_variant)
+        self.values, self.value_type = self._check_values(names)
+        self.metadata = self._check_metadata()
+        self._prerequisites = tuple((self.PREREQUISITES or {}).items())
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -204,10 +258,14 @@ class FeatureFlagConfig(ABC):
             }
             for name in names
         }
+        default = self.default_variant  # (checked to be a variant by validate_config_map)
+        self._default_answers = {
+            **{other: other == default for other in names},
+            _EVALUATION: Evaluation(self._flag_name(), default, DEFAULT),
+        }
 
     # -- the rule ---------------------------------------------------------------------------------
 
-    @abstractmethod
     def _get_variant(
         self,
         user_id: Any = None,
@@ -215,7 +273,12 @@ class FeatureFlagConfig(ABC):
         request: Request | None = None,
         session: Any = None,
     ) -> Any:
-        """Return one of ``self.variants_enum`` (or its name) for this user."""
+        """Return one of ``self.variants_enum`` (or its name) for this user, or None for the default.
+
+        Declare a ``context`` parameter to get the evaluation context (a mapping of attributes). Without a
+        rule of its own the flag serves ``DEFAULT_VARIANT`` to everyone.
+        """
+        return None
 
     def rollout(self, unit_id: Any, weights: Mapping[str, float] | None = None) -> Enum:
         """Pick a variant by weight (percentages summing to 100), sticky for ``unit_id``.
@@ -370,6 +433,53 @@ class FeatureFlagConfig(ABC):
             f"{flag}: EXPIRES {expires!r} is not a date; write it as YYYY-MM-DD, e.g. EXPIRES = '2027-03-01'"
         )
 
+    def _check_values(self, names: list[str]) -> tuple[Mapping[str, Any], str]:
+        """VALUES checked: one JSON value per variant, all of one type (and VALUE_SCHEMA's, when declared);
+        without VALUES, the variant names as text."""
+        flag, values = self._flag_name(), self.VALUES
+        if values is None:
+            return MappingProxyType({name: name for name in names}), "string"
+        if not isinstance(values, Mapping):
+            raise FlagConfigError(
+                f"{flag}: VALUES must be a dict of variant -> value, e.g. VALUES = dict(ON=25, OFF=5)"
+            )
+        missing = [name for name in names if name not in values]
+        unknown = [str(name) for name in values if name not in self._names]
+        if missing or unknown:
+            raise FlagConfigError(
+                f"{flag}: VALUES must give a value to each of {', '.join(names)}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; no variant {', '.join(unknown)}" if unknown else "")
+            )
+        kinds = {name: value_type(values[name]) for name in names}
+        bad = [name for name, kind in kinds.items() if kind is None]
+        if bad:
+            raise FlagConfigError(
+                f"{flag}: VALUES[{bad[0]!r}] is {values[bad[0]]!r}, not a JSON value: use a bool, int, "
+                "float, str, list or dict of those"
+            )
+        found = sorted(set(kinds.values()))
+        if len(found) > 1:
+            listing = ", ".join(f"{name}: {kind}" for name, kind in kinds.items())
+            raise FlagConfigError(
+                f"{flag}: VALUES mixes {' and '.join(found)} ({listing}); give every variant a value of one "
+                "type (e.g. write 1.0 rather than 1 beside 0.5)"
+            )
+        return MappingProxyType({name: values[name] for name in names}), found[0]
+
+    def _check_metadata(self) -> Mapping[str, Any]:
+        flag, metadata = self._flag_name(), self.METADATA
+        if metadata is None:
+            return MappingProxyType({})
+        if not isinstance(metadata, Mapping) or not all(
+            isinstance(key, str) and type(value) in (bool, int, float, str) for key, value in metadata.items()
+        ):
+            raise FlagConfigError(
+                f"{flag}: METADATA must map names to text, numbers or booleans, "
+                "e.g. METADATA = dict(team='growth')"
+            )
+        return MappingProxyType(dict(metadata))
+
     def _index_overrides(self, overrides: Mapping[str, Any]) -> dict[str, str]:
         flag, index = self._flag_name(), {}
         for variant, user_ids in overrides.items():
@@ -402,6 +512,14 @@ def _takes_the_seed_arguments(rule: Callable[..., Any]) -> bool:
     )
 
 
+def _declares_context(rule: Callable[..., Any]) -> bool:
+    """Whether a rule takes a ``context`` parameter (then it gets the evaluation context)."""
+    try:
+        return "context" in inspect.signature(rule).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
     """Raise FlagConfigError, naming the flag and the fix, for the first config that is wrong."""
     for key, config in config_map.items():
@@ -421,6 +539,64 @@ def validate_config_map(config_map: Mapping[str, FeatureFlagConfig]) -> None:
             )
         if config.ROLLOUT is not None:
             _validate_rollout(key, config)
+    _validate_prerequisites(config_map)
+    for check in CONFIG_CHECKS:
+        check(config_map)
+
+
+# More checks `validate_config_map` runs at start, each raising FlagConfigError: a module beside the engine
+# adds its own here (gatekeeper_control's values.py checks VALUES against VALUE_SCHEMA with jsonschema,
+# a package the engine itself does without).
+CONFIG_CHECKS: list[Callable[[Mapping[str, FeatureFlagConfig]], None]] = []
+
+
+def _validate_prerequisites(config_map: Mapping[str, FeatureFlagConfig]) -> None:
+    """Every PREREQUISITES names a flag and one of its variants, and no chain of them comes back round."""
+    for key, config in config_map.items():
+        for other, variant in config._prerequisites:
+            required = config_map.get(other)
+            if required is None:
+                raise FlagConfigError(f"{key}: PREREQUISITES names {other!r}, which is not a flag; remove it")
+            if variant not in required._names:
+                variants = ", ".join(required._members)
+                raise FlagConfigError(
+                    f"{key}: PREREQUISITES wants {other} {variant!r}; use one of {variants}"
+                )
+    graph = {key: [other for other, _ in config._prerequisites] for key, config in config_map.items()}
+    cycle = prerequisite_cycle(graph)
+    if cycle:
+        raise FlagConfigError(
+            f"{cycle[0]}: PREREQUISITES go round in a circle ({' -> '.join(cycle)}); break it"
+        )
+
+
+def prerequisite_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A chain of flags that requires itself (["A", "B", "A"]) in `graph` (flag -> the flags it requires),
+    or None."""
+    done: set[str] = set()
+    for start in graph:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(graph.get(start, ())))]
+        if start in done:
+            continue
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                return [*path[path.index(child) :], child]
+            elif child not in done:
+                stack.append((child, iter(graph.get(child, ()))))
+                path.append(child)
+                on_path.add(child)
+    return None
 
 
 def _validate_rollout(key: str, config: FeatureFlagConfig) -> None:
@@ -454,6 +630,12 @@ class _Snapshot:
         {}
     )  # flag -> (group, variant)
     memberships: Mapping[str, frozenset[str]] = MappingProxyType({})  # user id -> its stored groups
+    disabled: frozenset[str] = frozenset()  # flags switched off
+    segments: Mapping[str, Any] = MappingProxyType({})  # segment -> an object with `matches(context)`
+    prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({})  # flag -> (flag, var)
+    # (flag, group) -> {variant: percent}: a target that splits its group, sticky per user (or visitor)
+    target_splits: Mapping[tuple[str, str], Mapping[str, float]] = MappingProxyType({})
+    values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
 
 
 _EMPTY_SNAPSHOT = _Snapshot()
@@ -573,8 +755,12 @@ class GatekeeperState:
         user_loader: Callable[[], Any] | None = None,
         can_manage: Callable[[Any], bool] | None = None,
         user_by_id: Callable[[Any], Any] | None = None,
+        context_loader: Callable[[Any], Mapping[str, Any]] | None = None,
+        context_attributes: Iterable[str] = DEFAULT_CONTEXT_ATTRIBUTES,
     ) -> None:
         self.config_map = config_map
+        self.context_attributes = tuple(context_attributes)
+        self.context_loader = context_loader or self.attributes_of
         self.store = store
         self.can_override = can_override or _default_can_override
         self.can_manage = can_manage or _default_can_manage
@@ -594,12 +780,21 @@ class GatekeeperState:
             idle = {
                 _pinned_in_tests,
                 _browser_override,
+                *([] if snapshot.disabled else [_disabled]),
                 *([] if snapshot.forced else [_forced]),
+                *([] if snapshot.prerequisites else [_stored_prerequisites]),
                 *([] if snapshot.user_overrides else [_stored_user_override]),
                 *([] if snapshot.group_targets else [_group_target]),
             }
             cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
         return cached[1]
+
+    def attributes_of(self, user: Any) -> dict[str, Any]:
+        """The default context loader: the attributes named in `context_attributes` that the user has."""
+        if user is None:
+            return {}
+        found = {name: user_attribute(user, name) for name in self.context_attributes}
+        return {name: value for name, value in found.items() if value is not None}
 
     def register_group(self, name: str, predicate: Callable[[Any], bool], description: str = "") -> None:
         """Define group `name` in code: a flag can target it like a stored group (Flipper's groups)."""
@@ -661,12 +856,16 @@ class Gatekeeper:
     # Built on every request: it holds little, and looks up the user and the overrides when first asked.
     __slots__ = (
         "_anonymous_id",
+        "_context",
+        "_extra_context",
         "_flags",
         "_overrides",
+        "_resolving",
         "_state",
         "_steps",
         "_user",
         "_user_id",
+        "_values",
         "_weights",
         "app",
         "request",
@@ -680,6 +879,7 @@ class Gatekeeper:
         request: Request | None = None,
         session: Any = None,
         config_map: Mapping[str, FeatureFlagConfig] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         if app is None:
             app = current_app._get_current_object()
@@ -698,6 +898,13 @@ class Gatekeeper:
         # (pinned, browser overrides, store snapshot), or () when nothing can override; loaded on first use.
         self._overrides: tuple[Any, ...] | None = None
         self._weights: Mapping[str, Mapping[str, float]] = _NO_WEIGHTS
+        self._values: Mapping[str, Mapping[str, Any]] = _NO_WEIGHTS
+        # The evaluation context: given (OpenFeature's, for one call), or built when a rule first asks.
+        self._context: Mapping[str, Any] | None = (
+            None if context is None else _given_context(user_id, context)
+        )
+        self._extra_context: dict[str, Any] | None = None
+        self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._anonymous_id: str | None = None
 
@@ -743,6 +950,55 @@ class Gatekeeper:
 
     def get_config_map(self) -> Mapping[str, FeatureFlagConfig]:
         return self.config_map
+
+    def value(self, flag: str, default: Any = None) -> Any:
+        """The value of the variant of `flag` this user gets: the one stored at runtime for that variant
+        (``flask gk value``, the dashboard), else the flag's ``VALUES``, else the variant name. `default`
+        for a flag no config declares (in production; in debug and testing that raises, as ``ff()`` does).
+        """
+        evaluation = self.explain(flag)
+        if evaluation is None:
+            return default
+        return self.value_of(self._state.config_map[flag], evaluation.variant)
+
+    def value_of(self, config: FeatureFlagConfig, variant: str) -> Any:
+        """`variant`'s value: stored at runtime when that value still has the flag's type, else the code's."""
+        stored = self._values.get(config._rollout_flag)
+        if stored is not None and variant in stored:
+            value = stored[variant]
+            if VALUE_TYPES.get(type(value)) == config.value_type:  # else stale: the type changed in code
+                return value
+        return config.values[variant]
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """Who the flags are for, as attributes: ``key`` (the user id as text, None when anonymous), what
+        the context loader reads from the user, and what the app added (`add_context`). Built once."""
+        if self._context is None:
+            user_id = self.user_id
+            user = self._user_for(user_id) if user_id is not None else None
+            context: dict[str, Any] = {"key": None if user_id is None else str(user_id)}
+            if user is not None:
+                try:
+                    context.update(self._state.context_loader(user))
+                except Exception as error:  # a broken loader: rules see the key alone (logged once)
+                    self._state.warn_once(
+                        ("context", type(error)), "gatekeeper: context_loader raised %r", error
+                    )
+            context.update(self._extra_context or {})
+            self._context = MappingProxyType(context)
+        return self._context
+
+    def _context_for(self, user_id: Any) -> Mapping[str, Any]:
+        """The context of `user_id`: this Gatekeeper's own, or (explaining another user) the key alone."""
+        return self.context if user_id == self.user_id else _given_context(user_id, {})
+
+    def add_context(self, **attributes: Any) -> None:
+        """Add request attributes to the evaluation context (e.g. ``country="FR"`` in a before-request
+        hook); they apply to the flags not yet evaluated in this request."""
+        self._extra_context = {**(self._extra_context or {}), **attributes}
+        if self._context is not None:
+            self._context = MappingProxyType({**self._context, **attributes})
 
     def get_browser_override_variants(self, request: Request | None = None) -> dict[str, str]:
         """The browser overrides in force for this request (valid, signed and allowed ones only)."""
@@ -820,7 +1076,7 @@ class Gatekeeper:
         call more per flag costs as much as a tenth of a first check.)
         """
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
-        if overrides or config._code_overrides:
+        if overrides or config._code_overrides or config._prerequisites:
             stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
             for step in steps:
                 evaluation = step(self, flag, config, user_id, *stored)
@@ -830,7 +1086,15 @@ class Gatekeeper:
         # there are any: setting one costs as much as the rest of an on-for-all flag's evaluation).
         token = _rule_gatekeeper.set(self) if self._weights else None
         try:
-            if config._positional_rule:
+            if config._context_rule:
+                result = config._get_variant(
+                    user_id=user_id,
+                    app=self.app,
+                    request=self.request,
+                    session=self.session,
+                    context=self._context_for(user_id),
+                )
+            elif config._positional_rule:
                 result = config._get_variant(user_id, self.app, self.request, self.session)
             else:
                 result = config._get_variant(
@@ -846,6 +1110,8 @@ class Gatekeeper:
                 _rule_gatekeeper.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
+        if result is None:  # no match: the default, as a normal outcome
+            return config._default_answers
         name = config._variant_name(result)
         if name is None:
             log.error(
@@ -869,13 +1135,22 @@ class Gatekeeper:
             except Exception as error:
                 # The store should never raise here; if it does, flags still answer from code rules.
                 state.warn_once(("store", type(error)), "gatekeeper: the store failed (%r), ignored", error)
-            if not hasattr(snapshot, "group_targets"):
+            if not hasattr(snapshot, "disabled"):
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
         cookies = _cookies(request) if request is not None else ()
         browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
         self._weights = snapshot.weights
-        if state.pinned or browser or snapshot.forced or snapshot.user_overrides or snapshot.group_targets:
+        self._values = snapshot.values
+        if (
+            state.pinned
+            or browser
+            or snapshot.forced
+            or snapshot.user_overrides
+            or snapshot.group_targets
+            or snapshot.disabled
+            or snapshot.prerequisites
+        ):
             self._overrides = (state.pinned, browser or {}, snapshot)
             self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
         else:
@@ -957,11 +1232,60 @@ def _browser_override(
     return Evaluation(flag, name, BROWSER_OVERRIDE, "your override cookie") if name is not None else None
 
 
+def _disabled(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any) -> Any:
+    """2a. The flag is switched off (dashboard, `flask gk off`): everyone gets its default."""
+    if flag in snapshot.disabled:
+        return Evaluation(flag, config.default_variant, DISABLED, "switched off")
+    return None
+
+
 def _forced(gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any) -> Any:
-    """2. A variant forced for everyone from the dashboard or `flask gk force`."""
+    """2b. A variant forced for everyone from the dashboard or `flask gk force`."""
     name = snapshot.forced.get(flag)
     if name is not None and name in config._names:
         return Evaluation(flag, name, FORCED, "forced for everyone")
+    return None
+
+
+def _code_prerequisites(gk: Gatekeeper, flag: str, config: Any, user_id: Any, *_: Any) -> Any:
+    """2c. PREREQUISITES in code: each required flag must give this user the required variant."""
+    return _unmet(gk, flag, config, user_id, config._prerequisites) if config._prerequisites else None
+
+
+def _stored_prerequisites(
+    gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
+) -> Any:
+    """2d. Prerequisites stored at runtime (one naming a flag or variant that is gone is stale: skipped)."""
+    required = snapshot.prerequisites.get(flag)
+    return _unmet(gk, flag, config, user_id, required) if required else None
+
+
+def _unmet(gk: Gatekeeper, flag: str, config: Any, user_id: Any, required: Any) -> Evaluation | None:
+    """The default, with the chain in the detail, when `user_id` does not get a required variant."""
+    config_map = gk._state.config_map
+    for other, variant in required:
+        other_config = config_map.get(other)
+        if other_config is None or variant not in other_config._names:
+            continue  # stale
+        resolving = gk._resolving if gk._resolving is not None else set()
+        if (other, user_id) in resolving:  # a circle (a deploy met a stored prerequisite): unmet
+            return Evaluation(
+                flag, config.default_variant, PREREQUISITE, f"needs {other} = {variant} (a circle)"
+            )
+        gk._resolving = resolving
+        resolving.add((flag, user_id))
+        try:
+            if user_id == gk.user_id and other not in gk._flags:
+                got = gk._evaluate_flag(other)[_EVALUATION]
+            else:
+                got = gk._flags[other][_EVALUATION] if user_id == gk.user_id else None
+                got = got or gk._evaluate(other, other_config, user_id)[_EVALUATION]
+        finally:
+            resolving.discard((flag, user_id))
+        if got.variant != variant:
+            why = f"{got.reason}" + (f": {got.detail}" if got.detail else "")
+            detail = f"needs {other} = {variant}, which gives {got.variant} ({why})"
+            return Evaluation(flag, config.default_variant, PREREQUISITE, detail)
     return None
 
 
@@ -987,26 +1311,64 @@ def _code_user_override(gk: Gatekeeper, flag: str, config: Any, user_id: Any, *_
 def _group_target(
     gk: Gatekeeper, flag: str, config: Any, user_id: Any, _: Any, __: Any, snapshot: Any
 ) -> Any:
-    """4. The user is in a group the flag targets: a stored group (a set lookup) or one defined in code."""
-    targets = snapshot.group_targets.get(flag) if user_id is not None else None
+    """4. The user is in a group the flag targets: a stored group (a set lookup), one defined in code, or a
+    segment whose conditions the evaluation context meets (anonymous visitors too)."""
+    targets = snapshot.group_targets.get(flag)
     if not targets:
         return None
-    member_of = snapshot.memberships.get(str(user_id), ())
+    member_of = snapshot.memberships.get(str(user_id), ()) if user_id is not None else ()
     for group, variant in targets:  # in the order the targets were added: the first match wins
+        split = None
         if variant not in config._names:
-            continue
+            split = snapshot.target_splits.get((flag, group))
+            if split is None or not split.keys() <= config._names:
+                continue  # stale: a variant left the code
         if group in member_of:
-            return Evaluation(flag, variant, GROUP_TARGET, f"member of group {group}")
-        code_group = gk._state.groups.get(group)
-        if code_group is not None and _in_code_group(gk, code_group, user_id):
-            return Evaluation(flag, variant, GROUP_TARGET, f"in group {group} (defined in code)")
+            why = f"member of group {group}"
+        elif (segment := snapshot.segments.get(group)) is not None:
+            if not segment.matches(gk._context_for(user_id)):
+                continue
+            why = f"in segment {group}"
+        elif (code_group := gk._state.groups.get(group) if user_id is not None else None) is not None and (
+            _in_code_group(gk, code_group, user_id)
+        ):
+            why = f"in group {group} (defined in code)"
+        else:
+            continue
+        if split is not None:
+            variant = _split_variant(flag, group, split, user_id)
+            if variant is None:
+                continue
+            why += f", {variant} of its split"
+        return Evaluation(flag, variant, GROUP_TARGET, why)
     return None
+
+
+def _split_variant(flag: str, group: str, split: Mapping[str, float], user_id: Any) -> str | None:
+    """The variant a target's split gives this user (or visitor), sticky: the bucket of
+    ``"FLAG:GROUP:UNIT"``, as `rollout()` buckets ``"FLAG:SALT:UNIT"`` (never change it: users would move).
+    None for an anonymous visitor outside a request (no unit to bucket)."""
+    if user_id is None:
+        if _current_request() is None:
+            return None
+        user_id = anonymous_id()
+    point = rollout_bucket(f"{flag}:{group}:{user_id}") / (ROLLOUT_BUCKETS // 100)
+    total, chosen = 0.0, None
+    for variant, weight in split.items():
+        total += weight
+        if point < total:
+            return variant
+        chosen = variant
+    return chosen
 
 
 EVALUATION_STEPS: tuple[Callable[..., Evaluation | None], ...] = (
     _pinned_in_tests,
     _browser_override,
+    _disabled,
     _forced,
+    _code_prerequisites,
+    _stored_prerequisites,
     _stored_user_override,
     _code_user_override,
     _group_target,
@@ -1033,11 +1395,27 @@ def _in_code_group(gk: Gatekeeper, group: CodeGroup, user_id: Any) -> bool:
 
 
 def _adapt_snapshot(snapshot: Any) -> _Snapshot:
-    """A store's snapshot with only forced and user overrides, given the targeting fields as empty."""
+    """A store's snapshot that lacks some fields (e.g. only forced and user overrides), the rest empty."""
     adapted = _Snapshot()
-    adapted.forced = getattr(snapshot, "forced", None) or adapted.forced
-    adapted.user_overrides = getattr(snapshot, "user_overrides", None) or adapted.user_overrides
+    for name in (
+        "forced",
+        "user_overrides",
+        "weights",
+        "group_targets",
+        "memberships",
+        "disabled",
+        "values",
+        "segments",
+        "prerequisites",
+        "target_splits",
+    ):
+        setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
     return adapted
+
+
+def _given_context(user_id: Any, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A context given whole (OpenFeature's for one call, or `explain` for another user): the key first."""
+    return MappingProxyType({"key": None if user_id is None else str(user_id), **attributes})
 
 
 def _set_anonymous_cookie(value: str, response: Response) -> Response:
@@ -1151,6 +1529,7 @@ def init_app(
     user_loader: Callable[[], Any] | None = None,
     groups: Iterable[CodeGroup] = (),
     user_by_id: Callable[[Any], Any] | None = None,
+    context_loader: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> GatekeeperState:
     """Validate the flags and wire them into `app`: `request.gk`, Jinja `ff`/`gk`, `flask gk`.
 
@@ -1162,6 +1541,8 @@ def init_app(
     `user_loader` returned, for a signed-in user. `groups` are code-defined groups
     (`CodeGroup(name, predicate, description)`, or later `register_group`), whose predicate gets a user
     object: outside a request `user_by_id(id)` finds it (default: Flask-Login's loader).
+    `context_loader(user)` returns the attributes rules and segments see for a user (default: those the
+    `GATEKEEPER_CONTEXT_ATTRIBUTES` setting names, email and is_admin unless set).
     """
     validate_config_map(config_map)
     state = GatekeeperState(
@@ -1171,6 +1552,8 @@ def init_app(
         user_loader=user_loader,
         can_manage=can_manage,
         user_by_id=user_by_id,
+        context_loader=context_loader,
+        context_attributes=app.config.get("GATEKEEPER_CONTEXT_ATTRIBUTES", DEFAULT_CONTEXT_ATTRIBUTES),
     )
     for group in groups:
         state.register_group(*group)

@@ -51,10 +51,25 @@ class NewCheckoutFFConfig(FeatureFlagConfig):
         return self.rollout(user_id)
 
 
+class WelcomeMessageFFConfig(FeatureFlagConfig):
+    FLAG_NAME = "WELCOME_MESSAGE"
+    VARIANTS_ENUM_STR = "STANDARD SALE"
+    DEFAULT_VARIANT = "STANDARD"
+    DESCRIPTION = "The welcome banner's text: change it on the dashboard, no deploy; force SALE for a sale."
+    # Each variant carries a text; `request.gk.value("WELCOME_MESSAGE")` (or `gk.value(...)` in a template)
+    # is the one this user gets. An admin replaces a text at runtime: `flask gk value WELCOME_MESSAGE
+    # STANDARD "Hello!"` or the flag's page. No rule: everyone gets STANDARD unless an admin says otherwise.
+    VALUES = {
+        "STANDARD": "Welcome! Flags decide what you see here; an admin can change this text at runtime.",
+        "SALE": "Spring sale: everything is 20% off this week.",
+    }
+
+
 FF_CONFIG_MAP: FFConfigMap = {
     "MY_NEW_FEATURE": MyNewFeatureFFConfig(),
     "HOMEPAGE_EXPERIMENT": HomepageExperimentFFConfig(),
     "NEW_CHECKOUT": NewCheckoutFFConfig(),
+    "WELCOME_MESSAGE": WelcomeMessageFFConfig(),
 }
 
 # Groups defined in code, for rules no stored list can hold; flags target them like stored groups

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 23:07:00.189707
+Create Date: 2026-12-02 09:32:04.771622
 """
 
 import sqlalchemy as sa
@@ -38,8 +38,8 @@ def upgrade() -> None:
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("target", sa.String(length=254), nullable=False),
-        sa.Column("before", sa.String(length=100), nullable=True),
-        sa.Column("after", sa.String(length=100), nullable=True),
+        sa.Column("before", sa.Text(), nullable=True),
+        sa.Column("after", sa.Text(), nullable=True),
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("user_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -47,6 +47,29 @@ def upgrade() -> None:
     with op.batch_alter_table("gatekeeper_audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_gatekeeper_audit_log_flag_id", ["flag", "id"], unique=False)
 
+    op.create_table(
+        "gatekeeper_disabled_flags",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag"),
+    )
+    op.create_table(
+        "gatekeeper_exposure_units",
+        sa.Column("flag", sa.String(length=200), nullable=False),
+        sa.Column("variant", sa.String(length=200), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("unit", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant", "day", "unit"),
+    )
+    op.create_table(
+        "gatekeeper_exposures",
+        sa.Column("flag", sa.String(length=200), nullable=False),
+        sa.Column("variant", sa.String(length=200), nullable=False),
+        sa.Column("hour", sa.Integer(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant", "hour"),
+    )
     op.create_table(
         "gatekeeper_forced_variants",
         sa.Column("flag", sa.String(length=100), nullable=False),
@@ -82,6 +105,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "gatekeeper_prerequisites",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("required", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "required"),
+    )
+    op.create_table(
         "gatekeeper_rollout_weights",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("variant", sa.String(length=100), nullable=False),
@@ -109,6 +141,23 @@ def upgrade() -> None:
         batch_op.create_index("ix_gatekeeper_schedules_state_due_at", ["state", "due_at"], unique=False)
 
     op.create_table(
+        "gatekeeper_segment_conditions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("segment", sa.String(length=100), nullable=False),
+        sa.Column("attribute", sa.String(length=100), nullable=False),
+        sa.Column("operator", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "gatekeeper_segments",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("description", sa.String(length=254), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "gatekeeper_user_overrides",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
@@ -119,45 +168,43 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("flag", "user_id"),
     )
     op.create_table(
+        "gatekeeper_variant_values",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("set_by", sa.String(length=254), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant"),
+    )
+    op.create_table(
         "gatekeeper_version",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
-        "gatekeeper_exposure_units",
-        sa.Column("flag", sa.String(length=200), nullable=False),
-        sa.Column("variant", sa.String(length=200), nullable=False),
-        sa.Column("day", sa.Integer(), nullable=False),
-        sa.Column("unit", sa.String(length=200), nullable=False),
-        sa.PrimaryKeyConstraint("flag", "variant", "day", "unit"),
-    )
-    op.create_table(
-        "gatekeeper_exposures",
-        sa.Column("flag", sa.String(length=200), nullable=False),
-        sa.Column("variant", sa.String(length=200), nullable=False),
-        sa.Column("hour", sa.Integer(), nullable=False),
-        sa.Column("count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("flag", "variant", "hour"),
     )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table("gatekeeper_exposures")
-    op.drop_table("gatekeeper_exposure_units")
     op.drop_table("gatekeeper_version")
+    op.drop_table("gatekeeper_variant_values")
     op.drop_table("gatekeeper_user_overrides")
+    op.drop_table("gatekeeper_segments")
+    op.drop_table("gatekeeper_segment_conditions")
     with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:
         batch_op.drop_index("ix_gatekeeper_schedules_state_due_at")
 
     op.drop_table("gatekeeper_schedules")
     op.drop_table("gatekeeper_rollout_weights")
+    op.drop_table("gatekeeper_prerequisites")
     op.drop_table("gatekeeper_groups")
     op.drop_table("gatekeeper_group_targets")
     op.drop_table("gatekeeper_group_members")
     op.drop_table("gatekeeper_forced_variants")
+    op.drop_table("gatekeeper_exposures")
+    op.drop_table("gatekeeper_exposure_units")
+    op.drop_table("gatekeeper_disabled_flags")
     with op.batch_alter_table("gatekeeper_audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_gatekeeper_audit_log_flag_id")
 

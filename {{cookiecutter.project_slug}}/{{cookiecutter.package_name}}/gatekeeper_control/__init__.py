@@ -18,7 +18,20 @@ from flask import Flask
 
 # Importing cli, check and the dashboard's page modules adds their `flask gk` commands and pages. Modules
 # only: a name imported here must never hide a module of the folder (`gatekeeper_control.store` is store.py).
-from . import check, cli, dashboard, dashboard_flags, dashboard_targeting, exposures, schedules, store  # noqa: F401
+from . import (  # noqa: F401
+    check,
+    cli,
+    dashboard,
+    dashboard_flags,
+    dashboard_segments,
+    dashboard_targeting,
+    exposures,
+    prerequisites,
+    schedules,
+    segments,
+    store,
+    values,
+)
 from .push import ChangeFeed
 from .snapshot import AppStore, UserLookup, UserRef, UsersLookup
 from .tables import metadata

@@ -64,6 +64,10 @@ TARGETING_WHAT = {
     "describe_group": "group {target} described",
     "add_members": "added to group {target}",
     "remove_members": "removed from group {target}",
+    "off": "switched off",
+    "on": "switched on",
+    "value": "value of {target} set",
+    "clear_value": "value of {target} back to code",
     "schedule": "change scheduled {target}",
     "cancel_schedule": "scheduled change {target} cancelled",
     "schedule_failed": "scheduled change {target} could not be made",
@@ -77,6 +81,10 @@ TARGETING_SUMMARY = {
     "describe_group": "Group {entry.target} described.",
     "add_members": "Group {entry.target}: added {entry.after}.",
     "remove_members": "Group {entry.target}: removed {entry.before}.",
+    "off": "{entry.flag}: switched off; everyone gets its default.",
+    "on": "{entry.flag}: switched on again; everyone gets their own variant.",
+    "value": "{entry.flag}: {entry.target} now carries {entry.after}{was}.",
+    "clear_value": "{entry.flag}: {entry.target} carries the value in code again{was}.",
     "schedule": "{entry.flag}: {entry.after} scheduled {entry.target}.",
     "cancel_schedule": "{entry.flag}: scheduled change {entry.target} ({entry.before}) cancelled.",
     "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
@@ -170,4 +178,4 @@ def record(
     return entry_from_row(row)
 
 
-UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override")
+UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override", "off", "on")

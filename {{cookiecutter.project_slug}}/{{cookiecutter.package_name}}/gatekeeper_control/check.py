@@ -6,7 +6,8 @@ A drop-in module: it imports only the standard library, Flask (click, Jinja) and
 What counts as a reference, when the flag (and variant) are written as string literals:
 
 - Python (read with `ast`, never imported): `ff(FLAG, VARIANT)`, `feature_flag`, `flag_required`,
-  `forced_variant`, the tests' `force_flag`, `ff_variant(FLAG)`, `get_feature_flag_variant(FLAG)`, and the
+  `forced_variant`, the tests' `force_flag`, `ff_variant(FLAG)`, `get_feature_flag_variant(FLAG)`,
+  `value(FLAG)` (`request.gk.value`, `gk.value` in templates), and the
   OpenFeature client's `get_<type>_value(FLAG, ...)` / `get_<type>_details(FLAG, ...)`;
 - Jinja templates (read with the app's own Jinja lexer): the same calls, e.g. `ff('FLAG', 'VARIANT')` or
   `request.gk.ff_variant('FLAG')`.
@@ -41,7 +42,7 @@ from .engine import gatekeeper
 FLAG_AND_VARIANT_CALLS = frozenset({"ff", "feature_flag", "flag_required", "forced_variant", "force_flag"})
 # Callables whose first argument is a flag: the engine's, and the OpenFeature client's evaluation methods.
 FLAG_CALLS = frozenset(
-    {"ff_variant", "get_feature_flag_variant"}
+    {"ff_variant", "get_feature_flag_variant", "value"}
     | {
         f"get_{kind}_{form}"
         for kind in ("boolean", "string", "integer", "float", "object")

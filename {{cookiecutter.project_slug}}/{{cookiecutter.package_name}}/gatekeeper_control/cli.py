@@ -1,4 +1,5 @@
-"""`flask gk force | unforce | override | audit | rollout | target | untarget | group | schedule`.
+"""`flask gk force | unforce | off | on | value | override | audit | rollout | target | untarget | group |
+segment | schedule`.
 
 The store's operations from a terminal, audited as "cli", on the engine's `flask gk` group (the engine
 itself adds `list` and `explain`, check.py adds `check`). Importing this module adds the commands.
@@ -13,12 +14,16 @@ import click
 from flask.cli import AppGroup
 
 from .audit import AuditEntry
+from .conditions import OPERATORS
 from .engine import gatekeeper
 from .errors import StoreError
+from .prerequisites import prerequisites
 from .schedules import scheduler
+from .segments import segments
 from .store import CLI_ACTOR, store, unchecked_user_note
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
+from .values import values
 
 
 def _run(
@@ -52,6 +57,42 @@ def force_command(flag: str, variant: str, reason: str | None) -> None:
 def unforce_command(flag: str, reason: str | None) -> None:
     """Stop forcing FLAG: everyone gets their own variant again."""
     _run(store.unforce, flag, unchanged=f"{flag} is not forced; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("off")
+@click.argument("flag")
+@reason_option
+def off_command(flag: str, reason: str | None) -> None:
+    """Switch FLAG off: everyone gets its DEFAULT_VARIANT until `flask gk on FLAG`."""
+    _run(store.switch_off, flag, unchanged=f"{flag} is already off; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("on")
+@click.argument("flag")
+@reason_option
+def on_command(flag: str, reason: str | None) -> None:
+    """Switch FLAG back on: everyone gets their own variant again."""
+    _run(store.switch_on, flag, unchanged=f"{flag} is not off; nothing changed.", reason=reason)
+
+
+@gatekeeper.cli.command("value")
+@click.argument("flag")
+@click.argument("variant")
+@click.argument("value", required=False)
+@click.option("--clear", is_flag=True, help="Go back to the value in code.")
+@reason_option
+def value_command(flag: str, variant: str, value: str | None, clear: bool, reason: str | None) -> None:
+    """Make VARIANT of FLAG carry VALUE (JSON: 25, "Welcome!", {"limit": 3}) instead of the code's."""
+    if clear:
+        if value is not None:
+            raise click.UsageError("--clear takes no VALUE.")
+        unchanged = f"{flag} {variant} already carries the value in code; nothing changed."
+        _run(values.clear_value, flag, variant, unchanged=unchanged, reason=reason)
+    elif value is None:
+        raise click.UsageError("Give a VALUE (JSON), or --clear to go back to the value in code.")
+    else:
+        unchanged = f"{flag} {variant} already carries {value}; nothing changed."
+        _run(values.set_value, flag, variant, value, unchanged=unchanged, reason=reason)
 
 
 @gatekeeper.cli.command("override")
@@ -210,6 +251,103 @@ def group_list_command() -> None:
         click.echo("No groups yet: `flask gk group create NAME`.")
 
 
+@gatekeeper.cli.command("require")
+@click.argument("flag")
+@click.argument("required")
+@click.argument("variant")
+@reason_option
+def require_command(flag: str, required: str, variant: str, reason: str | None) -> None:
+    """Serve FLAG's default to whoever does not get VARIANT of REQUIRED (a prerequisite)."""
+    unchanged = f"{flag} already requires {required} = {variant}; nothing changed."
+    _run(prerequisites.require, flag, required, variant, unchanged=unchanged, reason=reason)
+
+
+@gatekeeper.cli.command("unrequire")
+@click.argument("flag")
+@click.argument("required")
+@reason_option
+def unrequire_command(flag: str, required: str, reason: str | None) -> None:
+    """Remove FLAG's stored prerequisite on REQUIRED."""
+    unchanged = f"{flag} has no stored prerequisite on {required}; nothing changed."
+    _run(prerequisites.unrequire, flag, required, unchanged=unchanged, reason=reason)
+
+
+@gatekeeper.cli.group("segment")
+def segment_cli() -> None:
+    """Segments: conditions on users' attributes (email ends with..., plan is...) that flags target."""
+
+
+@segment_cli.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="What the segment is for.")
+def segment_create_command(name: str, description: str) -> None:
+    """Create segment NAME; add conditions with `flask gk segment add NAME ATTRIBUTE OPERATOR VALUE`."""
+    _run(segments.create, name, description, unchanged=f"Segment {name} exists already; nothing changed.")
+
+
+@segment_cli.command("add")
+@click.argument("name")
+@click.argument("attribute")
+@click.argument("operator", type=click.Choice(list(OPERATORS)))
+@click.argument("value", required=False)
+def segment_add_command(name: str, attribute: str, operator: str, value: str | None) -> None:
+    """Add a condition to segment NAME: ATTRIBUTE OPERATOR [VALUE], e.g. email ends_with @example.com,
+    plan in pro,team, age gte 18, app_version semver_gt 2.1.0, country is_set."""
+    _run(segments.add_condition, name, attribute, operator, value, unchanged="")
+
+
+@segment_cli.command("remove")
+@click.argument("name")
+@click.argument("number", type=int)
+def segment_remove_command(name: str, number: int) -> None:
+    """Remove condition NUMBER (as `flask gk segment list` numbers them) from segment NAME."""
+    _run(segments.remove_condition, name, number, unchanged="")
+
+
+@segment_cli.command("delete")
+@click.argument("name")
+def segment_delete_command(name: str) -> None:
+    """Delete segment NAME; flags that target it show the target as stale."""
+    _run(segments.delete, name, unchanged=f"There is no segment {name}; nothing changed.")
+
+
+@segment_cli.command("list")
+def segment_list_command() -> None:
+    """List the segments and their conditions."""
+    snapshot = store.snapshot(max_age=0)
+    if not snapshot.segments:
+        click.echo("No segments yet: `flask gk segment create NAME`.")
+    for name, segment in sorted(snapshot.segments.items()):
+        click.echo(f"{name}  {segment.description}".rstrip())
+        for number, condition in enumerate(segment.conditions, start=1):
+            click.echo(f"    {number}. {condition}")
+        if not segment.conditions:
+            click.echo("    (no conditions: matches nobody)")
+
+
+@segment_cli.command("check")
+@click.argument("name")
+@click.option("--user", "user_text", required=True, help="The user's email or id.")
+def segment_check_command(name: str, user_text: str) -> None:
+    """Does the user match segment NAME? Shows their context and the conditions they miss."""
+    snapshot = store.snapshot(max_age=0)
+    segment = snapshot.segments.get(name)
+    if segment is None:
+        raise click.ClickException(f"There is no segment {name!r}.")
+    try:
+        user, context = segments.context_of(user_text)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{user.label}: {context}")
+    missed = segment.failing(context) if segment.conditions else []
+    if segment.matches(context):
+        click.echo(f"matches segment {name}")
+    else:
+        click.echo(f"does not match segment {name}" + (":" if missed else " (it has no conditions)"))
+        for condition in missed:
+            click.echo(f"    not {condition}")
+
+
 class _ScheduleGroup(AppGroup):
     """`flask gk schedule FLAG WHEN ACTION ...` adds; `schedule list` and `schedule cancel ID` as named."""
 
@@ -230,8 +368,9 @@ def schedule_cli() -> None:
 @click.argument("action")
 @click.argument("arguments", nargs=-1)
 def schedule_add_command(flag: str, when: str, action: str, arguments: tuple[str, ...]) -> None:
-    """At WHEN (ISO 8601, or +30m, +2h, +1d) do ACTION to FLAG: force VARIANT, unforce,
-    rollout VARIANT=PCT..., clear-rollout, target GROUP VARIANT or untarget GROUP."""
+    """At WHEN (ISO 8601, or +30m, +2h, +1d) do ACTION to FLAG: force VARIANT, unforce, off, on,
+    value VARIANT JSON, clear-value VARIANT, rollout VARIANT=PCT..., clear-rollout, target GROUP VARIANT
+    or untarget GROUP."""
     try:
         entry = scheduler.schedule(flag, when, action, list(arguments), actor=CLI_ACTOR)
     except StoreError as exc:

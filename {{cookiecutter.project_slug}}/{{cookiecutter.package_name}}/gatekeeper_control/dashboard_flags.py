@@ -1,5 +1,6 @@
 """The dashboard's flag pages: the flag list, one flag (who sees what, and why), the audit log with undo,
-and the changes made from them (browser override, forced variant, per-user overrides)."""
+and the changes made from them (browser override, the off switch, forced variant, per-user overrides,
+variant values)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from .dashboard import (
 )
 from .dashboard_targeting import targeting_context
 from .parsing import page_number
+from .prerequisites import prerequisites
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
 from .targeting import targeting
+from .values import to_json, values
 from .who_sees_what import (
     SPLIT_IN_CODE,
     active_steps,
@@ -152,10 +155,16 @@ def flag(name: str) -> str:
         audit = store.audit_entries(page=1, per_page=FLAG_AUDIT_ENTRIES, flag=name)
     except StoreError:
         audit = None
+    stale_values = [item for item in values.stale(snapshot, current_config_map()) if item.flag == name]
     return render_template(
         "gatekeeper/flag.html",
         name=name,
         flag_config=config,
+        disabled=name in snapshot.disabled,
+        prerequisites=prerequisites.of(name, config, snapshot) if config else [],
+        flag_names=sorted(current_config_map()),
+        variant_values=_variant_values(name, config, snapshot) if config else [],
+        stale_values=stale_values,
         variants=config.get_variants() if config else [],
         evaluation=evaluation,
         browser_override=browser_override,
@@ -263,6 +272,54 @@ def unforce(name: str) -> Response:
     return back_to_flag(name)
 
 
+@bp.post("/flags/<name>/off")
+def switch_off(name: str) -> Response:
+    """Switch the flag off: everyone gets its default; needs the confirmation box ticked."""
+    config_or_404(name)
+    if not request.form.get("confirm"):
+        flash_message(f"Tick the confirmation box to switch {name} off; nothing changed.", "error")
+    else:
+        change(store.switch_off, name, unchanged=f"{name} is already off.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/on")
+def switch_on(name: str) -> Response:
+    """Switch the flag back on (also for a flag the code no longer has)."""
+    change(store.switch_on, name, unchanged=f"{shorten(name)} was not off.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/prerequisites")
+def require(name: str) -> Response:
+    """Add a prerequisite: REQUIRED flag and VARIANT, typed as `REQUIRED=VARIANT` or in two fields."""
+    required, variant = request.form.get("required", ""), request.form.get("variant", "")
+    if "=" in required and not variant:
+        required, _, variant = required.partition("=")
+    unchanged = f"{name} already requires that."
+    change(prerequisites.require, name, required.strip(), variant.strip(), unchanged=unchanged)
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/prerequisites/remove")
+def unrequire(name: str) -> Response:
+    change(prerequisites.unrequire, name, request.form.get("required", ""), unchanged="Not required.")
+    return back_to_flag(name)
+
+
+@bp.post("/flags/<name>/values")
+def set_value(name: str) -> Response:
+    """Replace one variant's value (JSON, or plain text for a text flag), or go back to the code's."""
+    variant = request.form.get("variant", "")
+    if request.form.get("clear"):
+        change(values.clear_value, name, variant, unchanged=f"{shorten(variant)} carries the value in code.")
+    else:
+        config_or_404(name)
+        text = request.form.get("value", "")
+        change(values.set_value, name, variant, text, unchanged=f"{shorten(variant)} already carries that.")
+    return back_to_flag(name)
+
+
 @bp.post("/flags/<name>/users")
 def add_user_override(name: str) -> Response:
     """Pin one user, named by email or id, to a variant."""
@@ -291,6 +348,25 @@ def _undoable(entries: list[AuditEntry]) -> set[int]:
     snapshot = store.snapshot(max_age=0)
     candidates = [entry for entry in entries if undo_problem(entry, snapshot) is None]
     return store.newest_of_their_kind(candidates) if candidates else set()
+
+
+def _variant_values(name: str, config: Any, snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Per variant: its value now (as the form shows it), the code's, and whether one is stored."""
+    stored = snapshot.values.get(name, {})
+    rows = []
+    for variant in config.get_variants():
+        value = request.gk.value_of(config, variant)
+        shown = value if config.value_type == "string" else to_json(value)
+        code = config.values[variant]
+        rows.append(
+            {
+                "variant": variant,
+                "value": shown,
+                "code": code if config.value_type == "string" else to_json(code),
+                "stored": variant in stored and value is stored[variant],
+            }
+        )
+    return rows
 
 
 def _matches(query: str, name: str, config: Any) -> bool:

@@ -24,7 +24,8 @@ from .dashboard import (
 )
 from .engine import gatekeeper
 from .parsing import page_number
-from .schedules import scheduler
+from .schedules import SCHEDULE_ACTIONS, scheduler
+from .segments import segments
 from .snapshot import Snapshot
 from .store import StoreError, current_config_map, shorten, store
 from .targeting import code_weights, targeting
@@ -44,11 +45,11 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
             {"group": group, "variant": variant, "stale": any(item.name == group for item in stale)}
             for group, variant in snapshot.group_targets.get(name, ())
         ],
-        "group_names": sorted({*snapshot.groups, *code_groups}),
+        "group_names": sorted({*snapshot.groups, *code_groups, *snapshot.segments}),
         "group_choices": PER_PAGE,  # more groups than this: a text box, not a list of them all
         "schedules": schedules,
         "schedule_pages": schedule_pages,
-        "schedule_actions": ["force", "unforce", "rollout", "clear-rollout", "target", "untarget"],
+        "schedule_actions": list(SCHEDULE_ACTIONS),
     }
 
 
@@ -109,9 +110,10 @@ def clear_rollout(name: str) -> Response:
 
 @bp.post("/flags/<name>/targets")
 def add_target(name: str) -> Response:
-    """Serve a variant to a group."""
+    """Serve a variant to a group or segment, or split it (`split`: weights such as ON=50 OFF=50)."""
     config_or_404(name)
-    group, variant = request.form.get("group", ""), request.form.get("variant", "")
+    group = request.form.get("group", "")
+    variant = request.form.get("split", "").strip() or request.form.get("variant", "")
     change(targeting.target, name, group, variant, unchanged=f"{shorten(group)} already gets {variant}.")
     return back_to_flag(name)
 
@@ -173,10 +175,12 @@ def groups() -> str:
 
 
 @bp.get("/groups/<name>")
-def group(name: str) -> str:
+def group(name: str) -> str | Response:
     """One stored group: its description and members, to fill and empty; or a code group, read-only."""
     snapshot = store.snapshot(max_age=0)
     code_group = gatekeeper.get_state().groups.get(name)
+    if name in snapshot.segments and name not in snapshot.groups:
+        return redirect(url_for(".segment", name=name))  # a flag page links every target here
     if name not in snapshot.groups and code_group is None:
         abort(404)
     members = page_of(
@@ -229,7 +233,7 @@ def remove_members(name: str) -> Response:
 def users() -> str:
     """Look up a user by email or id: every flag's variant for them and why (browser overrides aside)."""
     query = request.args.get("q", "").strip()
-    found, rows, error = None, [], None
+    found, rows, error, context, matched = None, [], None, {}, []
     if query:
         try:
             found = store.find_user(query)
@@ -241,6 +245,9 @@ def users() -> str:
                 evaluation = gatekeeper.Gatekeeper(user_id=user_id).explain(flag_name)
                 rows.append(evaluation)
             groups_of = sorted(store.snapshot().memberships.get(str(found.id), ()))
+            user_id = int(found.id) if str(found.id).isdigit() else found.id
+            context = dict(gatekeeper.Gatekeeper(user_id=user_id).context)
+            matched = segments.matching(context, store.snapshot())
         elif error is None:
             error = f"No user matches {shorten(query)!r}: enter the email or id of an existing user."
     return render_template(
@@ -250,6 +257,8 @@ def users() -> str:
         rows=rows,
         error=error,
         groups_of=groups_of if found is not None else [],
+        context=context,
+        segments_of=matched,
     )
 
 

@@ -35,5 +35,9 @@ class UnknownGroupError(OverrideError):
     pass
 
 
+class ValueRejectedError(OverrideError):
+    """A variant value that is not JSON, not of the flag's type, or not what its VALUE_SCHEMA allows."""
+
+
 class ScheduleError(OverrideError):
     """A scheduled change that cannot be made (bad time or action); nothing was written."""

@@ -1,4 +1,5 @@
-"""Scheduled changes: any change (force, unforce, rollout, clear-rollout, target, untarget) at a set time.
+"""Scheduled changes: any change (force, unforce, off, on, value, clear-value, rollout, clear-rollout,
+target, untarget) at a set time.
 
 Scheduled changes are rows with a due time. The snapshot carries the first due time; whichever process
 first notices it has passed (on a snapshot refresh, never inside a flag check) claims each due row with a
@@ -21,7 +22,17 @@ from .audit import AuditEntry, clean_reason, record
 from .errors import OverrideError, ScheduleError
 from .parsing import moment, row_id
 from .snapshot import AppStore, as_utc
-from .store import check_flag, check_variant, current_state, force_in, quote, store, unforce_in
+from .store import (
+    check_flag,
+    check_variant,
+    current_state,
+    force_in,
+    quote,
+    store,
+    switch_off_in,
+    switch_on_in,
+    unforce_in,
+)
 from .tables import LABEL_LENGTH, ScheduleRow, VersionRow
 from .targeting import (
     as_percentages,
@@ -34,8 +45,20 @@ from .targeting import (
     untarget_in,
     utc_now,
 )
+from .values import clear_value_in, parse_value, set_value_in, to_json
 
-SCHEDULE_ACTIONS = ("force", "unforce", "rollout", "clear-rollout", "target", "untarget")
+SCHEDULE_ACTIONS = (
+    "force",
+    "unforce",
+    "off",
+    "on",
+    "value",
+    "clear-value",
+    "rollout",
+    "clear-rollout",
+    "target",
+    "untarget",
+)
 
 
 @dataclass(frozen=True)
@@ -182,15 +205,26 @@ def _check_scheduled_action(flag: str, action: str, arguments: list[str]) -> str
     """Validate a change as if it were made now; return its arguments as stored (one string)."""
     config = check_flag(flag)
     arguments = [a.strip() for a in arguments if a and a.strip()]
-    expected = {"force": 1, "unforce": 0, "clear-rollout": 0, "target": 2, "untarget": 1}
+    expected = {"force": 1, "unforce": 0, "off": 0, "on": 0, "clear-value": 1, "clear-rollout": 0}
+    expected.update({"target": 2, "untarget": 1})
     if action not in SCHEDULE_ACTIONS:
         raise ScheduleError(f"{quote(action)} is not an action: use {', '.join(SCHEDULE_ACTIONS)}.")
     if action == "rollout":
         return format_weights(as_percentages(parse_weights(config, arguments)))
+    if action == "value":
+        if len(arguments) < 2:
+            raise ScheduleError("Write it as `value VARIANT JSON`; nothing was scheduled.")
+        check_variant(config, flag, arguments[0])
+        argument = f"{arguments[0]} {to_json(parse_value(config, arguments[0], ' '.join(arguments[1:])))}"
+        if len(argument) > LABEL_LENGTH:
+            raise ScheduleError(
+                f"A scheduled value is kept to {LABEL_LENGTH} characters; set a longer one now instead."
+            )
+        return argument
     if len(arguments) != expected[action]:
         usage = {"force": "force VARIANT", "target": "target GROUP VARIANT", "untarget": "untarget GROUP"}
         raise ScheduleError(f"Write it as `{usage.get(action, action)}`; nothing was scheduled.")
-    if action == "force":
+    if action in ("force", "clear-value"):
         check_variant(config, flag, arguments[0])
     if action == "target":
         check_group_exists(arguments[0])
@@ -211,6 +245,16 @@ def _apply(
         return force_in(session, flag, arguments[0], actor)
     if row.action == "unforce":
         return unforce_in(session, flag, actor)
+    if row.action == "off":
+        return switch_off_in(session, flag, actor)
+    if row.action == "on":
+        return switch_on_in(session, flag, actor)
+    if row.action == "value":
+        variant, _, text = row.argument.partition(" ")
+        check_variant(config, flag, variant)
+        return set_value_in(session, flag, variant, parse_value(config, variant, text), actor)
+    if row.action == "clear-value":
+        return clear_value_in(session, flag, arguments[0], actor)
     if row.action == "rollout":
         return set_weights_in(session, flag, parse_weights(config, arguments), actor)
     if row.action == "clear-rollout":

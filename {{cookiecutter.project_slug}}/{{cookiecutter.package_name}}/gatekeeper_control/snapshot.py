@@ -16,6 +16,7 @@ into a flag check. Due scheduled changes are applied on a refresh, through the `
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -33,15 +34,21 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from .conditions import CompiledSegment, Condition, compile_segment
 from .engine import gatekeeper
 from .push import ChangeFeed, feed_for
 from .tables import (
+    ConditionRow,
+    DisabledRow,
     ForcedRow,
     GroupRow,
     MemberRow,
+    PrerequisiteRow,
     ScheduleRow,
+    SegmentRow,
     TargetRow,
     UserOverrideRow,
+    ValueRow,
     VersionRow,
     WeightRow,
 )
@@ -96,7 +103,13 @@ class Snapshot:
     group_members: Mapping[str, Mapping[str, str]] = _nothing()  # group -> {user id -> label}
     memberships: Mapping[str, frozenset[str]] = _nothing()  # user id -> its stored groups
     group_targets: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> (group, var)
+    # (flag, group) -> {variant: percent}, for the targets that split their group ("ON=50 OFF=50")
+    target_splits: Mapping[tuple[str, str], Mapping[str, float]] = _nothing()
     next_due: datetime | None = None  # when the first pending scheduled change is due (UTC)
+    disabled: frozenset[str] = frozenset()  # flags switched off: everyone gets DEFAULT_VARIANT
+    values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
+    segments: Mapping[str, CompiledSegment] = _nothing()  # segment -> its conditions, compiled to match
+    prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> ((flag, variant), ...)
 
 
 @dataclass(frozen=True)
@@ -385,15 +398,44 @@ def _read_targeting(session: Session) -> dict[str, Any]:
     rows = select(TargetRow.flag, TargetRow.group, TargetRow.variant).order_by(
         TargetRow.set_at, TargetRow.group
     )
+    splits: dict[tuple[str, str], Mapping[str, float]] = {}
     for flag, group, variant in session.execute(rows):
         targets.setdefault(flag, []).append((group, variant))
+        if "=" in variant:  # a sticky split: "ON=50 OFF=50" (targeting.py wrote it, in range order)
+            pairs = (item.partition("=") for item in variant.split())
+            splits[(flag, group)] = MappingProxyType({name: float(percent) for name, _, percent in pairs})
     next_due = session.scalar(select(func.min(ScheduleRow.due_at)).where(ScheduleRow.state == "pending"))
+    values: dict[str, dict[str, Any]] = {}
+    for flag, variant, value in session.execute(select(ValueRow.flag, ValueRow.variant, ValueRow.value)):
+        try:
+            values.setdefault(flag, {})[variant] = json.loads(value)
+        except ValueError:  # written by hand: ignored (the dashboard lists it as stale)
+            log.warning("gatekeeper: the stored value of %s %s is not JSON; ignored", flag, variant)
+    conditions: dict[str, list[Condition]] = {}
+    rows = select(ConditionRow.segment, ConditionRow.attribute, ConditionRow.operator, ConditionRow.value)
+    for segment, attribute, operator, value in session.execute(rows.order_by(ConditionRow.id)):
+        conditions.setdefault(segment, []).append(
+            Condition(attribute, operator, json.loads(value) if value is not None else None)
+        )
+    segments = {
+        name: compile_segment(name, conditions.get(name, []), description)
+        for name, description in session.execute(select(SegmentRow.name, SegmentRow.description))
+    }
+    prerequisites: dict[str, list[tuple[str, str]]] = {}
+    rows = select(PrerequisiteRow.flag, PrerequisiteRow.required, PrerequisiteRow.variant)
+    for flag, required, variant in session.execute(rows.order_by(PrerequisiteRow.set_at)):
+        prerequisites.setdefault(flag, []).append((required, variant))
     return {
+        "prerequisites": MappingProxyType({flag: tuple(p) for flag, p in prerequisites.items()}),
+        "segments": MappingProxyType(segments),
+        "disabled": frozenset(session.scalars(select(DisabledRow.flag))),
+        "values": MappingProxyType({flag: MappingProxyType(v) for flag, v in values.items()}),
         "weights": MappingProxyType({flag: MappingProxyType(w) for flag, w in weights.items()}),
         "weights_set": MappingProxyType(weights_set),
         "groups": MappingProxyType(groups),
         "group_members": MappingProxyType({g: MappingProxyType(m) for g, m in members.items()}),
         "memberships": MappingProxyType({user: frozenset(gs) for user, gs in by_user.items()}),
         "group_targets": MappingProxyType({flag: tuple(t) for flag, t in targets.items()}),
+        "target_splits": MappingProxyType(splits),
         "next_due": as_utc(next_due) if next_due is not None else None,
     }

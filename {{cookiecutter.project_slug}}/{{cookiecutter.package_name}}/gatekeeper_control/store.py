@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,7 @@ from .tables import (
     USER_ID_LENGTH,
     AuditRow,
     Base,
+    DisabledRow,
     ForcedRow,
     UserOverrideRow,
     VersionRow,
@@ -62,6 +64,22 @@ from .tables import (
 
 # Who `flask gk ...` changes are audited as.
 CLI_ACTOR = "cli"
+
+
+@dataclass(frozen=True)
+class UndoKind:
+    """How to undo the audited changes of a kind a module above the store adds (values.py's): which
+    actions change the same thing, whether two entries are about the same thing, what is there now, and
+    the write that puts `before` back."""
+
+    actions: tuple[str, ...]
+    same_thing: Callable[[Any], Any]  # entry -> a condition on AuditRow for "the same thing"
+    now: Callable[[AuditEntry, Snapshot], str | None]
+    restore: Callable[[AuditEntry, str, str], AuditEntry | None]  # (entry, actor, reason)
+
+
+# action -> its UndoKind, for actions that modules above the store register (see values.py).
+UNDO_KINDS: dict[str, UndoKind] = {}
 
 
 class OverrideStore:
@@ -237,8 +255,13 @@ class OverrideStore:
         with self._reading() as session:
             for entry in entries:
                 later = select(AuditRow.id).where(AuditRow.flag == entry.flag, AuditRow.id > entry.id)
-                if entry.action in ("force", "unforce"):
+                if entry.action in UNDO_KINDS:
+                    kind = UNDO_KINDS[entry.action]
+                    later = later.where(AuditRow.action.in_(kind.actions), kind.same_thing(entry))
+                elif entry.action in ("force", "unforce"):
                     later = later.where(AuditRow.action.in_(("force", "unforce")))
+                elif entry.action in ("off", "on"):
+                    later = later.where(AuditRow.action.in_(("off", "on")))
                 else:
                     later = later.where(
                         AuditRow.action.in_(("user_override", "clear_user_override")),
@@ -264,6 +287,11 @@ class OverrideStore:
             raise OverrideError(f"Change #{entry_id} cannot be undone: {problem}. Nothing was changed.")
         why = f"undo of change #{entry_id}" + (f": {reason}" if reason else "")
         why = why[:REASON_LENGTH]
+        if entry.action in UNDO_KINDS:
+            return UNDO_KINDS[entry.action].restore(entry, actor, why)
+        if entry.action in ("off", "on"):
+            operation = self.switch_off if entry.action == "on" else self.switch_on
+            return operation(entry.flag, actor, reason=why)
         if entry.action in ("force", "unforce"):
             if entry.before is None:
                 return self.unforce(entry.flag, actor, reason=why)
@@ -289,6 +317,19 @@ class OverrideStore:
         reason = clean_reason(reason)
         check_variant(check_flag(flag), flag, variant)
         return self._write(lambda session: force_in(session, flag, variant, actor, reason=reason))
+
+    def switch_off(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Switch `flag` off: everyone gets its DEFAULT_VARIANT (reason `disabled`). None if already off."""
+        reason = clean_reason(reason)
+        check_flag(flag)
+        return self._write(lambda session: switch_off_in(session, flag, actor, reason=reason))
+
+    def switch_on(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Switch `flag` back on (works for flags the code no longer has). None if it was not off."""
+        reason = clean_reason(reason)
+        if not storable(flag, NAME_LENGTH):
+            return None
+        return self._write(lambda session: switch_on_in(session, flag, actor, reason=reason))
 
     def unforce(self, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
         """Stop forcing `flag` (works for flags the code no longer has). None if it was not forced."""
@@ -516,9 +557,15 @@ def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
     A change can be undone while what it set is still in place: a later change to the same thing would be
     silently reverted otherwise.
     """
-    if entry.action not in UNDOABLE_ACTIONS:
+    if entry.action not in UNDOABLE_ACTIONS and entry.action not in UNDO_KINDS:
         return f"the dashboard cannot undo {entry.action} changes"
-    if entry.action in ("force", "unforce"):
+    if entry.action in UNDO_KINDS:
+        now = UNDO_KINDS[entry.action].now(entry, snapshot)
+        target = f"the value of {entry.target}"
+    elif entry.action in ("off", "on"):
+        now = "off" if entry.flag in snapshot.disabled else None
+        target = "the off switch"
+    elif entry.action in ("force", "unforce"):
         now = snapshot.forced.get(entry.flag)
         target = "the forced variant"
     else:
@@ -544,6 +591,23 @@ def force_in(
         session.add(row)
     row.variant, row.set_by, row.set_at = variant, actor[:LABEL_LENGTH], datetime.now(UTC)
     return record(session, actor, flag, "force", "everyone", before, variant, reason=reason)
+
+
+def switch_off_in(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+    """Switch `flag` off and audit it, in `session` (also a due scheduled change); None if already off."""
+    if session.get(DisabledRow, flag) is not None:
+        return None
+    session.add(DisabledRow(flag=flag, set_by=actor[:LABEL_LENGTH], set_at=datetime.now(UTC)))
+    return record(session, actor, flag, "off", "everyone", None, "off", reason=reason)
+
+
+def switch_on_in(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+    """Switch `flag` back on and audit it, in `session`; None if it was not off."""
+    row = session.get(DisabledRow, flag)
+    if row is None:
+        return None
+    session.delete(row)
+    return record(session, actor, flag, "on", "everyone", "off", None, reason=reason)
 
 
 def unforce_in(session: Session, flag: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String
+from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
@@ -50,8 +50,9 @@ class AuditRow(Base):
     flag: Mapped[str] = mapped_column(String(NAME_LENGTH))
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(LABEL_LENGTH))
-    before: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
-    after: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # Text: a variant's value (JSON) is audited whole, before and after, so that an undo can restore it.
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
     user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
 
@@ -107,6 +108,63 @@ class TargetRow(Base):
     variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
     set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DisabledRow(Base):
+    """Flag FLAG is switched off: everyone gets its DEFAULT_VARIANT (reason `disabled`)."""
+
+    __tablename__ = "gatekeeper_disabled_flags"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ValueRow(Base):
+    """The value VARIANT of FLAG carries, set at runtime in place of the code's VALUES: JSON text."""
+
+    __tablename__ = "gatekeeper_variant_values"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PrerequisiteRow(Base):
+    """Flag FLAG serves its default to whoever does not get VARIANT of flag REQUIRED."""
+
+    __tablename__ = "gatekeeper_prerequisites"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    required: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    set_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentRow(Base):
+    """A named set of conditions on context attributes (conditions.py); flags target it like a group."""
+
+    __tablename__ = "gatekeeper_segments"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(String(LABEL_LENGTH), default="")
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConditionRow(Base):
+    """One condition of a segment, in the order added: ATTRIBUTE OPERATOR VALUE (the value as JSON)."""
+
+    __tablename__ = "gatekeeper_segment_conditions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    attribute: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    operator: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str | None] = mapped_column(Text)
 
 
 class ScheduleRow(Base):

@@ -120,9 +120,13 @@ def code_groups() -> Mapping[str, gatekeeper.CodeGroup]:
 
 
 def check_group_exists(name: str) -> None:
-    if name in code_groups() or name in store.snapshot(max_age=0).groups:
+    snapshot = store.snapshot(max_age=0)
+    if name in code_groups() or name in snapshot.groups or name in snapshot.segments:
         return
-    raise UnknownGroupError(f"No group {quote(name)}: create it with `flask gk group create {name}`.")
+    raise UnknownGroupError(
+        f"No group or segment {quote(name)}: create it with `flask gk group create {name}` "
+        f"or `flask gk segment create {name}`."
+    )
 
 
 # --- The operations -----------------------------------------------------------------------------------------
@@ -166,6 +170,8 @@ class TargetingStore:
         name, description = _check_group_name(name), _check_description(description)
         if name in code_groups():
             raise OverrideError(f"{name} is a group defined in code; choose another name.")
+        if name in store.snapshot(max_age=0).segments:  # flags target both by name
+            raise OverrideError(f"{name} is a segment; choose another name for the group.")
 
         def change(session: Session) -> AuditEntry | None:
             if session.get(GroupRow, name) is not None:
@@ -298,9 +304,15 @@ class TargetingStore:
     def target(
         self, flag: str, group: str, variant: str, actor: str, *, reason: str | None = None
     ) -> AuditEntry | None:
-        """Serve `variant` of `flag` to the members of `group` (stored or in code). None if already so."""
+        """Serve `variant` of `flag` to the members of `group` (stored, in code, or a segment), or a sticky
+        split among them, written as weights: ``"ON=50 OFF=50"`` (or with commas). None if already so."""
         reason = clean_reason(reason)
-        check_variant(check_flag(flag), flag, variant)
+        config = check_flag(flag)
+        if "=" in variant:
+            points = parse_weights(config, variant.replace(",", " ").split())
+            variant = format_weights(as_percentages(points))
+        else:
+            check_variant(config, flag, variant)
         check_group_exists(group)
         return store._write(lambda session: target_in(session, flag, group, variant, actor, reason=reason))
 
@@ -327,11 +339,14 @@ class TargetingStore:
         for flag, targets in sorted(snapshot.group_targets.items()):
             config = config_map.get(flag)
             for group, variant in targets:
+                split = snapshot.target_splits.get((flag, group))
                 if config is None:
                     why = f"flag {flag} is no longer in the code"
-                elif variant not in config.get_variants():
+                elif split is not None and not set(split) <= set(config.get_variants()):
+                    why = f"the split {variant} names a variant that is gone"
+                elif split is None and variant not in config.get_variants():
                     why = f"variant {variant} is no longer one of {', '.join(config.get_variants())}"
-                elif group not in snapshot.groups and group not in in_code:
+                elif group not in snapshot.groups and group not in in_code and group not in snapshot.segments:
                     why = f"group {group} no longer exists"
                 else:
                     continue

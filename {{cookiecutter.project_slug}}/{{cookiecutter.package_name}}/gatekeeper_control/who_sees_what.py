@@ -16,6 +16,7 @@ SPLIT_IN_CODE, SPLIT_AT_RUNTIME = "weights in code", "weights set at runtime"
 # engine step is one more entry here, in its place; everything below walks this list.
 EVALUATION_ORDER: tuple[tuple[str, str], ...] = (
     ("browser_override", "this browser's override"),
+    ("disabled", "the off switch"),
     ("forced", "forced for everyone"),
     ("user_override", "a stored user override"),
     ("code_override", "an override in code"),
@@ -26,6 +27,7 @@ EVALUATION_ORDER: tuple[tuple[str, str], ...] = (
 _STEP_LABELS = dict(EVALUATION_ORDER)
 _STEP_TITLES = {
     "browser_override": "This browser's override",
+    "disabled": "Switched off",
     "forced": "Forced for everyone",
     "user_override": "Stored user override",
     "code_override": "Override in code",
@@ -68,6 +70,8 @@ def active_steps(
     active: dict[str, str | None] = {}
     if browser in variants:
         active["browser_override"] = browser
+    if config and flag in snapshot.disabled:
+        active["disabled"] = config.default_variant
     forced = snapshot.forced.get(flag)
     if forced in variants:
         active["forced"] = forced
