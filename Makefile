@@ -47,8 +47,9 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## bench: gatekeeper against peer flag SDKs, the dashboard at scale, and make demo's first page from a clone
-bench:
+## bench: gatekeeper against peer flag SDKs, requests in instructions, the dashboard at scale, make demo
+bench: SYSTEM_PACKAGES += valgrind
+bench: system-packages
 	UV=$(UV) bash benchmarks/run.sh
 
 ## first-migration: rewrite the baked project's first migration from its models (after a model or store table changed)
@@ -87,12 +88,15 @@ virtualenv = $(if $(UV),$(UV) venv -q --clear --seed --python $(PYTHON) $(1) && 
 into_cache = (new="$(1).$$$$.new"; rm -rf "$$new"; mkdir -p "$(dir $(1))" && { $(2); } && \
 	{ test -e "$(1)" || mv "$$new" "$(1)"; }; status=$$?; rm -rf "$$new"; exit $$status)
 
-# The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server:
-# install whichever is missing (needs root, as in CI; otherwise those tests are skipped and say so).
+# The browser test drives Debian's Chromium and the PostgreSQL test starts Debian's PostgreSQL server;
+# `make bench` also counts instructions with valgrind: install whichever is missing (needs root, as in CI;
+# otherwise those tests and rows are skipped and say so).
+SYSTEM_PACKAGES := chromium postgresql
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	$(if $(filter valgrind,$(SYSTEM_PACKAGES)),command -v valgrind >/dev/null || missing="$$missing valgrind";) \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
