@@ -23,7 +23,7 @@ COOKIECUTTER_VENV := $(abspath $(CACHE_DIR))/cookiecutter-$(COOKIECUTTER_VERSION
 # loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test lint format bench clean clean-cache system-packages first-migration
+.PHONY: demo test test-quick lint format bench clean clean-cache system-packages first-migration
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo:
@@ -36,6 +36,10 @@ demo:
 ## test: every template test: bakes, hooks, each baked project's suite, ruff, pre-commit, the browser
 test: $(VENV)/.installed system-packages
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## test-quick: between edits, under 3 minutes: the fast template tests and the defaults bake's own suite
+test-quick: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not slow or quick"
 
 ## lint: ruff on the template's own code (hooks, tests, benchmarks)
 lint: $(VENV)/.installed

@@ -32,7 +32,7 @@ def test_two_workers_exposures_add_up_in_postgresql(baked_project, baked_env, da
     workers' buffers are written, the counts add up to 80 per flag and each visitor is one unit."""
     project = copy_project(baked_project, tmp_path)
     env = {
-        **baked_env(extras=("postgres",)),
+        **baked_env(extras=("dev", "postgres")),
         "DATABASE_URL": database_url,
         "SECRET_KEY": "exposures-postgres-secret",
         "GATEKEEPER_EXPOSURES_FLUSH": "3600",  # nothing is written before the workers stop
