@@ -326,6 +326,37 @@ def report(results: dict[str, dict[str, float]], requests: int, visitors: tuple[
     for label, met in verdicts.items():
         print(f"  target: {label}, {who}: {'met' if met else 'MISSED'}")
     print(f"callgrind files: {OUT_DIR}/<who>-<checks>-<case>.out (callgrind_annotate: benchmarks/README.md)")
+    for who in visitors:
+        where(f"{who}-10-on", f"{who}-0-on", requests)
+
+
+def where(case: str, base: str, requests: int, top: int = 12) -> None:
+    """The C functions (CPython's, the C library's) whose instructions `case` adds to `base`, per request,
+    from `callgrind_annotate` of both: where a page's flag checks go, below the Python they run."""
+    if shutil.which("callgrind_annotate") is None:
+        return
+    per_function = [_self_costs(OUT_DIR / f"{name}.out") for name in (case, base)]
+    added = {
+        name: (per_function[0].get(name, 0) - per_function[1].get(name, 0)) / requests
+        for name in per_function[0].keys() | per_function[1].keys()
+    }
+    total = sum(added.values())
+    print(f"where {case} adds to {base}: {total:,.0f} instructions per request, the top functions")
+    for name, count in sorted(added.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {count:>9,.0f}  {count / total:>4.0%}  {name}")
+
+
+def _self_costs(out: Path) -> dict[str, int]:
+    """Instructions per function (its own, not its callees'), summed over callgrind_annotate's lines."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    costs: dict[str, int] = {}
+    for match in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+(\S+)", text, re.MULTILINE):
+        if match.group(2) != "PROGRAM":
+            name = match.group(2).rsplit("/", 1)[-1]  # file:function, without the build's folder
+            costs[name] = costs.get(name, 0) + int(match.group(1).replace(",", ""))
+    return costs
 
 
 if __name__ == "__main__":
