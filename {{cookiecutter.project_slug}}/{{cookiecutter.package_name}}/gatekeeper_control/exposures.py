@@ -4,13 +4,10 @@ Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the 
 
 Recording never touches the database on the request path. At the end of each request (`teardown_request`)
 the request's evaluations, exactly what `flag_evaluated` announces (one per flag asked), are read from
-`request.gk.evaluations()` and put in an in-process buffer as they are, one list per request; counting them
-waits for the writer, which does it in C's loops, flag by flag only once per distinct evaluation (a Python
-loop on the request cost ~4,000 instructions a flag: more than the flag check). (Connecting a receiver to
+`request.gk.evaluations()` and counted in an in-process buffer under one lock. (Connecting a receiver to
 the signal instead would cost every flag of every request a blinker send, ~3 µs; evaluations outside
 requests, in jobs, are counted when `recorder.record` is connected to `flag_evaluated`.) A background
-thread counts what requests left whenever `FLUSH_SOON` entries wait, and writes every
-`GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when the counts fill up); the dashboard
+thread writes the buffer every `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard
 writes this process's pending entries before it reads, so they show at once; and whatever is left is
 written when the process exits. The buffer is bounded (`MAX_PENDING` entries): past it, new entries are
 dropped and counted, never blocking a request. A failed write keeps the entries for the next one.
@@ -32,11 +29,9 @@ import os
 import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
@@ -154,11 +149,6 @@ class ExposureRecorder:
         self._flush_lock = threading.Lock()
         self._counts: dict[tuple[str, str, int], int] = {}
         self._units: set[tuple[str, str, int, str]] = set()
-        # What requests left, not counted yet: (hour, unit, evaluations), and the entries they may take once
-        # counted: two an evaluation (its count and its unit), held so that counting never passes MAX_PENDING.
-        self._requests: list[tuple[int, str | None, list[gatekeeper.Evaluation]]] = []
-        self._waiting = 0
-        self._written_at = time.monotonic()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._pruned_hour = -1
@@ -175,8 +165,8 @@ class ExposureRecorder:
 
     @property
     def pending(self) -> int:
-        """Entries recorded in this process and not written yet (an evaluation not counted yet holds two)."""
-        return len(self._counts) + len(self._units) + self._waiting
+        """Entries recorded in this process and not written yet."""
+        return len(self._counts) + len(self._units)
 
     def record(self, sender: Any, flag: str, variant: str, reason: str, user_id: Any, **_: Any) -> None:
         """Buffer one exposure outside a request: connect it to `flag_evaluated` in a worker process to
@@ -197,38 +187,13 @@ class ExposureRecorder:
             # Where `request.gk` is kept once a flag was asked (`getattr` would make one for a request that
             # asked none).
             gk = request.__dict__.get("gk")
-            if gk is None:
-                return
-            evaluations = gk.evaluations()
+            evaluations = gk.evaluations() if gk is not None else None
             if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
                 return
             user_id = gk.user_id
-            unit = str(user_id) if user_id is not None else _anonymous_unit(gk, request)
-            hour = int(self.clock() // 3600)
-            with self._lock:
-                if self.pending + 2 * len(evaluations) > MAX_PENDING:
-                    self.dropped += len(evaluations)
-                    return
-                self._requests.append((hour, unit, evaluations))
-                self._waiting += 2 * len(evaluations)
-                soon = self._waiting >= FLUSH_SOON
-            if soon:
-                self._wake.set()
-            if self._writer is None and self.flush_seconds > 0:
-                self._start_writer()
+            self._add(evaluations, str(user_id) if user_id is not None else _anonymous_unit(gk, request))
         except Exception:  # an exposure is never worth a failed request
             log.exception("gatekeeper_exposures: could not record a request's exposures")
-
-    def _count_requests(self) -> int:
-        """Count what requests left into the buffer's counts and units; how many entries those hold then."""
-        with self._lock:
-            requests, self._requests, self._waiting = self._requests, [], 0
-        counts, units = _count(requests)
-        with self._lock:
-            for key, count in counts.items():
-                self._counts[key] = self._counts.get(key, 0) + count
-            self._units |= units
-            return len(self._counts) + len(self._units)
 
     def _add(self, evaluations: list[gatekeeper.Evaluation], unit: str | None) -> None:
         """Count one unit's evaluations in the buffer, within MAX_PENDING entries."""
@@ -236,7 +201,7 @@ class ExposureRecorder:
         day = hour // 24
         with self._lock:
             counts, units = self._counts, self._units
-            room = MAX_PENDING - self.pending
+            room = MAX_PENDING - len(counts) - len(units)
             for evaluation in evaluations:
                 key = (evaluation.flag, evaluation.variant, hour)
                 count = counts.get(key)
@@ -266,7 +231,6 @@ class ExposureRecorder:
     def flush(self) -> int:
         """Write everything pending; returns how many entries were written (0 when the write failed)."""
         with self._flush_lock:
-            self._count_requests()
             with self._lock:
                 counts, units = self._counts, self._units
                 self._counts, self._units = {}, set()
@@ -328,15 +292,9 @@ class ExposureRecorder:
 
     def _write_forever(self) -> None:
         while True:
-            woken = self._wake.wait(self.flush_seconds)
+            self._wake.wait(self.flush_seconds)
             self._wake.clear()
             try:
-                # Woken early, as requests left FLUSH_SOON entries: count them, and write only when the counts
-                # fill up too or the period is over (counted, a busy page's exposures take little room).
-                due = time.monotonic() - self._written_at >= self.flush_seconds
-                if woken and self._count_requests() < FLUSH_SOON and not due:
-                    continue
-                self._written_at = time.monotonic()
                 with self.app.app_context():
                     self.flush()
             except Exception:  # keep writing later; flush() already keeps what it could not write
@@ -517,43 +475,6 @@ os.register_at_fork(after_in_child=_reset_in_child)
 def _weights(config: gatekeeper.FeatureFlagConfig | None) -> Mapping[str, float] | None:
     weights = getattr(config, "ROLLOUT", None)
     return weights if isinstance(weights, Mapping) and weights else None
-
-
-def _count(
-    requests: list[tuple[int, str | None, list[gatekeeper.Evaluation]]],
-) -> tuple[dict[tuple[str, str, int], int], set[tuple[str, str, int, str]]]:
-    """What requests left, as counts (flag, variant, hour) -> how many, and the units (flag, variant, day,
-    unit) that the flags' rules decided.
-
-    An Evaluation is counted by its id in C's loops (a rule's evaluation is one object request after request:
-    a page's ten flags are usually ten objects, whatever the traffic), then looked at once per distinct one in
-    Python. The ids are sound: `requests` keeps every evaluation alive until this returns.
-    """
-    counts: dict[tuple[str, str, int], int] = {}
-    units: set[tuple[str, str, int, str]] = set()
-    by_hour: dict[int, list[tuple[str | None, list[gatekeeper.Evaluation]]]] = {}
-    for hour, unit, evaluations in requests:
-        by_hour.setdefault(hour, []).append((unit, evaluations))
-    for hour, entries in by_hour.items():
-        tally: Counter[int] = Counter()
-        evaluation_of: dict[int, gatekeeper.Evaluation] = {}
-        seen: set[tuple[str, int]] = set()
-        for unit, evaluations in entries:
-            ids = list(map(id, evaluations))
-            tally.update(ids)
-            evaluation_of.update(zip(ids, evaluations, strict=True))
-            if unit is not None:
-                seen.update(zip(repeat(unit), ids))
-        for key, count in tally.items():
-            evaluation = evaluation_of[key]
-            row = (evaluation.flag, evaluation.variant, hour)
-            counts[row] = counts.get(row, 0) + count
-        day = hour // 24
-        for unit, key in seen:
-            evaluation = evaluation_of[key]
-            if evaluation.reason == gatekeeper.RULE:
-                units.add((evaluation.flag, evaluation.variant, day, unit))
-    return counts, units
 
 
 def _add_counts(session: Session, counts: Mapping[tuple[str, str, int], int]) -> None:
