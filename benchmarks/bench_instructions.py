@@ -7,7 +7,7 @@ case, which serves K test-client GETs of one page and exits, and beside each a p
 Callgrind counts a forked child's instructions on top of everything its parent ran before the fork, so a
 case less its probe is exactly its K GETs: start-up and every one-off cost removed, and start-up paid once.
 
-- the page alone: (case - start-up) / K;
+- the page alone: (case - its probe) / K;
 - the first check: the page checking one flag (on for everyone) less the same page checking none;
 - ten flags: the page checking ten different flags (five on for everyone, five rollouts) less none;
 - gatekeeper's own request hooks on a page that checks no flag: the same page with and without the
@@ -17,8 +17,7 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
 The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
 asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
 checks cause is inside the count: the store's snapshot, the override and anonymous cookies, the
-`flag_evaluated` signal, exposure recording at the end of the request (and the exposure writer's counting of
-what the requests left, in the case's process after its GETs). Two settings keep the count a
+`flag_evaluated` signal, exposure recording at the end of the request. Two settings keep the count a
 request's own: the store's TTL and the exposure writer's period are set past the run, so the background
 refresh and write (once per few seconds per process, whatever the traffic) do not land in one case and not
 another; each child ends with `os._exit`, so nothing is written at exit either.
@@ -173,11 +172,6 @@ def serve(package: Any, app: Any, client: Any, checks: str, kind: str, role: str
             for _ in range(requests):
                 if client.get(path).status_code != 200:
                     os._exit(3)
-            # The exposure writer's counting of what the requests left is theirs too (its database write, once
-            # a period whatever the traffic, is not: nothing is written here).
-            count_requests = getattr(app.extensions.get("gatekeeper_exposures"), "_count_requests", None)
-            if count_requests is not None:
-                count_requests()
         os._exit(0)  # no exit-time exposure write, no interpreter teardown: neither is a request's
     except BaseException:
         traceback.print_exc()
