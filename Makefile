@@ -23,7 +23,7 @@ COOKIECUTTER_VENV := $(abspath $(CACHE_DIR))/cookiecutter-$(COOKIECUTTER_VERSION
 # loadgroup: tests marked xdist_group (one shared cluster of servers) stay on one worker; the rest spread.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test lint format bench clean clean-cache system-packages first-migration
+.PHONY: demo test test-quick lint format bench clean clean-cache system-packages first-migration
 
 ## demo: bake the template with its defaults into build/demo and run that project (`make run` there)
 demo:
@@ -37,6 +37,10 @@ demo:
 test: $(VENV)/.installed system-packages
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+## test-quick: between edits, under 3 minutes: the fast template tests and the defaults bake's own suite
+test-quick: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not slow or quick"
+
 ## lint: ruff on the template's own code (hooks, tests, benchmarks)
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -47,8 +51,9 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## bench: gatekeeper against peer flag SDKs, the dashboard at scale, and make demo's first page from a clone
-bench:
+## bench: gatekeeper against peer flag SDKs, requests in instructions, the dashboard at scale, make demo
+bench: SYSTEM_PACKAGES += valgrind
+bench: system-packages
 	UV=$(UV) bash benchmarks/run.sh
 
 ## first-migration: rewrite the baked project's first migration from its models (after a model or store table changed)
@@ -88,13 +93,15 @@ into_cache = (new="$(1).$$$$.new"; rm -rf "$$new"; mkdir -p "$(dir $(1))" && { $
 	{ test -e "$(1)" || mv "$$new" "$(1)"; }; status=$$?; rm -rf "$$new"; exit $$status)
 
 # The browser test drives Debian's Chromium, the PostgreSQL tests start Debian's PostgreSQL server and the
-# Redis change feed's tests its redis-server: install whichever is missing (needs root, as in CI; otherwise
-# those tests are skipped and say so).
+# Redis change feed's tests its redis-server; `make bench` also counts instructions with valgrind: install
+# whichever is missing (needs root, as in CI; otherwise those tests and rows are skipped and say so).
+SYSTEM_PACKAGES := chromium postgresql
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	$(if $(filter valgrind,$(SYSTEM_PACKAGES)),command -v valgrind >/dev/null || missing="$$missing valgrind";) \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \

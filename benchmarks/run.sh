@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: bake the template with its defaults, install the baked project and the peer SDKs into
-# build/bench-venv, then run the flag, dashboard, targeting, fan-out and exposure benchmarks, which run
-# offline: they refuse every network connection and report any attempt. Last, the demo benchmark times a
+# build/bench-venv, then count whole requests in instructions with callgrind, and run the flag, dashboard,
+# targeting, fan-out and exposure benchmarks, which run offline: they refuse every network connection and
+# report any attempt. Last, the demo benchmark times a
 # fresh clone's `make demo` to its first page, twice (its set-up may use the package registry, as
 # `make demo` does; the benchmark itself talks to 127.0.0.1 only).
 #
@@ -47,6 +48,13 @@ PROJECT="$(find "$BAKE" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
 echo "== installing the baked project ($PROJECT)"
 install -e "$PROJECT[postgres,redis]"
 
+echo
+# Instructions first: callgrind counts the same however busy the machine is (valgrind: `make bench` installs it).
+if command -v valgrind >/dev/null; then
+    "$VENV/bin/python" benchmarks/bench_instructions.py --project "$PROJECT"
+else
+    echo "valgrind is not installed: no instruction counts (Debian: apt-get install valgrind)"
+fi
 echo
 "$VENV/bin/python" benchmarks/bench_flags.py --project "$PROJECT"
 echo

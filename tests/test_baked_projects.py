@@ -1,7 +1,11 @@
 """Each baked project passes its own checks: its test suite, ruff, and pre-commit on a fresh git repository.
 
 One bake per option value, each run with the Python it names as its lowest supported version, from a
-virtualenv built once per session (see `baked_venv` in conftest.py).
+virtualenv built once per session (see `baked_venv` in conftest.py). A whole suite runs only where the bake's
+code can behave differently: the defaults, and each Python version. `ci=none` leaves out the workflow and
+changes nothing else (a test here compares the files), so the defaults' suite and ruff stand for it; the
+`database=postgresql` bake runs its whole suite on a real server in test_postgresql_bake.py, so here it runs
+the tests of what that answer changes, on SQLite, as a user without a server would.
 """
 
 from __future__ import annotations
@@ -9,14 +13,27 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from bakery import DEFAULT_PYTHON, TRICKY_ANSWERS, option_bakes, python_version_of, run
+from bakery import DEFAULT_PYTHON, TRICKY_ANSWERS, option_bakes, python_version_of, run, text_files
+from pgserver import postgres_bin
 
 pytestmark = pytest.mark.slow
 
 OPTION_BAKES = option_bakes()
+# The baked tests of what an answer changes, when the bake's whole suite runs elsewhere.
+SUITE_SUBSETS = {"database=postgresql": ["tests/test_config.py", "tests/test_factory.py"]}
+SAME_CODE_AS_DEFAULTS = {"ci=none"}  # bakes whose files are the defaults' but for the workflow
 
 
-@pytest.fixture(params=OPTION_BAKES.values(), ids=OPTION_BAKES.keys())
+def option_params(*leave_out: str, quick: bool = False) -> list:
+    """The option bakes as pytest params; with `quick`, the defaults' is part of `make test-quick`."""
+    return [
+        pytest.param(answers, id=name, marks=[pytest.mark.quick] if quick and name == "defaults" else [])
+        for name, answers in OPTION_BAKES.items()
+        if name not in leave_out
+    ]
+
+
+@pytest.fixture
 def option(request, bake, baked_env, project_copy):
     """A private copy of one option value's bake, and the environment of its Python's virtualenv."""
     answers = request.param
@@ -26,26 +43,50 @@ def option(request, bake, baked_env, project_copy):
     return project_copy(bake(**answers)), env
 
 
-def test_baked_test_suite_passes(option):
+@pytest.mark.parametrize("option", option_params(*SAME_CODE_AS_DEFAULTS, quick=True), indirect=True)
+def test_baked_test_suite_passes(option, request):
     """The project's own pytest suite passes on the Python it declares as its lowest."""
     project, env = option
+    subset = SUITE_SUBSETS.get(request.node.callspec.id) if postgres_bin() is not None else None
     run(
-        ["python", "-m", "pytest", "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider"], cwd=project, env=env
+        ["python", "-m", "pytest", "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider", *(subset or [])],
+        cwd=project,
+        env=env,
     )
 
 
+def test_ci_none_changes_nothing_but_the_workflow(bake):
+    """`ci=none` bakes the defaults' files, less `.github/`: the defaults' suite and ruff stand for it."""
+    defaults, without_ci = bake(), bake(ci="none")
+
+    def files(project):
+        # Each bake draws its own secret key (.env) and records its own answers (.cookiecutter.json).
+        return {
+            path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
+            for path in text_files(project)
+            if path.name not in {".env", ".cookiecutter.json"}
+        }
+
+    expected = {name: text for name, text in files(defaults).items() if not name.startswith(".github/")}
+    assert expected.keys() < files(defaults).keys(), "the defaults bake has no workflow to leave out"
+    assert files(without_ci) == expected
+
+
+@pytest.mark.parametrize("option", option_params(*SAME_CODE_AS_DEFAULTS), indirect=True)
 def test_baked_project_passes_ruff_check(option):
     """`ruff check` finds nothing, under the project's own settings."""
     project, env = option
     run(["ruff", "check", "--no-cache", "."], cwd=project, env=env)
 
 
+@pytest.mark.parametrize("option", option_params(*SAME_CODE_AS_DEFAULTS), indirect=True)
 def test_baked_project_passes_ruff_format_check(option):
     """`ruff format --check` would change nothing."""
     project, env = option
     run(["ruff", "format", "--check", "--no-cache", "."], cwd=project, env=env)
 
 
+@pytest.mark.parametrize("option", option_params(), indirect=True)
 def test_baked_project_passes_pre_commit_in_a_new_git_repository(option):
     """`git init`, `git add -A`, `pre-commit run --all-files`: every hook passes on the fresh project."""
     project, env = option

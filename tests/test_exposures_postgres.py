@@ -38,7 +38,7 @@ def test_two_workers_exposures_add_up_in_postgresql(baked_project, baked_env, da
     and no oversized cookie is a unit (in the probe, one such row failed each worker's writes for good)."""
     project = copy_project(baked_project, tmp_path)
     env = {
-        **baked_env(extras=("postgres",)),
+        **baked_env(extras=("dev", "postgres")),
         "DATABASE_URL": database_url,
         "SECRET_KEY": "exposures-postgres-secret",
         "GATEKEEPER_EXPOSURES_FLUSH": "3600",  # nothing is written before the workers stop

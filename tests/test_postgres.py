@@ -55,7 +55,7 @@ def served(baked_project, baked_env, database_url, tmp_path_factory) -> Iterator
     """The defaults bake with the `postgres` extra, its tables and users made, served by two workers."""
     project = copy_project(baked_project, tmp_path_factory.mktemp("postgres"))
     env = {
-        **baked_env(extras=("postgres",)),
+        **baked_env(extras=("dev", "postgres")),
         "DATABASE_URL": database_url,
         "SECRET_KEY": "postgres-test-secret",
         "GATEKEEPER_STORE_TTL": str(TTL),

@@ -49,6 +49,7 @@ import inspect
 import json
 import logging
 import math
+import operator
 import re
 import secrets
 import struct
@@ -123,6 +124,7 @@ _first_8_bytes = struct.Struct(">Q").unpack_from
 _RULE_ARGUMENTS = ("user_id", "app", "request", "session")
 _PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every call
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
+_evaluation_of = operator.itemgetter(_EVALUATION)
 # The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
 # `rollout()` then obeys.
 _rule_gatekeeper: ContextVar[Gatekeeper | None] = ContextVar("gatekeeper_rule_gatekeeper", default=None)
@@ -1029,7 +1031,7 @@ class Gatekeeper:
 
     def evaluations(self) -> list[Evaluation]:
         """The evaluations this Gatekeeper has made, one per flag asked (in a request: the request's)."""
-        return [answers[_EVALUATION] for answers in self._flags.values()]
+        return list(map(_evaluation_of, self._flags.values()))  # (C's loop: at every request's end)
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -1430,6 +1432,22 @@ def _set_anonymous_cookie(value: str, response: Response) -> Response:
     return response
 
 
+class _RequestGatekeeper:
+    """`request.gk` on the request class `init_app` gives the app: the request's Gatekeeper, made on first
+    use and then kept in the request's `__dict__`, where Python finds it before this (non-data) descriptor.
+    Assigning `request.gk` (as the seed's own before-request hook does) replaces it."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def __get__(self, request: Any, owner: Any = None) -> Any:
+        if request is None:
+            return self
+        # Positional: CPython builds the object noticeably faster than with keywords.
+        gk = request.__dict__["gk"] = Gatekeeper(None, self.app, request, flask_session)
+        return gk
+
+
 def current_gatekeeper() -> Gatekeeper:
     """The request's Gatekeeper (`request.gk`), or one for no user outside a request."""
     request = _current_request()
@@ -1448,7 +1466,7 @@ def anonymous_id() -> str:
     request = _current_request()
     if request is None:
         raise ValueError("no unit id: pass a user id to rollout() outside a request")
-    gk = getattr(request, "gk", None)  # set by the before-request hook; not in a bare test request context
+    gk = getattr(request, "gk", None)  # made on first use; not in a request of an app without init_app
     if gk is None:
         gk = current_gatekeeper()
     return gk._anonymous_id or gk._get_anonymous_id()
@@ -1558,13 +1576,11 @@ def init_app(
     for group in groups:
         state.register_group(*group)
     app.extensions["gatekeeper"] = state
-
-    def attach_gatekeeper() -> None:
-        request = flask_request._get_current_object()
-        # Positional: CPython builds the object noticeably faster than with keywords, on every request.
-        request.gk = Gatekeeper(None, app, request, flask_session)
-
-    app.before_request(attach_gatekeeper)
+    # `request.gk` is built the first time a request asks for it: a request that checks no flag runs no
+    # gatekeeper code at all (a before-request hook would cost every request its call, flag or not).
+    if not isinstance(app.request_class.__dict__.get("gk"), _RequestGatekeeper):
+        base = app.request_class
+        app.request_class = type(base.__name__, (base,), {"gk": _RequestGatekeeper(app)})
     app.jinja_env.globals["ff"] = _template_ff
     app.jinja_env.globals["gk"] = LocalProxy(current_gatekeeper)
     app.cli.add_command(cli)

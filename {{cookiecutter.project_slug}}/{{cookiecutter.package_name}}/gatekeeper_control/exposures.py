@@ -188,7 +188,9 @@ class ExposureRecorder:
         (one per flag), read from `request.gk` in one step; the dashboard's own are not exposures."""
         try:
             request = flask_request._get_current_object()
-            gk = getattr(request, "gk", None)
+            # Where `request.gk` is kept once a flag was asked (`getattr` would make one for a request that
+            # asked none).
+            gk = request.__dict__.get("gk")
             evaluations = gk.evaluations() if gk is not None else None
             if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
                 return

@@ -1,0 +1,357 @@
+"""Whole requests in CPU instructions: what a flag check costs a page, everything it causes included.
+
+Counted with callgrind (`valgrind --tool=callgrind`), which counts the same whatever else the machine does.
+One process, with PYTHONHASHSEED=0, builds the baked app twice (exposures on and off; the benchmark's flags
+and pages added, as in bench_flags.py), signs a test client in, warms every page up, then forks one child per
+case, which serves K test-client GETs of one page and exits, and beside each a probe that exits at once.
+Callgrind counts a forked child's instructions on top of everything its parent ran before the fork, so a
+case less its probe is exactly its K GETs: start-up and every one-off cost removed, and start-up paid once.
+
+- the page alone: (case - its probe) / K;
+- the first check: the page checking one flag (on for everyone) less the same page checking none;
+- ten flags: the page checking ten different flags (five on for everyone, five rollouts) less none;
+- gatekeeper's own request hooks on a page that checks no flag: the same page with and without the
+  before/after/teardown-request functions that the engine and gatekeeper_control registered (taken out
+  after the warm-up), as a share of the page without them.
+
+The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
+asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
+checks cause is inside the count: the store's snapshot, the override and anonymous cookies, the
+`flag_evaluated` signal, exposure recording at the end of the request. Two settings keep the count a
+request's own: the store's TTL and the exposure writer's period are set past the run, so the background
+refresh and write (once per few seconds per process, whatever the traffic) do not land in one case and not
+another; each child ends with `os._exit`, so nothing is written at exit either.
+
+Run by `make bench` (benchmarks/run.sh); `--requests` sets K (at least 1,000 for the verdicts), and the
+callgrind files stay in build/callgrind/ for `callgrind_annotate` (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchcommon import print_table
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE.parent / "build" / "callgrind"
+WHO = ("anonymous", "signed-in")
+FIRST_CHECK_TARGET = 15_000  # instructions a first flag check may add to a request
+TEN_FLAGS_TARGET = 150_000  # ... and ten different flags
+HOOK_SHARE_TARGET = 1.0  # percent of a no-flag request that gatekeeper's own hooks may cost
+ANONYMOUS_ID = "0123456789abcdef0123456789abcdef"
+# Far past any run: no background snapshot refresh or exposure write lands inside a case.
+QUIET_SECONDS = 10**9
+# GETs of each page before counting: CPython 3.11+ specializes a function's bytecode after a few runs, and the
+# first runs of the counted GETs should not pay for that.
+WARM_UP = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", required=True, type=Path, help="the baked project (build/bench/<slug>)")
+    parser.add_argument("--requests", type=int, default=1000, help="K: GETs per case (default 1,000)")
+    parser.add_argument("--who", choices=WHO, action="append", help="only this visitor (default: both)")
+    parser.add_argument("--hub", type=Path, help=argparse.SUPPRESS)  # under callgrind: write {pid: case} here
+    args = parser.parse_args()
+    visitors = tuple(args.who or WHO)
+    if args.hub:
+        run_cases(args.project.resolve(), args.requests, visitors, args.hub)
+    else:
+        report(measure(args.project.resolve(), args.requests, visitors), args.requests, visitors)
+
+
+# -- under callgrind: one process, a child per case --------------------------------------------------------
+
+# (checks, kind): "on" is the app as baked; "off" the same with gatekeeper's request hooks taken out (in the
+# child); "noexp" the app with GATEKEEPER_EXPOSURES off.
+CASES = (
+    ("0", "on"),
+    ("1", "on"),
+    ("10", "on"),
+    ("0", "off"),
+    ("0", "noexp"),
+    ("1", "noexp"),
+    ("10", "noexp"),
+)
+
+
+def run_cases(project: Path, requests: int, visitors: tuple[str, ...], mapping: Path) -> None:
+    """Build and warm up, then fork each case and its probe, two cases at a time; record who is which."""
+    sys.path.insert(0, str(HERE))
+    import flask
+    from bench_flags import TEN_FLAGS, bench_flag_configs
+    from benchcommon import bench_user, import_baked_package, log_in
+
+    package = import_baked_package(project)
+    package.gatekeeper_config.FF_CONFIG_MAP.update(bench_flag_configs(package.gatekeeper))
+    tmp = tempfile.mkdtemp(prefix="gatekeeper-instructions-")
+    apps, clients = {}, {}
+    for kind in ("on", "noexp"):
+        app = apps[kind] = package.create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/{kind}.db",
+                "SECRET_KEY": "bench-secret",
+                "GATEKEEPER_STORE_TTL": QUIET_SECONDS,
+                "GATEKEEPER_EXPOSURES_FLUSH": QUIET_SECONDS,
+                "GATEKEEPER_EXPOSURES": kind == "on",
+            }
+        )
+        with app.app_context():
+            package.database.init_db()
+        app.register_blueprint(pages(flask, TEN_FLAGS))
+        recorder = app.extensions.get("gatekeeper_exposures")
+        if recorder is not None:
+            recorder.flush_seconds = 0  # no writer thread: the same request path, nothing running beside it
+        for who in visitors:
+            client = clients[who, kind] = app.test_client()
+            client.set_cookie(package.gatekeeper.ANONYMOUS_COOKIE, ANONYMOUS_ID)
+            if who == "signed-in":
+                log_in(client, bench_user(package, app))
+            for _ in range(WARM_UP):
+                for page in (0, 1, 10):
+                    response = client.get(f"/bench/page/{page}")
+                    if response.status_code != 200 or response.text.startswith("anonymous:") != (
+                        who == "anonymous"
+                    ):
+                        raise SystemExit(f"{who}: /bench/page/{page} answered {response.status_code}")
+    # Collections of the start-up heap (SQLAlchemy, Jinja, ...: a full one is tens of millions of
+    # instructions) would land in one case and not another, by where the allocation counter happens to
+    # stand: frozen, as a server does after preloading, collections walk what the requests allocate.
+    gc.collect()
+    gc.freeze()
+    children: dict[int, str] = {}
+    cases = [f"{who}:{checks}:{kind}" for who in visitors for checks, kind in CASES]
+    for batch in (cases[i : i + 2] for i in range(0, len(cases), 2)):
+        running = []
+        for case in batch:
+            for role in ("probe", "case"):
+                who, checks, kind = case.split(":")
+                app = apps["on" if kind == "off" else kind]
+                pid = os.fork()
+                if pid == 0:
+                    serve(
+                        package,
+                        app,
+                        clients[who, "on" if kind == "off" else kind],
+                        checks,
+                        kind,
+                        role,
+                        requests,
+                    )
+                children[pid] = f"{case}:{role}"
+                running.append(pid)
+        for pid in running:
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                raise SystemExit(f"{children[pid]} failed (status {status})")
+    mapping.write_text(json.dumps(children), encoding="utf-8")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def serve(package: Any, app: Any, client: Any, checks: str, kind: str, role: str, requests: int) -> None:
+    """In a forked child: the same preparation for a probe and a case, then the case's K GETs; exits."""
+    try:
+        with app.app_context():  # the store reloads after a fork: here, not inside the first counted GET
+            app.extensions["gatekeeper"].store.snapshot(max_age=0)
+        if kind == "off":
+            remove_gatekeeper_hooks(app, package)
+        if role == "case":
+            path = f"/bench/page/{checks}"
+            for _ in range(requests):
+                if client.get(path).status_code != 200:
+                    os._exit(3)
+        os._exit(0)  # no exit-time exposure write, no interpreter teardown: neither is a request's
+    except BaseException:
+        traceback.print_exc()
+        os._exit(2)
+
+
+def pages(flask: Any, flags: Any) -> Any:
+    """`/bench/page/<n>`: a page that loads the current user, then asks the first n of `flags`; a page that
+    asks none never touches `request.gk`."""
+    from flask_login import current_user
+
+    bp = flask.Blueprint("bench_instructions", __name__)
+
+    @bp.get("/bench/page/<int:checks>")
+    def page(checks: int) -> str:
+        who = current_user.get_id() or "anonymous"
+        if not checks:
+            return f"{who}:"
+        gk = flask.request.gk
+        return f"{who}:{','.join('1' if gk.ff(flag, variant) else '0' for flag, variant in flags[:checks])}"
+
+    return bp
+
+
+def remove_gatekeeper_hooks(app: Any, package: Any) -> None:
+    """Take out the request hooks that the engine and gatekeeper_control registered on the app."""
+    own = (package.gatekeeper.__name__, f"{package.__name__}.gatekeeper_control")
+
+    def ours(function: Any) -> bool:
+        module = getattr(function, "__module__", "") or ""
+        return module == own[0] or module.startswith(own[1])
+
+    for registry in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        for key, functions in registry.items():
+            registry[key] = [function for function in functions if not ours(function)]
+
+
+# -- the driver -------------------------------------------------------------------------------------------
+
+
+def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> dict[str, dict[str, float]]:
+    """Per visitor: instructions per request of the page, and what one check, ten, and the hooks add."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    shutil.rmtree(OUT_DIR, ignore_errors=True)
+    OUT_DIR.mkdir(parents=True)
+    mapping = OUT_DIR / "cases.json"
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={OUT_DIR}/pid-%p.out",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--project",
+        str(project),
+        "--requests",
+        str(requests),
+        "--hub",
+        str(mapping),
+        *(f"--who={who}" for who in visitors),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if completed.returncode != 0 or not mapping.exists():
+        raise SystemExit(
+            f"the cases failed under callgrind:\n{completed.stdout[-3000:]}{completed.stderr[-5000:]}"
+        )
+    counts: dict[str, int] = {}
+    for pid, name in json.loads(mapping.read_text(encoding="utf-8")).items():
+        out = OUT_DIR / f"pid-{pid}.out"
+        counts[name] = total_instructions(out)
+        if name.endswith(":case"):  # kept under its case's name, for callgrind_annotate
+            out.rename(OUT_DIR / f"{name.removesuffix(':case').replace(':', '-')}.out")
+    for leftover in OUT_DIR.glob("pid-*.out"):
+        leftover.unlink()
+    results: dict[str, dict[str, float]] = {}
+    for who in visitors:
+        per = {
+            f"{checks}:{kind}": (
+                counts[f"{who}:{checks}:{kind}:case"] - counts[f"{who}:{checks}:{kind}:probe"]
+            )
+            / requests
+            for checks, kind in CASES
+        }
+        results[who] = {
+            "page": per["0:on"],
+            "first": per["1:on"] - per["0:on"],
+            "ten": per["10:on"] - per["0:on"],
+            "first, exposures off": per["1:noexp"] - per["0:noexp"],
+            "ten, exposures off": per["10:noexp"] - per["0:noexp"],
+            "hooks": per["0:on"] - per["0:off"],
+            "page without hooks": per["0:off"],
+        }
+    return results
+
+
+def total_instructions(out: Path) -> int:
+    """The `totals:` (or `summary:`) line of a callgrind output file: instructions executed (Ir)."""
+    text = out.read_text(encoding="utf-8", errors="replace")
+    match = re.search(r"^(?:totals|summary): (\d+)", text, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"{out}: no instruction total")
+    return int(match.group(1))
+
+
+def report(results: dict[str, dict[str, float]], requests: int, visitors: tuple[str, ...] = WHO) -> None:
+    """The table, each target beside its row, and the verdicts."""
+    shares = {who: 100 * results[who]["hooks"] / results[who]["page without hooks"] for who in visitors}
+    labels = {"anonymous": "anonymous", "signed-in": "signed in"}
+    print(
+        f"instructions per request (callgrind; {requests:,} test-client GETs per case, PYTHONHASHSEED=0,"
+        " start-up removed by differencing cases)"
+    )
+
+    def counts(key: str, sign: str = "") -> list[str]:
+        return [f"{sign}{results[who][key]:,.0f}" for who in visitors]
+
+    rows = [
+        ["page that checks no flag (it loads the current user)", *counts("page"), ""],
+        ["  the first flag check adds", *counts("first", "+"), f"<= {FIRST_CHECK_TARGET:,}"],
+        ["    of which with exposures off", *counts("first, exposures off", "+"), ""],
+        ["  ten different flags add", *counts("ten", "+"), f"<= {TEN_FLAGS_TARGET:,}"],
+        ["    of which with exposures off", *counts("ten, exposures off", "+"), ""],
+        ["  gatekeeper's own request hooks add, no flag asked", *counts("hooks", "+"), ""],
+        [
+            "    as a share of the page without them",
+            *(f"{shares[w]:.2f}%" for w in visitors),
+            f"< {HOOK_SHARE_TARGET}%",
+        ],
+    ]
+    print_table(["", *(labels[who] for who in visitors), "target"], rows)
+    if requests < 1000:
+        print(f"  ({requests:,} GETs per case: fewer than the 1,000 the targets are stated for)")
+    verdicts = {
+        f"a first flag check adds <= {FIRST_CHECK_TARGET:,} instructions": all(
+            results[who]["first"] <= FIRST_CHECK_TARGET for who in visitors
+        ),
+        f"ten different flags add <= {TEN_FLAGS_TARGET:,}": all(
+            results[who]["ten"] <= TEN_FLAGS_TARGET for who in visitors
+        ),
+        f"gatekeeper's hooks cost < {HOOK_SHARE_TARGET}% of a page that checks no flag": all(
+            shares[who] < HOOK_SHARE_TARGET for who in visitors
+        ),
+    }
+    who = " and ".join(labels[who] for who in visitors)
+    for label, met in verdicts.items():
+        print(f"  target: {label}, {who}: {'met' if met else 'MISSED'}")
+    print(f"callgrind files: {OUT_DIR}/<who>-<checks>-<case>.out (callgrind_annotate: benchmarks/README.md)")
+    for who in visitors:
+        where(f"{who}-10-on", f"{who}-0-on", requests)
+
+
+def where(case: str, base: str, requests: int, top: int = 12) -> None:
+    """The C functions (CPython's, the C library's) whose instructions `case` adds to `base`, per request,
+    from `callgrind_annotate` of both: where a page's flag checks go, below the Python they run."""
+    if shutil.which("callgrind_annotate") is None:
+        return
+    per_function = [_self_costs(OUT_DIR / f"{name}.out") for name in (case, base)]
+    added = {
+        name: (per_function[0].get(name, 0) - per_function[1].get(name, 0)) / requests
+        for name in per_function[0].keys() | per_function[1].keys()
+    }
+    total = sum(added.values())
+    print(f"where {case} adds to {base}: {total:,.0f} instructions per request, the top functions")
+    for name, count in sorted(added.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {count:>9,.0f}  {count / total:>4.0%}  {name}")
+
+
+def _self_costs(out: Path) -> dict[str, int]:
+    """Instructions per function (its own, not its callees'), summed over callgrind_annotate's lines."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    costs: dict[str, int] = {}
+    for match in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+(\S+)", text, re.MULTILINE):
+        if match.group(2) != "PROGRAM":
+            name = match.group(2).rsplit("/", 1)[-1]  # file:function, without the build's folder
+            costs[name] = costs.get(name, 0) + int(match.group(1).replace(",", ""))
+    return costs
+
+
+if __name__ == "__main__":
+    main()
