@@ -25,12 +25,14 @@ _PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 
 
 def _make_test_app(db_file: Path, **config: Any) -> Flask:
-    """The app as tests use it: a private database with every table, and no CSRF unless asked for."""
+    """The app as tests use it: a private database with every table, and no CSRF unless asked for. A test
+    that names its own SQLALCHEMY_DATABASE_URI gets that one (and no schema of PostgreSQL's is made)."""
+    database_url = config.pop("SQLALCHEMY_DATABASE_URI", None) or new_database(db_file)
     app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
-            "SQLALCHEMY_DATABASE_URI": new_database(db_file),
+            "SQLALCHEMY_DATABASE_URI": database_url,
             "WTF_CSRF_ENABLED": False,
             "IS_DEV": False,  # whatever the developer's .env says, flag rules see production
             "RATELIMIT_ENABLED": False,  # logins are throttled only in the tests of it (test_throttling.py)
