@@ -203,7 +203,8 @@ def test_forcing_without_ticking_the_confirmation_box_changes_nothing(open_as, s
     admin = open_as(ADMIN)
     admin.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
     admin.click("button:has-text('Force for everyone')")
-    assert admin.locator("input[name=confirm]:invalid").count() == 1  # the browser flags the box
+    forcing = admin.locator("form:has(button:has-text('Force for everyone'))")
+    assert forcing.locator("input[name=confirm]:invalid").count() == 1  # the browser flags the box
     admin.reload()
     assert admin.locator(".gk-card-forced").count() == 0
 
@@ -277,7 +278,7 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     page.goto(f"{server}/gatekeeper/")
     page.fill("#gk-filter", "headline")
-    assert page.inner_text("[data-gk-count]") == "1 of 3 flags shown."
+    assert page.inner_text("[data-gk-count]") == "1 of 4 flags shown."
     assert page.evaluate("document.styleSheets[0].cssRules.length") > 0  # the stylesheet was let in
     assert csp_violations == []
     # The check can fail: an inline script is blocked, and its violation reaches the list.
@@ -296,7 +297,7 @@ def test_on_a_phone_the_filter_hides_the_cards_that_do_not_match(open_as, server
     page = open_as(ADMIN, viewport=PHONE)
     page.goto(f"{server}/gatekeeper/")
     page.fill("#gk-filter", "zzz")
-    assert page.inner_text("[data-gk-count]") == "0 of 3 flags shown."
+    assert page.inner_text("[data-gk-count]") == "0 of 4 flags shown."
     assert page.locator("#gk-flags tbody tr:visible").count() == 0
     assert page.locator("[data-gk-empty]").is_visible()
     page.fill("#gk-filter", "headline")
@@ -309,7 +310,7 @@ def test_on_a_phone_typing_after_a_server_filter_counts_against_every_flag(open_
     page = open_as(ADMIN, viewport=PHONE)
     page.goto(f"{server}/gatekeeper/?q=home")
     page.fill("#gk-filter", "hom")
-    assert page.inner_text("[data-gk-count]") == "1 of 3 flags shown."
+    assert page.inner_text("[data-gk-count]") == "1 of 4 flags shown."
 
 
 def test_a_non_admin_gets_a_styled_403_page_with_a_way_back(open_as, server):
@@ -445,17 +446,33 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
     says what it acts on."""
     page = open_as(ADMIN)
     page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
-    assert tab_order(page, 33) == [
+    assert tab_order(page, 49) == [
         "a: Skip to content",
         "a: Gatekeeper",
         "a: Flags",
         "a: Groups",
+        "a: Segments",
         "a: Users",
         "a: Audit log",
         "a: Back to Gatekeeper App",
         "a: Flags",
         "select: Variant",
         "button: Save this browser's override",
+        "input: Reason (optional) for switching off",
+        "input: I understand every user gets CONTROL until it is switched on.",
+        "button: Switch off",
+        "select: Requires",
+        "input: variant",
+        "button: Add prerequisite",
+        "input: Value of VARIANT_A",
+        "input: Reason for the value of VARIANT_A",
+        "button: Save",
+        "input: Value of VARIANT_B",
+        "input: Reason for the value of VARIANT_B",
+        "button: Save",
+        "input: Value of CONTROL",
+        "input: Reason for the value of CONTROL",
+        "button: Save",
         "select: Force",
         "input: Reason (optional) for forcing for everyone",
         "input: I understand every user gets this variant, overriding the rules; 0 stored overrides ignored.",
@@ -471,7 +488,7 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
         "button: Save weights",
         "select: Group to target",
         "select: Variant the group gets",
-        "input: Reason (optional) for the group target",
+        "input: Or split the group: weights adding up to 100",
         "button: Target group",
         "input: When (UTC, or +1h from now)",
         "select: Scheduled change",
