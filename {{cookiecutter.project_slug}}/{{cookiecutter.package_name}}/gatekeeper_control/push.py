@@ -68,7 +68,51 @@ class ChangeFeed(Protocol):
         """Stop listening and close the connection (tests, shutdown), waiting up to `wait` seconds."""
 
 
-class PostgresFeed:
+class _ListeningThread:
+    """What both feeds share: one daemon thread per process that listens and calls `on_change`, started
+    lazily and afresh in a forked child (the parent's thread does not run there), stopped on request."""
+
+    _thread_name = "gatekeeper-listen"
+
+    def __init__(self, channel: str, heartbeat: float, min_delay: float, max_delay: float) -> None:
+        self.channel = channel
+        self.heartbeat, self.min_delay, self.max_delay = heartbeat, min_delay, max_delay
+        self.connected = False
+        self._on_change: Callable[[], None] = lambda: None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def start(self, on_change: Callable[[], None]) -> None:
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if alive and self._pid == os.getpid():
+                return
+            # In a forked child the parent's thread is not running here: listen on a connection of our own.
+            self._pid, self._on_change, self.connected = os.getpid(), on_change, False
+            self._stopped.clear()
+            self._thread = threading.Thread(target=self._listen, name=self._thread_name, daemon=True)
+            self._thread.start()
+
+    def stop(self, wait: float = 0.0) -> None:
+        """Ask the thread to stop; it closes its connection within its heartbeat (or `wait` for it)."""
+        self._stopped.set()
+        thread = self._thread
+        if wait and thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=wait)
+
+    def _listen(self) -> None:
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        try:
+            self._on_change()
+        except Exception:  # the store never raises here; if it does, keep listening
+            log.exception("gatekeeper: reloading after a store change failed")
+
+
+class PostgresFeed(_ListeningThread):
     """LISTEN/NOTIFY on one PostgreSQL connection per process. `conninfo` is a libpq URL or DSN."""
 
     def __init__(
@@ -82,38 +126,14 @@ class PostgresFeed:
     ) -> None:
         if not _IDENTIFIER.fullmatch(channel):
             raise ValueError(f"channel {channel!r} must be a lowercase SQL identifier, e.g. {CHANNEL}")
-        self.conninfo, self.channel = conninfo, channel
-        self.heartbeat, self.min_delay, self.max_delay = heartbeat, min_delay, max_delay
-        self.connected = False
-        self._on_change: Callable[[], None] = lambda: None
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
+        super().__init__(channel, heartbeat, min_delay, max_delay)
+        self.conninfo = conninfo
 
     def notify_statement(self) -> str:
         return f"NOTIFY {self.channel}"
 
     def published(self) -> None:
         """Nothing to do: the NOTIFY went out with the commit."""
-
-    def start(self, on_change: Callable[[], None]) -> None:
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive and self._pid == os.getpid():
-                return
-            # In a forked child the parent's thread is not running here: listen on a connection of our own.
-            self._pid, self._on_change, self.connected = os.getpid(), on_change, False
-            self._stopped.clear()
-            self._thread = threading.Thread(target=self._listen, name="gatekeeper-listen", daemon=True)
-            self._thread.start()
-
-    def stop(self, wait: float = 0.0) -> None:
-        """Ask the thread to stop; it closes its connection within `heartbeat` seconds (or `wait` for it)."""
-        self._stopped.set()
-        thread = self._thread
-        if wait and thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=wait)
 
     def _listen(self) -> None:
         import psycopg  # here, not at import: the module stays importable without the driver
@@ -140,14 +160,8 @@ class PostgresFeed:
                 delay = min(self.max_delay, delay * 2)
         self.connected = False
 
-    def _changed(self) -> None:
-        try:
-            self._on_change()
-        except Exception:  # the store never raises here; if it does, keep listening
-            log.exception("gatekeeper: reloading after a store change failed")
 
-
-class RedisFeed:
+class RedisFeed(_ListeningThread):
     """Redis pub/sub: PUBLISH after each write commits, SUBSCRIBE in one daemon thread per process.
 
     `url` is a redis:// or rediss:// URL (e.g. ``redis://127.0.0.1:6379/0``). A publish waits at most
@@ -169,17 +183,10 @@ class RedisFeed:
     ) -> None:
         if not url.startswith(REDIS_SCHEMES):
             raise ValueError(f"{url!r} is not a Redis URL: use e.g. redis://127.0.0.1:6379/0")
-        self.url, self.channel = url, channel
-        self.heartbeat, self.min_delay, self.max_delay = heartbeat, min_delay, max_delay
-        self.publish_timeout = publish_timeout
-        self.connected = False
-        self._on_change: Callable[[], None] = lambda: None
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        super().__init__(channel, heartbeat, min_delay, max_delay)
+        self.url, self.publish_timeout = url, publish_timeout
         self._publisher: Any = None  # a redis.Redis of this process (`_publisher_pid`), made on first publish
         self._publisher_pid = 0
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
 
     def notify_statement(self) -> None:
         """Nothing in the transaction: the message goes out once the write has committed."""
@@ -195,27 +202,15 @@ class RedisFeed:
                 exc,
             )
 
-    def start(self, on_change: Callable[[], None]) -> None:
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive and self._pid == os.getpid():
-                return
-            # In a forked child the parent's thread is not running here: subscribe on a connection of our own.
-            self._pid, self._on_change, self.connected = os.getpid(), on_change, False
-            self._stopped.clear()
-            self._thread = threading.Thread(target=self._listen, name="gatekeeper-subscribe", daemon=True)
-            self._thread.start()
+    _thread_name = "gatekeeper-subscribe"
 
     def stop(self, wait: float = 0.0) -> None:
-        """Ask the thread to stop; it closes its connection within a second (or `wait` for it)."""
-        self._stopped.set()
+        """Close this process's publisher, then stop the subscriber (within a second, or `wait` for it)."""
         with self._lock:
             publisher, self._publisher = self._publisher, None
         if publisher is not None and self._publisher_pid == os.getpid():
             publisher.close()
-        thread = self._thread
-        if wait and thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=wait)
+        super().stop(wait)
 
     def _redis(self, timeout: float, **options: Any) -> Any:
         import redis  # here, not at import: the module stays importable without the client
@@ -285,12 +280,6 @@ class RedisFeed:
                 while pubsub.get_message(timeout=0) is not None:
                     pass  # changes that came together: one reload covers them all
                 self._changed()
-
-    def _changed(self) -> None:
-        try:
-            self._on_change()
-        except Exception:  # the store never raises here; if it does, keep listening
-            log.exception("gatekeeper: reloading after a store change failed")
 
 
 def feed_for(setting: str, database: str, conninfo: str) -> ChangeFeed | None:
