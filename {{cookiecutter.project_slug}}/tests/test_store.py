@@ -8,14 +8,14 @@ from sqlalchemy import inspect, text
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
-from {{ cookiecutter.package_name }}.gatekeeper_control.store import (
+from {{ cookiecutter.package_name }}.gatekeeper_control.errors import (
     StoreError,
     StoreUnavailableError,
     UnknownFlagError,
     UnknownUserError,
     UnknownVariantError,
-    store,
 )
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from tests.store_helpers import (
     STORE_TABLES,
     FakeClock,

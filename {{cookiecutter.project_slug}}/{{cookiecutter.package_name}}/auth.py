@@ -33,8 +33,8 @@ from wtforms import BooleanField, EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
 from .extensions import db, limiter, login_manager
+from .gatekeeper_control.checks import shorten
 from .gatekeeper_control.snapshot import UserRef
-from .gatekeeper_control.store import shorten
 from .models import User
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")

@@ -14,13 +14,14 @@ import click
 from flask.cli import AppGroup
 
 from .audit import AuditEntry
+from .checks import unchecked_user_note
 from .conditions import OPERATORS
 from .engine import gatekeeper
 from .errors import StoreError
 from .prerequisites import prerequisites
 from .schedules import scheduler
 from .segments import segments
-from .store import CLI_ACTOR, store, unchecked_user_note
+from .store import CLI_ACTOR, store
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
 from .values import values

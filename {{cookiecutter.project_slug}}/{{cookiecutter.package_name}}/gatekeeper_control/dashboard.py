@@ -36,9 +36,10 @@ from flask import (
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
+from .checks import current_config_map, shorten
 from .engine import gatekeeper
 from .parsing import page_number
-from .store import StoreError, current_config_map, shorten, store
+from .store import StoreError, store
 
 try:  # optional: with Flask-WTF installed, its tokens, so that an app's CSRFProtect accepts ours and v.v.
     from flask_wtf.csrf import generate_csrf as _wtf_generate_csrf

@@ -12,6 +12,7 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .audit import AuditEntry
+from .checks import current_config_map, shorten, unchecked_user_note
 from .dashboard import (
     AUDIT_ACTORS_SHOWN,
     AUDIT_PER_PAGE,
@@ -28,7 +29,7 @@ from .dashboard_targeting import targeting_context
 from .parsing import page_number
 from .prerequisites import prerequisites
 from .snapshot import Snapshot
-from .store import StoreError, current_config_map, shorten, store, unchecked_user_note, undo_problem
+from .store import StoreError, store, undo_problem
 from .targeting import targeting
 from .values import to_json, values
 from .who_sees_what import (

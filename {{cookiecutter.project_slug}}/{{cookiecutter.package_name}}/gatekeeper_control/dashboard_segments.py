@@ -6,11 +6,12 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from .checks import shorten
 from .conditions import OPERATORS
 from .dashboard import bp, change
 from .segments import segments
 from .snapshot import Snapshot
-from .store import StoreError, shorten, store
+from .store import StoreError, store
 
 
 @bp.get("/segments")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from .checks import current_config_map, shorten
 from .dashboard import (
     PER_PAGE,
     Page,
@@ -27,7 +28,7 @@ from .parsing import page_number
 from .schedules import SCHEDULE_ACTIONS, scheduler
 from .segments import segments
 from .snapshot import Snapshot
-from .store import StoreError, current_config_map, shorten, store
+from .store import StoreError, store
 from .targeting import code_weights, targeting
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .audit import TARGETING_SUMMARY, TARGETING_WHAT, AuditEntry, clean_reason, record
+from .checks import check_flag, check_variant, current_config_map, storable
 from .engine import gatekeeper
 from .errors import OverrideError
 from .snapshot import Snapshot
-from .store import check_flag, check_variant, current_config_map, storable, store
+from .store import store
 from .tables import LABEL_LENGTH, NAME_LENGTH, PrerequisiteRow
 
 TARGETING_WHAT.update({"require": "requires {target}", "unrequire": "no longer requires {target}"})

@@ -19,20 +19,11 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
+from .checks import check_flag, check_variant, quote
 from .errors import OverrideError, ScheduleError
 from .parsing import moment, row_id
 from .snapshot import AppStore, as_utc
-from .store import (
-    check_flag,
-    check_variant,
-    current_state,
-    force_in,
-    quote,
-    store,
-    switch_off_in,
-    switch_on_in,
-    unforce_in,
-)
+from .store import current_state, force_in, store, switch_off_in, switch_on_in, unforce_in
 from .tables import LABEL_LENGTH, ScheduleRow, VersionRow
 from .targeting import (
     as_percentages,

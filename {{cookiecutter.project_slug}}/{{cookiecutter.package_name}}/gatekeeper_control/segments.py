@@ -18,11 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audit import TARGETING_SUMMARY, TARGETING_WHAT, AuditEntry, clean_reason, record
+from .checks import quote
 from .conditions import Condition, ConditionError, check_condition, parse_condition_value
 from .engine import gatekeeper
 from .errors import UnknownGroupError
 from .snapshot import Snapshot
-from .store import quote, store
+from .store import store
 from .tables import LABEL_LENGTH, ConditionRow, GroupRow, SegmentRow
 from .targeting import _GROUP_NAME, code_groups
 

@@ -11,7 +11,6 @@ Drop-in: imports only the standard library, Flask, SQLAlchemy and the engine.
 
 from __future__ import annotations
 
-import difflib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,14 +24,12 @@ from sqlalchemy import URL, create_engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
-from .engine import gatekeeper
+from .checks import check_flag, check_variant, current_config_map, find_stale, quote, storable
 from .errors import (
     OverrideError,
     StoreError,
     StoreUnavailableError,
-    UnknownFlagError,
     UnknownUserError,
-    UnknownVariantError,
 )
 from .parsing import row_id
 from .push import ChangeFeed
@@ -479,71 +476,6 @@ def current_state() -> AppStore:
         raise RuntimeError(
             "The gatekeeper store is not set up for this app: call store.init_app(app, db)."
         ) from None
-
-
-def current_config_map() -> Mapping[str, Any]:
-    return gatekeeper.get_state(current_app).config_map
-
-
-def check_flag(flag: str) -> Any:
-    config_map = current_config_map()
-    config = config_map.get(flag)
-    if config is None:
-        close = difflib.get_close_matches(flag, list(config_map), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else " Run `flask gk list` to see the flags."
-        raise UnknownFlagError(f"Unknown flag {quote(flag)}.{hint}")
-    return config
-
-
-def check_variant(config: Any, flag: str, variant: str) -> None:
-    variants = config.get_variants()
-    if variant not in variants:
-        raise UnknownVariantError(
-            f"{flag} has no variant {quote(variant)}: use one of {', '.join(variants)}."
-        )
-
-
-def storable(text: str, limit: int) -> bool:
-    """Whether `text` could be in a column: short enough, and no NUL (which PostgreSQL refuses outright)."""
-    return 0 < len(text) <= limit and "\x00" not in text
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """User input cut short for a message, so a pasted novel cannot overflow the session cookie."""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def quote(text: str) -> str:
-    return repr(shorten(text))
-
-
-def unchecked_user_note(user_text: str) -> str:
-    """What to say after storing an override for `user_text` in an app that gave no `user_lookup`."""
-    return (
-        f"The id {quote(user_text.strip())} was not checked: this app gives the store no user_lookup, "
-        "so any text is taken as an id."
-    )
-
-
-def find_stale(snapshot: Snapshot, config_map: Mapping[str, Any]) -> list[StaleOverride]:
-    variants = {flag: config.get_variants() for flag, config in config_map.items()}
-
-    def reason(flag: str, variant: str) -> str | None:
-        if flag not in variants:
-            return f"flag {flag} is no longer in the code"
-        if variant not in variants[flag]:
-            return f"variant {variant} is no longer one of {', '.join(variants[flag])}"
-        return None
-
-    stale = []
-    for flag, variant in sorted(snapshot.forced.items()):
-        if why := reason(flag, variant):
-            stale.append(StaleOverride(flag, variant, None, why))
-    for flag, users in sorted(snapshot.user_overrides.items()):
-        for user_id, variant in sorted(users.items()):
-            if why := reason(flag, variant):
-                stale.append(StaleOverride(flag, variant, user_id, why))
-    return stale
 
 
 def undo_user_id(entry: AuditEntry) -> str:

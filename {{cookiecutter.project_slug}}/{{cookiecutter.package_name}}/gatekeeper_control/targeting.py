@@ -19,11 +19,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
+from .checks import check_flag, check_variant, current_config_map, quote, storable
 from .engine import gatekeeper
 from .errors import OverrideError, UnknownGroupError, UnknownUserError, WeightsError
 from .parsing import percentage
 from .snapshot import Snapshot, UserRef
-from .store import check_flag, check_variant, current_config_map, quote, storable, store
+from .store import store
 from .tables import LABEL_LENGTH, NAME_LENGTH, USER_ID_LENGTH, GroupRow, MemberRow, TargetRow, WeightRow
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, clean_reason, record
+from .checks import check_flag, check_variant, quote, storable
 from .engine import gatekeeper
 from .errors import ValueRejectedError
 from .snapshot import Snapshot
-from .store import UNDO_KINDS, UndoKind, check_flag, check_variant, quote, storable, store
+from .store import UNDO_KINDS, UndoKind, store
 from .tables import LABEL_LENGTH, NAME_LENGTH, AuditRow, ValueRow
 
 # The longest value (as JSON text) the store takes: a banner, a config; not a document.
