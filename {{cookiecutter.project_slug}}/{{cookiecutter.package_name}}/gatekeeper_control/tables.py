@@ -183,6 +183,16 @@ class ScheduleRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
 
 
+class LeaseRow(Base):
+    """Who does a one-process-at-a-time job (leases.py) until when."""
+
+    __tablename__ = "gatekeeper_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
 # `target_metadata = [db.metadata, gatekeeper_control.metadata]`.
 metadata = Base.metadata
