@@ -295,6 +295,9 @@ class Webhooks:
             data = {"endpoint": label, "actor": actor, "summary": f"A test message for {label}."}
             text = f"{_app_name()}Gatekeeper test message: this channel now hears about flag changes."
             message = _message(row.id, row.kind, "webhook.test", now, data, text)
+            # Not due for the sender until this request's own attempt has been recorded (then it is
+            # delivered, or due again after the backoff), so the two do not both send it.
+            message.next_attempt_at = now + timedelta(seconds=LEASE_SECONDS)
             session.add(message)
             session.flush()
             message_pk, url, kind, secret = message.id, row.url, row.kind, row.secret
@@ -438,7 +441,7 @@ def _allow_private() -> bool:
 
 
 def _timeout() -> float:
-    return float(current_app.config.get("GATEKEEPER_WEBHOOKS_TIMEOUT", 10.0))
+    return max(0.1, float(current_app.config.get("GATEKEEPER_WEBHOOKS_TIMEOUT", 10.0)))
 
 
 def _endpoint(row: WebhookEndpointRow, pending: int = 0, failed: int = 0) -> Endpoint:
