@@ -201,6 +201,25 @@ def test_an_endpoint_that_answers_again_gets_its_waiting_messages_at_once(hooked
     assert len({request.headers["webhook-id"] for request in receiver.received}) == 2
 
 
+def test_an_endpoint_that_answers_gone_is_disabled_until_retried(hooked_app, receiver):
+    """410 Gone (the specification: stop sending): the endpoint is disabled and gets no new messages until
+    "Retry now" enables it again."""
+    added(hooked_app, receiver.url)
+    receiver.received.clear()
+    receiver.answers = [410]
+    with hooked_app.app_context():
+        store.force("MY_NEW_FEATURE", "VISIBLE", "cli")
+        webhooks.deliver_due()
+        store.force("MY_NEW_FEATURE", "NOT_VISIBLE", "cli")
+        webhooks.deliver_due()
+        [endpoint] = webhooks.endpoints()
+        assert (endpoint.enabled, endpoint.pending, endpoint.failed) == (False, 0, 1)
+        assert webhooks.retry_now(endpoint.id) == 1
+        assert webhooks.deliver_due() == 1
+        assert webhooks.endpoints()[0].enabled
+    assert len(receiver.received) == 2  # the change made while it was disabled was never queued for it
+
+
 def test_only_the_lease_holder_sends(hooked_app, receiver):
     """While another process holds the `webhooks` lease, this one sends nothing; the messages wait."""
     added(hooked_app, receiver.url)

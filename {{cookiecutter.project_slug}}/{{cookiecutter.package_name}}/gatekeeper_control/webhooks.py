@@ -8,7 +8,8 @@ what is due, but only the process holding the `webhooks` lease (leases.py) does 
 keeps its `webhook-id` across retries, so a receiver deduplicates the rare double delivery (a sender that
 stopped between sending and recording). A failed attempt is retried with exponential backoff (RETRY_FIRST
 seconds, doubling, at most RETRY_CAP, with up to 10% jitter) until MAX_ATTEMPTS, about a day; an endpoint
-that answers again gets its waiting messages at once. Every attempt is recorded for the dashboard.
+that answers again gets its waiting messages at once; one that answers 410 Gone is disabled (no more messages
+until "Retry now"). Every attempt is recorded for the dashboard.
 
 Settings: GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE (default off: loopback and private addresses are refused; tests
 and a receiver on the same network turn it on), GATEKEEPER_WEBHOOKS_TIMEOUT (seconds per step of a
@@ -313,8 +314,12 @@ class Webhooks:
             return _delivery(attempt, message)
 
     def retry_now(self, endpoint_id: int) -> int:
-        """Make the endpoint's waiting messages due now (and its given-up ones pending again); how many."""
+        """Make the endpoint's waiting messages due now (and its given-up ones pending again), enabling it
+        again if it answered 410 Gone; how many."""
         with store._reading() as session, session.begin():
+            session.execute(
+                update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(enabled=True)
+            )
             result = session.execute(
                 update(WebhookMessageRow)
                 .where(WebhookMessageRow.endpoint_id == endpoint_id, WebhookMessageRow.state != "delivered")
@@ -400,6 +405,11 @@ def _deliver(engine: Engine, message_pk: int, url: str, kind: str, secret: str |
         values: dict[str, Any] = {"attempts": attempts, "last_error": answer.error}
         if answer.ok:
             values |= {"state": "delivered", "done_at": now}
+        elif answer.status == 410:  # Gone: the receiver wants no more (the specification: stop sending)
+            values |= {"state": "failed", "done_at": now}
+            session.execute(
+                update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(enabled=False)
+            )
         elif attempts >= MAX_ATTEMPTS:
             values |= {"state": "failed", "done_at": now}
         else:
