@@ -5,6 +5,7 @@ never sent to private addresses unless allowed."""
 from __future__ import annotations
 
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -281,6 +282,25 @@ def test_addresses_are_checked_again_when_sending(hooked_app, receiver):
         [attempt, *_] = webhooks.deliveries(endpoint.id)
     assert receiver.received == []
     assert attempt.status is None and "127.0.0.1 is a loopback address" in attempt.error
+
+
+def test_the_checked_address_is_the_one_connected_to(receiver, monkeypatch):
+    """DNS rebinding: a name that resolves to a public address when checked and to 127.0.0.1 a moment
+    later is looked up once, and the connection goes to the public address: the receiver on 127.0.0.1 never
+    hears from it."""
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    answers = ["93.184.215.14"] + ["127.0.0.1"] * 4
+    looked_up = []
+
+    def rebinding_getaddrinfo(host, *args, **kwargs):
+        looked_up.append(host)
+        address = answers[len(looked_up) - 1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    answer = post(f"http://rebind.example:{port}/hook", b"{}", {}, timeout=0.3, allow_private=False)
+    assert looked_up == ["rebind.example"]
+    assert not answer.ok and receiver.received == []
 
 
 def test_public_addresses_pass_the_check():
