@@ -399,6 +399,7 @@ DASHBOARD_PAGES["rollout-page"] = "/gatekeeper/flags/NEW_CHECKOUT"
 DASHBOARD_PAGES["groups"] = "/gatekeeper/groups"
 DASHBOARD_PAGES["group-page"] = "/gatekeeper/groups/admins"
 DASHBOARD_PAGES["user-lookup"] = f"/gatekeeper/users?q={ADMIN}"
+DASHBOARD_PAGES["webhooks"] = "/gatekeeper/webhooks"
 
 
 @pytest.mark.parametrize("color_scheme", ["dark", "light"])
@@ -446,7 +447,7 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
     says what it acts on."""
     page = open_as(ADMIN)
     page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
-    assert tab_order(page, 49) == [
+    assert tab_order(page, 50) == [
         "a: Skip to content",
         "a: Gatekeeper",
         "a: Flags",
@@ -454,6 +455,7 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
         "a: Segments",
         "a: Users",
         "a: Audit log",
+        "a: Webhooks",
         "a: Back to Gatekeeper App",
         "a: Flags",
         "select: Variant",

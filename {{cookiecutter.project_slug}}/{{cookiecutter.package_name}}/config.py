@@ -148,6 +148,10 @@ class Settings:
     # How a change reaches the other processes: "" automatic (LISTEN/NOTIFY on PostgreSQL, the TTL alone on
     # SQLite), a redis:// URL (Redis pub/sub), "postgresql" or "none" (the TTL alone).
     GATEKEEPER_CHANGE_FEED: str = ""
+    # Webhooks (gatekeeper_control/webhooks.py): loopback and private addresses refused unless allowed;
+    # seconds each step of a delivery (connect, send, read) may take.
+    GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE: bool = False
+    GATEKEEPER_WEBHOOKS_TIMEOUT: float = 10.0
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -192,4 +196,6 @@ class Settings:
             GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
             GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
             GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
+            GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE=_bool(environ, "GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE"),
+            GATEKEEPER_WEBHOOKS_TIMEOUT=_seconds(environ, "GATEKEEPER_WEBHOOKS_TIMEOUT", 10.0),
         )

@@ -25,12 +25,14 @@ from . import (  # noqa: F401
     dashboard_flags,
     dashboard_segments,
     dashboard_targeting,
+    dashboard_webhooks,
     exposures,
     prerequisites,
     schedules,
     segments,
     store,
     values,
+    webhooks,
 )
 from .push import ChangeFeed
 from .snapshot import AppStore, UserLookup, UserRef, UsersLookup
@@ -62,6 +64,7 @@ def init_app(
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
     schedules.init_app(app_store)
     exposures.exposures.init_app(app, app_store.db)
+    webhooks.init_app()
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
     return app_store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,6 +72,8 @@ TARGETING_WHAT = {
     "schedule": "change scheduled {target}",
     "cancel_schedule": "scheduled change {target} cancelled",
     "schedule_failed": "scheduled change {target} could not be made",
+    "add_webhook": "{target} added",
+    "remove_webhook": "{target} removed",
 }
 TARGETING_SUMMARY = {
     "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
@@ -88,6 +91,8 @@ TARGETING_SUMMARY = {
     "schedule": "{entry.flag}: {entry.after} scheduled {entry.target}.",
     "cancel_schedule": "{entry.flag}: scheduled change {entry.target} ({entry.before}) cancelled.",
     "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
+    "add_webhook": "{entry.target} added: it gets every change from now on.",
+    "remove_webhook": "{entry.target} removed.",
 }
 
 
@@ -175,7 +180,15 @@ def record(
     )
     session.add(row)
     session.flush()
-    return entry_from_row(row)
+    entry = entry_from_row(row)
+    for write in ON_RECORD:
+        write(session, entry)
+    return entry
+
+
+# Writers that every audited change calls in its own transaction, so that what they write commits or rolls
+# back with the change: webhooks.py's outbox. Modules above register at import (one audit entry, one call).
+ON_RECORD: list[Callable[[Session, AuditEntry], None]] = []
 
 
 UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override", "off", "on")

@@ -25,6 +25,7 @@ from .store import CLI_ACTOR, store
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
 from .values import values
+from .webhooks import webhooks_cli
 
 
 def _run(
@@ -36,6 +37,8 @@ def _run(
         raise click.ClickException(str(exc)) from None
     click.echo(entry.summary if entry else unchanged)
 
+
+gatekeeper.cli.add_command(webhooks_cli)  # `flask gk webhooks ...` (webhooks.py)
 
 reason_option = click.option(
     "--reason", default=None, help=f"Why, for the audit log (optional, up to {REASON_LENGTH} characters)."

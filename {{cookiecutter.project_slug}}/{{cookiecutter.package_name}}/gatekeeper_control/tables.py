@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
@@ -181,6 +181,70 @@ class ScheduleRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, applied, failed, cancelled
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
+
+
+class LeaseRow(Base):
+    """Who does a one-process-at-a-time job (leases.py) until when."""
+
+    __tablename__ = "gatekeeper_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+URL_LENGTH = 2000  # a webhook endpoint's URL
+
+
+class WebhookEndpointRow(Base):
+    """A URL that receives every change (webhooks.py): Standard Webhooks JSON, signed with SECRET, or a Slack
+    message (kind "slack", no secret)."""
+
+    __tablename__ = "gatekeeper_webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16))  # standard, slack
+    secret: Mapped[str | None] = mapped_column(String(100))  # whsec_...; None for Slack
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookMessageRow(Base):
+    """The outbox: one change (or test) for one endpoint, written in the change's own transaction, and sent
+    until it is delivered or given up. MESSAGE_ID is the `webhook-id`, the same on every retry."""
+
+    __tablename__ = "gatekeeper_webhook_outbox"
+    __table_args__ = (Index("ix_gatekeeper_webhook_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the exact bytes sent (and signed), as text
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
+
+
+class WebhookAttemptRow(Base):
+    """One delivery attempt of an outbox message: the HTTP status, or why there was none."""
+
+    __tablename__ = "gatekeeper_webhook_attempts"
+    __table_args__ = (Index("ix_gatekeeper_webhook_attempts_endpoint", "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[int] = mapped_column(Integer)  # the outbox row's id
+    endpoint_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status; None when no answer came
+    error: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
+    milliseconds: Mapped[int] = mapped_column(Integer)
 
 
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
