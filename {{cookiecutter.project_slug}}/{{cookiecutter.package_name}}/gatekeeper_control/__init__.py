@@ -19,12 +19,16 @@ from flask import Flask
 # Importing cli, check and the dashboard's page modules adds their `flask gk` commands and pages. Modules
 # only: a name imported here must never hide a module of the folder (`gatekeeper_control.store` is store.py).
 from . import (  # noqa: F401
+    api,
+    api_admin,
+    api_flags,
     check,
     cli,
     dashboard,
     dashboard_flags,
     dashboard_segments,
     dashboard_targeting,
+    dashboard_tokens,
     exposures,
     prerequisites,
     schedules,
@@ -64,6 +68,7 @@ def init_app(
     exposures.exposures.init_app(app, app_store.db)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
+    api.init_app(app, prefix)  # the admin API, at <prefix>/api/v1
     return app_store
 
 
