@@ -122,6 +122,11 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+# By code too: Flask prefers an app's handler for a code (the app's 429 page) to a blueprint's for a class.
+for _code in (400, 404, 405, 413, 415, 429):
+    bp.register_error_handler(_code, _http_error)
+
+
 @bp.after_request
 def _never_cached(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
@@ -174,7 +179,9 @@ def operation(
                 g.gatekeeper_api_token = require_token(scope)
             for value in path_values.values():
                 if not re.fullmatch(NAME_PATTERN, value) and not value.isdigit():
-                    raise Problem(404, f"{value[:60]!r} names nothing here: names are letters, digits, '_.@-'.")
+                    raise Problem(
+                        404, f"{value[:60]!r} names nothing here: names are letters, digits, '_.@-'."
+                    )
             arguments: dict[str, Any] = dict(path_values)
             if query is not None:
                 arguments["query"] = _validated(query, request.args.to_dict(), "query")
@@ -196,7 +203,9 @@ def require_token(scope: str) -> TokenInfo:
     header = request.headers.get("Authorization", "")
     kind, _, raw = header.partition(" ")
     if kind.lower() != "bearer" or not raw.strip():
-        raise Problem(401, "Send a token: `Authorization: Bearer gk_...` (make one with `flask gk tokens create`).")
+        raise Problem(
+            401, "Send a token: `Authorization: Bearer gk_...` (make one with `flask gk tokens create`)."
+        )
     info = authenticate(raw.strip(), SCOPES)
     if info is None:
         raise Problem(401, "This token is unknown, revoked or expired: make a new one.")
@@ -226,7 +235,10 @@ def _validated(schema: Mapping[str, Any], value: Any, where: str) -> Any:
     errors = sorted(_validator(schema).iter_errors(value), key=lambda error: list(error.absolute_path))
     if errors:
         listed = [
-            {"pointer": "/" + "/".join(str(part) for part in error.absolute_path), "detail": error.message[:300]}
+            {
+                "pointer": "/" + "/".join(str(part) for part in error.absolute_path),
+                "detail": error.message[:300],
+            }
             for error in errors[:20]
         ]
         first = listed[0]
@@ -251,7 +263,7 @@ def _validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
     return validator
 
 
-# --- The OpenAPI document -------------------------------------------------------------------------------------
+# --- The OpenAPI document -----------------------------------------------------------------------------------
 
 
 def openapi_document(server_url: str = "") -> dict[str, Any]:
@@ -260,14 +272,25 @@ def openapi_document(server_url: str = "") -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": ref("Problem")}}
     for op in OPERATIONS:
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME_PATTERN}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": NAME_PATTERN},
+            }
             for name in _PATH_PARAMETER.findall(op.path)
         ]
         for name, schema in ((op.query or {}).get("properties") or {}).items():
             parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
         responses: dict[str, Any] = {
-            str(op.status): {"description": "OK", "content": {"application/json": {"schema": ref(op.response)}}},
-            "default": {"description": "A problem (RFC 9457): what went wrong and what to fix.", "content": problem},
+            str(op.status): {
+                "description": "OK",
+                "content": {"application/json": {"schema": ref(op.response)}},
+            },
+            "default": {
+                "description": "A problem (RFC 9457): what went wrong and what to fix.",
+                "content": problem,
+            },
         }
         for code in (400, 404, 415, 422, 429, 503) + ((401, 403) if op.scope else ()):
             responses[str(code)] = {"description": _TITLES[code], "content": problem}
@@ -279,7 +302,9 @@ def openapi_document(server_url: str = "") -> dict[str, Any]:
         }
         if op.scope is not None:
             entry["security"] = [{"token": []}]
-            entry["description"] = f"Needs a token of scope `{op.scope}`" + (" or `write`." if op.scope == "read" else ".")
+            entry["description"] = f"Needs a token of scope `{op.scope}`" + (
+                " or `write`." if op.scope == "read" else "."
+            )
         if op.body is not None:
             entry["requestBody"] = {
                 "required": op.body not in ("ReasonBody",),
@@ -297,7 +322,9 @@ def openapi_document(server_url: str = "") -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "gk_... tokens"}},
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer", "description": "gk_... tokens"}
+            },
         },
     }
 
@@ -318,7 +345,7 @@ def _unknown(rest: str) -> Response:
     raise Problem(404, f"There is no endpoint /{rest[:80]} for {request.method}: see openapi.json.")
 
 
-# --- Wiring ---------------------------------------------------------------------------------------------------
+# --- Wiring -------------------------------------------------------------------------------------------------
 
 
 def init_app(app: Flask, dashboard_prefix: str) -> None:

@@ -30,11 +30,23 @@ def _group_json(name: str, snapshot: Any, *, members: bool) -> dict[str, Any]:
     in_code = code_groups()
     if name in snapshot.groups:
         stored = snapshot.group_members.get(name, {})
-        group = {"name": name, "description": snapshot.groups[name], "source": "stored", "member_count": len(stored)}
+        group = {
+            "name": name,
+            "description": snapshot.groups[name],
+            "source": "stored",
+            "member_count": len(stored),
+        }
         if members:
-            group["members"] = [{"user_id": user_id, "label": label} for user_id, label in sorted(stored.items())]
+            group["members"] = [
+                {"user_id": user_id, "label": label} for user_id, label in sorted(stored.items())
+            ]
         return group
-    return {"name": name, "description": in_code[name].description or "", "source": "code", "member_count": None}
+    return {
+        "name": name,
+        "description": in_code[name].description or "",
+        "source": "code",
+        "member_count": None,
+    }
 
 
 @operation("GET", "/groups", summary="Every group, stored or in code", response="GroupList")
@@ -56,7 +68,9 @@ def get_group(group: str) -> dict[str, Any]:
 def create_group(body: dict[str, Any]) -> dict[str, Any]:
     if body["name"] in store.snapshot(max_age=0).groups:
         raise Problem(409, f"Group {body['name']} exists already; nothing changed.")
-    entry = targeting.create_group(body["name"], body.get("description", ""), actor(), reason=body.get("reason"))
+    entry = targeting.create_group(
+        body["name"], body.get("description", ""), actor(), reason=body.get("reason")
+    )
     return change_json(entry, f"Group {body['name']} exists already; nothing changed.")
 
 
@@ -66,13 +80,25 @@ def describe_group(group: str, body: dict[str, Any]) -> dict[str, Any]:
     return change_json(entry, f"Group {group} has this description already; nothing changed.")
 
 
-@operation("POST", "/groups/{group}/members", summary="Add users (emails or ids) to a group", body="MembersBody", **WRITE)
+@operation(
+    "POST",
+    "/groups/{group}/members",
+    summary="Add users (emails or ids) to a group",
+    body="MembersBody",
+    **WRITE,
+)
 def add_members(group: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = targeting.add_members(group, body["users"], actor(), reason=body.get("reason"))
     return change_json(entry, f"They are all in {group} already; nothing changed.")
 
 
-@operation("DELETE", "/groups/{group}/members/{user}", summary="Remove a user from a group", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE",
+    "/groups/{group}/members/{user}",
+    summary="Remove a user from a group",
+    query=REASON_QUERY,
+    **WRITE,
+)
 def remove_member(group: str, user: str, query: dict[str, Any]) -> dict[str, Any]:
     entry = targeting.remove_members(group, [user], actor(), reason=query.get("reason"))
     return change_json(entry, f"{user} is not in {group}; nothing changed.")
@@ -128,7 +154,11 @@ def add_condition(segment: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(
-    "DELETE", "/segments/{segment}/conditions/{number}", summary="Remove the Nth condition (from 1)", query=REASON_QUERY, **WRITE
+    "DELETE",
+    "/segments/{segment}/conditions/{number}",
+    summary="Remove the Nth condition (from 1)",
+    query=REASON_QUERY,
+    **WRITE,
 )
 def remove_condition(segment: str, number: str, query: dict[str, Any]) -> dict[str, Any]:
     if not number.isdigit() or len(number) > 6:
@@ -140,12 +170,24 @@ def remove_condition(segment: str, number: str, query: dict[str, Any]) -> dict[s
 # --- Schedules, the audit log, undo, users ------------------------------------------------------------------
 
 
-@operation("GET", "/schedules", summary="Pending changes, then the 50 most recently done", response="ScheduleList", query=FLAG_QUERY)
+@operation(
+    "GET",
+    "/schedules",
+    summary="Pending changes, then the 50 most recently done",
+    response="ScheduleList",
+    query=FLAG_QUERY,
+)
 def list_schedules(query: dict[str, Any]) -> dict[str, Any]:
     return {"schedules": [schedule_json(change) for change in scheduler.schedules(query.get("flag"))]}
 
 
-@operation("GET", "/audit", summary="The audit log, newest first, paged and filtered", response="AuditPage", query=AUDIT_QUERY)
+@operation(
+    "GET",
+    "/audit",
+    summary="The audit log, newest first, paged and filtered",
+    response="AuditPage",
+    query=AUDIT_QUERY,
+)
 def audit_log(query: dict[str, Any]) -> dict[str, Any]:
     per_page = min(MAX_AUDIT_PER_PAGE, max(1, int(query.get("per_page") or 50)))
     page = store.audit_entries(
@@ -164,7 +206,13 @@ def audit_log(query: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@operation("POST", "/audit/{entry_id}/undo", summary="Undo a change (a new, audited change)", body="ReasonBody", **WRITE)
+@operation(
+    "POST",
+    "/audit/{entry_id}/undo",
+    summary="Undo a change (a new, audited change)",
+    body="ReasonBody",
+    **WRITE,
+)
 def undo(entry_id: str, body: dict[str, Any]) -> dict[str, Any]:
     if not entry_id.isdigit() or len(entry_id) > 18:
         raise Problem(404, f"{entry_id[:20]!r} is not a change's number.")
@@ -174,7 +222,12 @@ def undo(entry_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return change_json(entry, "It was so already; nothing changed.")
 
 
-@operation("GET", "/users/{user}", summary="What every flag gives a user (email or id), and why", response="UserFlags")
+@operation(
+    "GET",
+    "/users/{user}",
+    summary="What every flag gives a user (email or id), and why",
+    response="UserFlags",
+)
 def user_flags(user: str) -> dict[str, Any]:
     found = store.find_user(user)
     if found is None:
@@ -183,7 +236,14 @@ def user_flags(user: str) -> dict[str, Any]:
     rows = []
     for flag in sorted(current_config_map()):
         evaluation = gatekeeper.Gatekeeper(user_id=user_id).explain(flag)
-        rows.append({"flag": flag, "variant": evaluation.variant, "reason": evaluation.reason, "detail": evaluation.detail})
+        rows.append(
+            {
+                "flag": flag,
+                "variant": evaluation.variant,
+                "reason": evaluation.reason,
+                "detail": evaluation.detail,
+            }
+        )
     snapshot = store.snapshot()
     context = dict(gatekeeper.Gatekeeper(user_id=user_id).context)
     return {
@@ -197,14 +257,25 @@ def user_flags(user: str) -> dict[str, Any]:
 # --- Export and import --------------------------------------------------------------------------------------
 
 
-@operation("GET", "/export", summary="All runtime state, as gatekeeper-state JSON", response="State", query=EXPORT_QUERY)
+@operation(
+    "GET",
+    "/export",
+    summary="All runtime state, as gatekeeper-state JSON",
+    response="State",
+    query=EXPORT_QUERY,
+)
 def export(query: dict[str, Any]) -> dict[str, Any]:
     flags = [name.strip() for name in (query.get("flags") or "").split(",") if name.strip()] or None
     return export_state(flags)
 
 
 @operation(
-    "POST", "/import", summary="Apply an export in one transaction (or ?dry_run=true)", body="State", query=IMPORT_QUERY, **{"scope": "write", "response": "ImportReport"}
+    "POST",
+    "/import",
+    summary="Apply an export in one transaction (or ?dry_run=true)",
+    body="State",
+    query=IMPORT_QUERY,
+    **{"scope": "write", "response": "ImportReport"},
 )
 def import_(body: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
     report = apply_state(body, actor(), dry_run=query.get("dry_run") == "true")

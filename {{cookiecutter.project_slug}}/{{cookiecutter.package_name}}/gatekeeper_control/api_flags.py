@@ -16,10 +16,11 @@ from .api import Problem, actor, operation
 from .api_schemas import REASON_QUERY
 from .audit import AuditEntry
 from .checks import current_config_map
-from .errors import UnknownFlagError
+from .errors import StoreUnavailableError, UnknownFlagError
 from .exposures import exposures
 from .prerequisites import prerequisites
 from .schedules import ScheduledChange, scheduler
+from .snapshot import DATABASE_ERRORS, describe_error
 from .store import store
 from .targeting import code_weights, targeting
 from .values import values
@@ -94,7 +95,9 @@ def _summary(name: str, config: Any, snapshot: Any) -> dict[str, Any]:
 @operation("GET", "/flags", summary="Every flag, with its state", response="FlagList")
 def list_flags() -> dict[str, Any]:
     snapshot = store.snapshot(max_age=0)
-    return {"flags": [_summary(name, config, snapshot) for name, config in sorted(current_config_map().items())]}
+    return {
+        "flags": [_summary(name, config, snapshot) for name, config in sorted(current_config_map().items())]
+    }
 
 
 @operation("GET", "/flags/{flag}", summary="One flag, with everything stored for it", response="Flag")
@@ -118,7 +121,11 @@ def get_flag(flag: str) -> dict[str, Any]:
             for user_id, variant in sorted(snapshot.user_overrides.get(flag, {}).items())
         ],
         "targets": [
-            {"group": group, "variant": variant, "split": dict(splits[(flag, group)]) if (flag, group) in splits else None}
+            {
+                "group": group,
+                "variant": variant,
+                "split": dict(splits[(flag, group)]) if (flag, group) in splits else None,
+            }
             for group, variant in snapshot.group_targets.get(flag, ())
         ],
         "prerequisites": [
@@ -132,7 +139,13 @@ def get_flag(flag: str) -> dict[str, Any]:
 @operation("GET", "/flags/{flag}/exposures", summary="Exposures per variant and hour", response="Exposures")
 def flag_exposures(flag: str) -> dict[str, Any]:
     config = _config(flag)
-    report = exposures.report(flag, config, store.snapshot().weights.get(flag))
+    recorder = exposures.recorder()
+    if recorder is None:
+        raise Problem(404, "Exposures are not recorded in this app (GATEKEEPER_EXPOSURES is off).")
+    try:
+        report = recorder.report(flag, config, weights=store.snapshot().weights.get(flag))
+    except DATABASE_ERRORS as exc:
+        raise StoreUnavailableError(f"The exposures cannot be read: {describe_error(exc)}.") from exc
     return {
         "flag": flag,
         "hours": [_time(hour) for hour in report.hours],
@@ -152,7 +165,13 @@ def flag_exposures(flag: str) -> dict[str, Any]:
 WRITE = {"scope": "write", "response": "Change"}
 
 
-@operation("PUT", "/flags/{flag}/off", summary="Switch a flag off (everyone gets its default)", body="ReasonBody", **WRITE)
+@operation(
+    "PUT",
+    "/flags/{flag}/off",
+    summary="Switch a flag off (everyone gets its default)",
+    body="ReasonBody",
+    **WRITE,
+)
 def switch_off(flag: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = store.switch_off(flag, actor(), reason=body.get("reason"))
     return change_json(entry, f"{flag} is already off; nothing changed.")
@@ -164,7 +183,9 @@ def switch_on(flag: str, query: dict[str, Any]) -> dict[str, Any]:
     return change_json(entry, f"{flag} is not off; nothing changed.")
 
 
-@operation("PUT", "/flags/{flag}/forced", summary="Serve one variant to everyone", body="VariantBody", **WRITE)
+@operation(
+    "PUT", "/flags/{flag}/forced", summary="Serve one variant to everyone", body="VariantBody", **WRITE
+)
 def force(flag: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = store.force(flag, body["variant"], actor(), reason=body.get("reason"))
     return change_json(entry, f"{flag} is already forced to {body['variant']}; nothing changed.")
@@ -183,7 +204,9 @@ def set_weights(flag: str, body: dict[str, Any]) -> dict[str, Any]:
     return change_json(entry, f"{flag} already rolls out with these weights; nothing changed.")
 
 
-@operation("DELETE", "/flags/{flag}/weights", summary="Back to the weights in code", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE", "/flags/{flag}/weights", summary="Back to the weights in code", query=REASON_QUERY, **WRITE
+)
 def clear_weights(flag: str, query: dict[str, Any]) -> dict[str, Any]:
     entry = targeting.clear_weights(flag, actor(), reason=query.get("reason"))
     return change_json(entry, f"{flag} has no stored weights; nothing changed.")
@@ -192,25 +215,53 @@ def clear_weights(flag: str, query: dict[str, Any]) -> dict[str, Any]:
 # --- Values, user overrides, targets, prerequisites ---------------------------------------------------------
 
 
-@operation("PUT", "/flags/{flag}/values/{variant}", summary="Set the value a variant carries", body="ValueBody", **WRITE)
+@operation(
+    "PUT",
+    "/flags/{flag}/values/{variant}",
+    summary="Set the value a variant carries",
+    body="ValueBody",
+    **WRITE,
+)
 def set_value(flag: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
+    # The dashboard takes `42` typed for a text flag as the text "42"; the API was sent a JSON value, whose
+    # type is meant.
+    if _config(flag).value_type == "string" and not isinstance(body["value"], str):
+        raise Problem(422, f"{flag}'s values are text: send a JSON string, e.g. \"Welcome!\". Nothing changed.")
     entry = values.set_value(flag, variant, _as_text(body["value"]), actor(), reason=body.get("reason"))
     return change_json(entry, f"{flag} {variant} carries this value already; nothing changed.")
 
 
-@operation("DELETE", "/flags/{flag}/values/{variant}", summary="Back to the value in code", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE",
+    "/flags/{flag}/values/{variant}",
+    summary="Back to the value in code",
+    query=REASON_QUERY,
+    **WRITE,
+)
 def clear_value(flag: str, variant: str, query: dict[str, Any]) -> dict[str, Any]:
     entry = values.clear_value(flag, variant, actor(), reason=query.get("reason"))
     return change_json(entry, f"{flag} {variant} has no stored value; nothing changed.")
 
 
-@operation("PUT", "/flags/{flag}/overrides/{user}", summary="Pin a user (email or id) to a variant", body="VariantBody", **WRITE)
+@operation(
+    "PUT",
+    "/flags/{flag}/overrides/{user}",
+    summary="Pin a user (email or id) to a variant",
+    body="VariantBody",
+    **WRITE,
+)
 def set_override(flag: str, user: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = store.set_user_override(flag, user, body["variant"], actor(), reason=body.get("reason"))
     return change_json(entry, f"{user} already gets {body['variant']} of {flag}; nothing changed.")
 
 
-@operation("DELETE", "/flags/{flag}/overrides/{user}", summary="Remove a user's override", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE",
+    "/flags/{flag}/overrides/{user}",
+    summary="Remove a user's override",
+    query=REASON_QUERY,
+    **WRITE,
+)
 def clear_override(flag: str, user: str, query: dict[str, Any]) -> dict[str, Any]:
     found = store.find_user(user)
     user_id = str(found.id) if found is not None else user
@@ -218,7 +269,9 @@ def clear_override(flag: str, user: str, query: dict[str, Any]) -> dict[str, Any
     return change_json(entry, f"{user} has no override of {flag}; nothing changed.")
 
 
-@operation("PUT", "/flags/{flag}/targets/{group}", summary="Target a group or segment", body="TargetBody", **WRITE)
+@operation(
+    "PUT", "/flags/{flag}/targets/{group}", summary="Target a group or segment", body="TargetBody", **WRITE
+)
 def set_target(flag: str, group: str, body: dict[str, Any]) -> dict[str, Any]:
     if "split" in body:
         variant = " ".join(f"{name}={percent}" for name, percent in body["split"].items())
@@ -230,14 +283,20 @@ def set_target(flag: str, group: str, body: dict[str, Any]) -> dict[str, Any]:
     return change_json(entry, f"{group} already gets {variant} of {flag}; nothing changed.")
 
 
-@operation("DELETE", "/flags/{flag}/targets/{group}", summary="Stop targeting a group", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE", "/flags/{flag}/targets/{group}", summary="Stop targeting a group", query=REASON_QUERY, **WRITE
+)
 def clear_target(flag: str, group: str, query: dict[str, Any]) -> dict[str, Any]:
     entry = targeting.untarget(flag, group, actor(), reason=query.get("reason"))
     return change_json(entry, f"{flag} does not target {group}; nothing changed.")
 
 
 @operation(
-    "PUT", "/flags/{flag}/prerequisites/{required}", summary="Require a variant of another flag", body="VariantBody", **WRITE
+    "PUT",
+    "/flags/{flag}/prerequisites/{required}",
+    summary="Require a variant of another flag",
+    body="VariantBody",
+    **WRITE,
 )
 def require(flag: str, required: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = prerequisites.require(flag, required, body["variant"], actor(), reason=body.get("reason"))
@@ -245,7 +304,11 @@ def require(flag: str, required: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(
-    "DELETE", "/flags/{flag}/prerequisites/{required}", summary="Remove a stored prerequisite", query=REASON_QUERY, **WRITE
+    "DELETE",
+    "/flags/{flag}/prerequisites/{required}",
+    summary="Remove a stored prerequisite",
+    query=REASON_QUERY,
+    **WRITE,
 )
 def unrequire(flag: str, required: str, query: dict[str, Any]) -> dict[str, Any]:
     entry = prerequisites.unrequire(flag, required, actor(), reason=query.get("reason"))
@@ -255,15 +318,28 @@ def unrequire(flag: str, required: str, query: dict[str, Any]) -> dict[str, Any]
 # --- Schedules ----------------------------------------------------------------------------------------------
 
 
-@operation("POST", "/flags/{flag}/schedules", summary="Schedule a change", body="ScheduleBody", status=201, **WRITE)
+@operation(
+    "POST", "/flags/{flag}/schedules", summary="Schedule a change", body="ScheduleBody", status=201, **WRITE
+)
 def add_schedule(flag: str, body: dict[str, Any]) -> dict[str, Any]:
     entry = scheduler.schedule(
-        flag, body["when"], body["action"], list(body.get("arguments", [])), actor(), reason=body.get("reason")
+        flag,
+        body["when"],
+        body["action"],
+        list(body.get("arguments", [])),
+        actor(),
+        reason=body.get("reason"),
     )
     return change_json(entry, "")
 
 
-@operation("DELETE", "/flags/{flag}/schedules/{schedule_id}", summary="Cancel a pending change", query=REASON_QUERY, **WRITE)
+@operation(
+    "DELETE",
+    "/flags/{flag}/schedules/{schedule_id}",
+    summary="Cancel a pending change",
+    query=REASON_QUERY,
+    **WRITE,
+)
 def cancel_schedule(flag: str, schedule_id: str, query: dict[str, Any]) -> dict[str, Any]:
     if not schedule_id.isdigit():
         raise Problem(404, f"{schedule_id[:40]!r} is not a scheduled change's number.")

@@ -124,7 +124,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "overrides": {
                 "type": "array",
                 "items": _object(
-                    {"user_id": {"type": "string"}, "label": {"type": "string"}, "variant": {"type": "string"}},
+                    {
+                        "user_id": {"type": "string"},
+                        "label": {"type": "string"},
+                        "variant": {"type": "string"},
+                    },
                     ("user_id", "label", "variant"),
                 ),
             },
@@ -164,7 +168,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "member_count": {"type": ["integer", "null"], "description": "Null for a group in code."},
             "members": {
                 "type": "array",
-                "items": _object({"user_id": {"type": "string"}, "label": {"type": "string"}}, ("user_id", "label")),
+                "items": _object(
+                    {"user_id": {"type": "string"}, "label": {"type": "string"}}, ("user_id", "label")
+                ),
             },
         },
         ("name", "description", "source", "member_count"),
@@ -183,7 +189,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ("name", "description", "conditions"),
     ),
     "SegmentList": _object({"segments": {"type": "array", "items": ref("Segment")}}, ("segments",)),
-    "ScheduleList": _object({"schedules": {"type": "array", "items": ref("ScheduledChange")}}, ("schedules",)),
+    "ScheduleList": _object(
+        {"schedules": {"type": "array", "items": ref("ScheduledChange")}}, ("schedules",)
+    ),
     "AuditPage": _object(
         {
             "entries": {"type": "array", "items": ref("AuditEntry")},
@@ -198,7 +206,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "flag": {"type": "string"},
             "hours": {"type": "array", "items": TIME},
-            "series": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}},
+            "series": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+            },
             "shares": {
                 "type": "array",
                 "items": _object(
@@ -259,37 +270,65 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ReasonBody": _object({"reason": REASON}),
     "VariantBody": _object({"variant": NAME, "reason": REASON}, ("variant",)),
     "WeightsBody": _object({"weights": WEIGHTS, "reason": REASON}, ("weights",)),
-    "ValueBody": _object({"value": {"description": "Any JSON value of the flag's type."}, "reason": REASON}, ("value",)),
+    "ValueBody": _object(
+        {"value": {"description": "Any JSON value of the flag's type."}, "reason": REASON}, ("value",)
+    ),
     "TargetBody": _object(
         {
             "variant": NAME,
             "split": WEIGHTS,
             "reason": REASON,
         },
-        description="Either `variant` (everyone in the group gets it) or `split` (a sticky split among them).",
+        description="Either `variant` (everyone in the group gets it) or `split` (a sticky split).",
         oneOf=[{"required": ["variant"]}, {"required": ["split"]}],
     ),
     "ScheduleBody": _object(
         {
-            "when": {"type": "string", "maxLength": 64, "description": "ISO 8601 (UTC when no zone), or +30m/+2h/+1d."},
+            "when": {
+                "type": "string",
+                "maxLength": 64,
+                "description": "ISO 8601 (UTC when no zone), or +30m/+2h/+1d.",
+            },
             "action": {
-                "enum": ["force", "unforce", "off", "on", "value", "clear-value", "rollout", "clear-rollout", "target", "untarget"]
+                "enum": [
+                    "force",
+                    "unforce",
+                    "off",
+                    "on",
+                    "value",
+                    "clear-value",
+                    "rollout",
+                    "clear-rollout",
+                    "target",
+                    "untarget",
+                ]
             },
             "arguments": {"type": "array", "items": {"type": "string", "maxLength": 254}, "maxItems": 100},
             "reason": REASON,
         },
         ("when", "action"),
     ),
-    "GroupBody": _object({"name": NAME, "description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("name",)),
-    "DescriptionBody": _object({"description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("description",)),
+    "GroupBody": _object(
+        {"name": NAME, "description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("name",)
+    ),
+    "DescriptionBody": _object(
+        {"description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("description",)
+    ),
     "MembersBody": _object(
         {
-            "users": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 254}, "minItems": 1, "maxItems": 10000},
+            "users": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 254},
+                "minItems": 1,
+                "maxItems": 10000,
+            },
             "reason": REASON,
         },
         ("users",),
     ),
-    "SegmentBody": _object({"name": NAME, "description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("name",)),
+    "SegmentBody": _object(
+        {"name": NAME, "description": {"type": "string", "maxLength": 254}, "reason": REASON}, ("name",)
+    ),
     "ConditionBody": _object(
         {
             "attribute": {"type": "string", "minLength": 1, "maxLength": 100},

@@ -23,9 +23,9 @@ from .schedules import scheduler
 from .segments import segments
 from .store import CLI_ACTOR, store
 from .tables import REASON_LENGTH
+from .targeting import code_groups, targeting
 from .tokens import keys_cli, tokens_cli
 from .transfer import export_command, import_command
-from .targeting import code_groups, targeting
 from .values import values
 
 

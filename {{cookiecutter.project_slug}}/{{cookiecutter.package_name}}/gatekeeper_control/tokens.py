@@ -129,7 +129,7 @@ def create_token(
         if expires_at <= datetime.now(UTC):
             raise TokenError("That expiry is in the past: a token must expire in the future (or never).")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    made: list[TokenRow] = []
+    made: list[TokenInfo] = []
 
     def change(session: Session) -> AuditEntry:
         if session.scalar(select(TokenRow.id).where(TokenRow.name == name)) is not None:
@@ -145,11 +145,11 @@ def create_token(
         )
         session.add(row)
         session.flush()
-        made.append(row)
+        made.append(_info(row))
         return record(session, actor, "", "create_token", name, None, scope)
 
     store._write(change)
-    return _info(made[0]), raw
+    return made[0], raw
 
 
 def authenticate(raw: str, scopes: Collection[str]) -> TokenInfo | None:
@@ -184,7 +184,9 @@ def revoke_token(name: str, *, actor: str) -> None:
     def change(session: Session) -> AuditEntry:
         row = session.scalar(select(TokenRow).where(TokenRow.name == name)) if _fits(name) else None
         if row is None:
-            raise TokenError(f"There is no token named {quote(str(name)[:70])}: `flask gk tokens list` names them.")
+            raise TokenError(
+                f"There is no token named {quote(str(name)[:70])}: `flask gk tokens list` names them."
+            )
         if row.revoked_at is not None:
             raise TokenError(f"Token {name} was revoked already; nothing changed.")
         row.revoked_at = datetime.now(UTC)
@@ -220,7 +222,7 @@ def _info(row: TokenRow) -> TokenInfo:
     )
 
 
-# --- `flask gk tokens ...` and `flask gk keys ...` (cli.py adds the groups) ------------------------------------
+# --- `flask gk tokens ...` and `flask gk keys ...` (cli.py adds the groups) ---------------------------------
 
 tokens_cli = AppGroup("tokens", help="Admin API tokens: create (shown once), list, revoke.")
 keys_cli = AppGroup("keys", help="OFREP client keys (tokens of scope `evaluate`): create, list, revoke.")
@@ -264,7 +266,9 @@ expires_option = click.option(
 
 @tokens_cli.command("create")
 @click.argument("name")
-@click.option("--scope", type=click.Choice(SCOPES), required=True, help="read, write (implies read), evaluate.")
+@click.option(
+    "--scope", type=click.Choice(SCOPES), required=True, help="read, write (implies read), evaluate."
+)
 @expires_option
 def create_command(name: str, scope: str, expires: str | None) -> None:
     """Make a token NAME and print it once (stdout; the note goes to stderr)."""

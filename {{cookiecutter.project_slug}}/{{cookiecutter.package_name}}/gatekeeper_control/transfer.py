@@ -63,7 +63,7 @@ class ImportReport:
         }
 
 
-# --- Export ---------------------------------------------------------------------------------------------------
+# --- Export -------------------------------------------------------------------------------------------------
 
 
 def export_state(flags: list[str] | None = None) -> dict[str, Any]:
@@ -111,7 +111,8 @@ def export_state(flags: list[str] | None = None) -> dict[str, Any]:
             name: {
                 "description": segment.description or "",
                 "conditions": [
-                    {"attribute": c.attribute, "operator": c.operator, "value": c.value} for c in segment.conditions
+                    {"attribute": c.attribute, "operator": c.operator, "value": c.value}
+                    for c in segment.conditions
                 ],
             }
             for name, segment in sorted(snapshot.segments.items())
@@ -128,13 +129,16 @@ def export_state(flags: list[str] | None = None) -> dict[str, Any]:
     }
 
 
-# --- Import ---------------------------------------------------------------------------------------------------
+# --- Import -------------------------------------------------------------------------------------------------
 
 
 def check_document(document: Any) -> None:
-    """Raise TransferError unless `document` is a gatekeeper-state file of this version, as its schema says."""
+    """Raise TransferError unless `document` is a gatekeeper-state file of this version, as its schema
+    says."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise TransferError(f"This is not a {FORMAT} file (its `format` is not {FORMAT!r}); nothing was changed.")
+        raise TransferError(
+            f"This is not a {FORMAT} file (its `format` is not {FORMAT!r}); nothing was changed."
+        )
     if document.get("version") != VERSION:
         raise TransferError(
             f"This file is {FORMAT} version {document.get('version')!r}; this app reads version {VERSION}. "
@@ -205,7 +209,9 @@ class _Importer:
         for member in group.get("members", []):
             user_id = self.user(member)
             if user_id is None:
-                self.report.skipped.append(f"user {member.get('label') or member['user_id']} (group {name}): unknown")
+                self.report.skipped.append(
+                    f"user {member.get('label') or member['user_id']} (group {name}): unknown"
+                )
             else:
                 wanted[user_id] = member
         stored = self.snapshot.group_members.get(name, {})
@@ -253,7 +259,12 @@ class _Importer:
         wanted_targets = {}
         for target in state.get("targets", []):
             group = target["group"]
-            if group not in s.groups and group not in code_groups() and group not in s.segments and group not in self.listed_groups:
+            if (
+                group not in s.groups
+                and group not in code_groups()
+                and group not in s.segments
+                and group not in self.listed_groups
+            ):
                 self.report.skipped.append(f"target {group} of {flag}: no such group or segment")
                 continue
             wanted_targets[group] = target["variant"]
@@ -264,7 +275,9 @@ class _Importer:
         wanted_prerequisites = {}
         for prerequisite in state.get("prerequisites", []):
             if prerequisite["flag"] not in self.config_map:
-                self.report.skipped.append(f"prerequisite {prerequisite['flag']} of {flag}: not in this app's code")
+                self.report.skipped.append(
+                    f"prerequisite {prerequisite['flag']} of {flag}: not in this app's code"
+                )
                 continue
             wanted_prerequisites[prerequisite["flag"]] = prerequisite["variant"]
             self.note(flag, prerequisites.require(flag, prerequisite["flag"], prerequisite["variant"], actor))
@@ -277,7 +290,9 @@ class _Importer:
         for override in listed:
             user_id = self.user(override)
             if user_id is None:
-                self.report.skipped.append(f"user {override.get('label') or override['user_id']} ({flag}): unknown")
+                self.report.skipped.append(
+                    f"user {override.get('label') or override['user_id']} ({flag}): unknown"
+                )
                 continue
             wanted[user_id] = override["variant"]
             self.note(flag, store.set_user_override(flag, user_id, override["variant"], self.actor))
@@ -297,10 +312,16 @@ class _Importer:
             return
         due = due if due.tzinfo else due.replace(tzinfo=UTC)
         for pending in scheduler.schedules(flag, pending_only=True):
-            if (pending.due_at, pending.action, pending.argument) == (due, change["action"], change["argument"]):
+            if (pending.due_at, pending.action, pending.argument) == (
+                due,
+                change["action"],
+                change["argument"],
+            ):
                 return
         if due <= datetime.now(UTC):
-            self.report.skipped.append(f"scheduled change of {flag} at {change['due_at']}: its time has passed")
+            self.report.skipped.append(
+                f"scheduled change of {flag} at {change['due_at']}: its time has passed"
+            )
             return
         action, argument = change["action"], change["argument"]
         arguments = list(argument.partition(" ")[::2]) if action == "value" else argument.split()
@@ -312,7 +333,7 @@ def _validator() -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
-# --- `flask gk export` and `flask gk import` (cli.py adds them) -----------------------------------------------
+# --- `flask gk export` and `flask gk import` (cli.py adds them) ---------------------------------------------
 
 
 @click.command("export")
@@ -349,5 +370,6 @@ def import_command(path: Any, dry_run: bool) -> None:
             click.echo(f"  {change}")
     for skipped in report.skipped:
         click.echo(f"skipped: {skipped}")
-    click.echo(f"{len(report.changes)} changes {verb}" + (" (dry run: nothing was written)." if dry_run else "."))
-
+    click.echo(
+        f"{len(report.changes)} changes {verb}" + (" (dry run: nothing was written)." if dry_run else ".")
+    )
