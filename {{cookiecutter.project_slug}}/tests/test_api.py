@@ -4,7 +4,6 @@ writes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,9 +11,11 @@ import jsonschema
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from {{ cookiecutter.package_name }}.gatekeeper_control import api, store, tokens
 from {{ cookiecutter.package_name }}.gatekeeper_control.api_schemas import SCHEMAS
+from {{ cookiecutter.package_name }}.gatekeeper_control.tables import TokenRow
 
 API = "/gatekeeper/api/v1"
 
@@ -58,9 +59,9 @@ def _operation(method: str, path: str) -> api.Operation:
     bare = path.split("?")[0].strip("/").split("/")
     for op in api.OPERATIONS:
         pattern = op.path.strip("/").split("/")
-        if op.method == method and len(pattern) == len(bare):
-            if all(p == b or p.startswith("{") for p, b in zip(pattern, bare, strict=True)):
-                return op
+        same_length = op.method == method and len(pattern) == len(bare)
+        if same_length and all(p == b or p.startswith("{") for p, b in zip(pattern, bare, strict=True)):
+            return op
     raise AssertionError(f"no operation for {method} {path}")
 
 
@@ -85,7 +86,7 @@ def audit_count(app: Flask) -> int:
         return store.store.audit_entries().total
 
 
-# --- Who may call ---------------------------------------------------------------------------------------------
+# --- Who may call -------------------------------------------------------------------------------------------
 
 
 def test_a_write_token_turns_a_flag_on_and_the_change_is_audited_as_the_token(app, writer):
@@ -138,10 +139,6 @@ def test_an_expired_token_is_refused(app, client):
     raw = make_token(app, "write", "short", expires_at=datetime.now(UTC) + timedelta(seconds=1))
     with app.app_context():
         row_id = tokens.list_tokens()[0].id
-        from sqlalchemy import update
-
-        from {{ cookiecutter.package_name }}.gatekeeper_control.tables import TokenRow
-
         with store.current_state().engine.begin() as connection:
             past = datetime.now(UTC) - timedelta(minutes=1)
             connection.execute(update(TokenRow).where(TokenRow.id == row_id).values(expires_at=past))
@@ -193,7 +190,7 @@ def test_calls_are_rate_limited_per_token(make_app):
     assert Api(client, second)("GET", "/flags").status_code == 200
 
 
-# --- Reading ----------------------------------------------------------------------------------------------------
+# --- Reading ------------------------------------------------------------------------------------------------
 
 
 def test_one_flag_shows_everything_stored_for_it(app, writer, make_user):
@@ -207,7 +204,9 @@ def test_one_flag_shows_everything_stored_for_it(app, writer, make_user):
     flag = writer("GET", "/flags/NEW_CHECKOUT").get_json()
     assert flag["weights"] == {"ON": 30, "OFF": 70}
     assert [o["label"] for o in flag["overrides"]] == ["pinned@example.com"]
-    assert flag["targets"] == [{"group": "beta", "variant": "ON=50 OFF=50", "split": {"ON": 50.0, "OFF": 50.0}}]
+    assert flag["targets"] == [
+        {"group": "beta", "variant": "ON=50 OFF=50", "split": {"ON": 50.0, "OFF": 50.0}}
+    ]
     assert {(p["flag"], p["source"]) for p in flag["prerequisites"]} >= {("MY_NEW_FEATURE", "stored")}
     assert [s["action"] for s in flag["schedules"]] == ["off"]
 
@@ -247,7 +246,11 @@ def test_a_user_look_up_says_what_each_flag_gives_them(writer, make_user):
 def test_groups_segments_schedules_and_exposures_read_back(writer):
     writer("POST", "/groups", {"name": "staff", "description": "Our people"})
     writer("POST", "/segments", {"name": "corp", "description": "Company emails"})
-    writer("POST", "/segments/corp/conditions", {"attribute": "email", "operator": "ends_with", "value": "@corp.test"})
+    writer(
+        "POST",
+        "/segments/corp/conditions",
+        {"attribute": "email", "operator": "ends_with", "value": "@corp.test"},
+    )
     groups = {g["name"]: g["source"] for g in writer("GET", "/groups").get_json()["groups"]}
     assert groups == {"admins": "code", "staff": "stored"}
     assert writer("GET", "/groups/staff").get_json()["members"] == []
@@ -257,7 +260,7 @@ def test_groups_segments_schedules_and_exposures_read_back(writer):
     assert writer("GET", "/flags/HOMEPAGE_EXPERIMENT/exposures").get_json()["flag"] == "HOMEPAGE_EXPERIMENT"
 
 
-# --- Refused changes write nothing ------------------------------------------------------------------------------
+# --- Refused changes write nothing --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -276,7 +279,9 @@ def test_groups_segments_schedules_and_exposures_read_back(writer):
         ("POST", "/audit/999/undo", {}, 404),
     ],
 )
-def test_a_refused_change_is_a_problem_and_writes_nothing(module_app, shared_writer, method, path, body, status):
+def test_a_refused_change_is_a_problem_and_writes_nothing(
+    module_app, shared_writer, method, path, body, status
+):
     before = audit_count(module_app)
     response = shared_writer(method, path, body)
     assert response.status_code == status, response.get_json()
@@ -304,7 +309,7 @@ def test_creating_a_group_twice_is_a_409(writer):
     assert writer("POST", "/groups", {"name": "beta"}).status_code == 409
 
 
-# --- Every other change ---------------------------------------------------------------------------------------
+# --- Every other change -------------------------------------------------------------------------------------
 
 
 def test_every_change_and_its_removal_goes_through(app, writer, make_user):
@@ -330,7 +335,11 @@ def test_every_change_and_its_removal_goes_through(app, writer, make_user):
         ("PUT", "/flags/NEW_CHECKOUT/prerequisites/MY_NEW_FEATURE", {"variant": "VISIBLE"}),
         ("DELETE", "/flags/NEW_CHECKOUT/prerequisites/MY_NEW_FEATURE", None),
         ("POST", "/segments", {"name": "corp"}),
-        ("POST", "/segments/corp/conditions", {"attribute": "email", "operator": "ends_with", "value": "@c.test"}),
+        (
+            "POST",
+            "/segments/corp/conditions",
+            {"attribute": "email", "operator": "ends_with", "value": "@c.test"},
+        ),
         ("DELETE", "/segments/corp/conditions/1", None),
         ("DELETE", "/segments/corp", None),
     ]
@@ -346,7 +355,9 @@ def test_every_change_and_its_removal_goes_through(app, writer, make_user):
 
 
 def test_a_scheduled_change_can_be_cancelled(writer):
-    made = writer("POST", "/flags/NEW_CHECKOUT/schedules", {"when": "+2h", "action": "force", "arguments": ["ON"]})
+    made = writer(
+        "POST", "/flags/NEW_CHECKOUT/schedules", {"when": "+2h", "action": "force", "arguments": ["ON"]}
+    )
     assert made.status_code == 201
     schedule_id = writer("GET", "/schedules?flag=NEW_CHECKOUT").get_json()["schedules"][0]["id"]
     assert writer("DELETE", f"/flags/NEW_CHECKOUT/schedules/{schedule_id}").get_json()["changed"] is True
@@ -360,7 +371,7 @@ def test_a_change_can_be_undone(app, writer):
         assert store.store.snapshot(max_age=0).forced == {}
 
 
-# --- The document -----------------------------------------------------------------------------------------------
+# --- The document -------------------------------------------------------------------------------------------
 
 
 def test_the_openapi_document_lists_every_operation_with_its_schemas(module_app):
@@ -368,9 +379,7 @@ def test_the_openapi_document_lists_every_operation_with_its_schemas(module_app)
     assert document["openapi"].startswith("3.1")
     listed = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert listed == {(op.method, op.path) for op in api.OPERATIONS}
-    assert document["paths"]["/flags/{flag}/forced"]["put"]["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/VariantBody"
-    }
+    assert document["paths"]["/flags/{flag}/forced"]["put"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/VariantBody"}
     jsonschema.Draft202012Validator.check_schema({"components": document["components"]})
-
-

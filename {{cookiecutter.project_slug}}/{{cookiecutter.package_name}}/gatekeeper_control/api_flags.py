@@ -226,7 +226,9 @@ def set_value(flag: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
     # The dashboard takes `42` typed for a text flag as the text "42"; the API was sent a JSON value, whose
     # type is meant.
     if _config(flag).value_type == "string" and not isinstance(body["value"], str):
-        raise Problem(422, f"{flag}'s values are text: send a JSON string, e.g. \"Welcome!\". Nothing changed.")
+        raise Problem(
+            422, f'{flag}\'s values are text: send a JSON string, e.g. "Welcome!". Nothing changed.'
+        )
     entry = values.set_value(flag, variant, _as_text(body["value"]), actor(), reason=body.get("reason"))
     return change_json(entry, f"{flag} {variant} carries this value already; nothing changed.")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 import jsonschema
+from flask.cli import with_appcontext
 
 from .audit import AuditEntry
 from .checks import current_config_map
@@ -337,6 +338,7 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 @click.command("export")
+@with_appcontext
 @click.option("--flags", default=None, help="Only these flags, comma-separated (default: all).")
 def export_command(flags: str | None) -> None:
     """Print all runtime state as gatekeeper-state JSON: `flask gk export > state.json`."""
@@ -348,6 +350,7 @@ def export_command(flags: str | None) -> None:
 
 
 @click.command("import")
+@with_appcontext
 @click.argument("path", type=click.File("r", encoding="utf-8"))
 @click.option("--dry-run", is_flag=True, help="Print what would change, per flag, and change nothing.")
 def import_command(path: Any, dry_run: bool) -> None:
