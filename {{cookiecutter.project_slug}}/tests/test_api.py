@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.gatekeeper_control import api, store, tokens
 from {{ cookiecutter.package_name }}.gatekeeper_control.api_schemas import SCHEMAS
 from {{ cookiecutter.package_name }}.gatekeeper_control.tables import TokenRow
@@ -178,6 +179,13 @@ def test_last_use_is_recorded(app, reader):
     reader("GET", "/flags")
     with app.app_context():
         assert tokens.list_tokens()[0].last_used_at is not None
+
+
+def test_the_rate_limit_is_read_from_the_environment():
+    environ = {"SECRET_KEY": "x", "GATEKEEPER_API_RATE_LIMIT": "10 per second"}
+    assert Settings.from_env("/srv/instance", environ).GATEKEEPER_API_RATE_LIMIT == "10 per second"
+    default = Settings.from_env("/srv/instance", {"SECRET_KEY": "x"})
+    assert default.GATEKEEPER_API_RATE_LIMIT == "600 per minute"
 
 
 def test_calls_are_rate_limited_per_token(make_app):
