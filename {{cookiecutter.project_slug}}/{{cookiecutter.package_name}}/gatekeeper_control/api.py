@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -39,6 +38,11 @@ from .errors import (
     UnknownUserError,
 )
 from .tokens import SCOPES, TokenInfo, authenticate
+
+try:  # the baked project's dependency; optional for a copied folder, which then serves no API
+    import jsonschema
+except ImportError:
+    jsonschema = None
 
 bp = Blueprint("gatekeeper_api", __name__)
 
@@ -248,10 +252,10 @@ def _validated(schema: Mapping[str, Any], value: Any, where: str) -> Any:
     return value
 
 
-_VALIDATORS: dict[int, jsonschema.protocols.Validator] = {}
+_VALIDATORS: dict[int, Any] = {}
 
 
-def _validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+def _validator(schema: Mapping[str, Any]) -> Any:
     """A validator for `schema`, whose `$ref`s point into SCHEMAS as the OpenAPI document's do."""
     validator = _VALIDATORS.get(id(schema))
     if validator is None:
@@ -350,7 +354,11 @@ def _unknown(rest: str) -> Response:
 
 def init_app(app: Flask, dashboard_prefix: str) -> None:
     """Serve the API at `<dashboard_prefix>/api/v1`, exempt it from the app's CSRFProtect (it reads no
-    cookie) and rate-limit it per token with the app's Flask-Limiter, when it has those extensions."""
+    cookie) and rate-limit it per token with the app's Flask-Limiter, when it has those extensions. Without
+    the jsonschema package (a copied folder may lack it) the API is not served."""
+    if jsonschema is None:
+        app.logger.warning("gatekeeper: the admin API needs the jsonschema package; it is not served.")
+        return
     prefix = dashboard_prefix.rstrip("/") + "/api/v" + API_VERSION
     app.extensions["gatekeeper_api_prefix"] = prefix
     csrf = app.extensions.get("csrf")

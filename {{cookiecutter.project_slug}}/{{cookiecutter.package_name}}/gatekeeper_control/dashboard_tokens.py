@@ -4,7 +4,7 @@ its session (see api.py)."""
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .dashboard import bp, current_actor, flash_message
@@ -26,8 +26,13 @@ def tokens() -> str:
         client_keys=[info for info in listed if info.scope == "evaluate"],
         scopes=SCOPES,
         error=error,
-        api_url=url_for("gatekeeper_api.openapi_json"),
+        api_url=_api_url(),
     )
+
+
+def _api_url() -> str | None:
+    """The OpenAPI document's address, when the app serves the API (it needs jsonschema)."""
+    return url_for("gatekeeper_api.openapi_json") if "gatekeeper_api" in current_app.blueprints else None
 
 
 @bp.post("/tokens")
@@ -51,7 +56,7 @@ def create_token_view() -> Response | str:
         client_keys=[i for i in listed if i.scope == "evaluate"],
         scopes=SCOPES,
         error=None,
-        api_url=url_for("gatekeeper_api.openapi_json"),
+        api_url=_api_url(),
         created=info,
         raw_token=raw,
     )

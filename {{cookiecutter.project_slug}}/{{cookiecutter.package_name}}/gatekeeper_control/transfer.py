@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import jsonschema
 from flask.cli import with_appcontext
 
 from .audit import AuditEntry
@@ -32,6 +31,11 @@ from .segments import segments
 from .store import CLI_ACTOR, store
 from .targeting import code_groups, targeting
 from .values import to_json, values
+
+try:  # the baked project's dependency; optional for a copied folder, whose imports then say what is missing
+    import jsonschema
+except ImportError:
+    jsonschema = None
 
 FORMAT = "gatekeeper-state"
 VERSION = 1
@@ -145,6 +149,8 @@ def check_document(document: Any) -> None:
             f"This file is {FORMAT} version {document.get('version')!r}; this app reads version {VERSION}. "
             "Export it again from an app of this version. Nothing was changed."
         )
+    if jsonschema is None:
+        raise TransferError("Importing needs the jsonschema package: `pip install jsonschema`.")
     problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if problem is not None:
         where = "/" + "/".join(str(part) for part in problem.absolute_path)
@@ -330,7 +336,7 @@ class _Importer:
 
 
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
+def _validator() -> Any:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
