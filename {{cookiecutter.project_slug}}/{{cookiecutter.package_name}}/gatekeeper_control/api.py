@@ -37,6 +37,7 @@ from .errors import (
     UnknownGroupError,
     UnknownUserError,
 )
+from .prerequisites import PrerequisiteError
 from .tokens import SCOPES, TokenInfo, authenticate
 
 try:  # the baked project's dependency; optional for a copied folder, which then serves no API
@@ -101,7 +102,9 @@ def problem_for(error: StoreError) -> Problem:
         return Problem(404, str(error))
     if isinstance(error, ScheduleError):
         return Problem(422, str(error))
-    if "already" in str(error) or "circle" in str(error) or "cannot be undone" in str(error):
+    # A conflict with what is stored: a circle of prerequisites, a name taken, an undo overtaken by a later
+    # change (the store says "already" and "cannot be undone" for those two, with no class of their own).
+    if isinstance(error, PrerequisiteError) or "already" in str(error) or "cannot be undone" in str(error):
         return Problem(409, str(error))
     return Problem(422, str(error))
 
