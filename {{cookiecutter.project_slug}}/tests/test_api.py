@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.gatekeeper_control import api, store, tokens
 from {{ cookiecutter.package_name }}.gatekeeper_control.api_schemas import SCHEMAS
 from {{ cookiecutter.package_name }}.gatekeeper_control.tables import TokenRow
+from tests.conftest import add_user
 
 API = "/gatekeeper/api/v1"
 
@@ -196,6 +197,58 @@ def test_calls_are_rate_limited_per_token(make_app):
     statuses = [Api(client, first)("GET", "/flags").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     assert Api(client, second)("GET", "/flags").status_code == 200
+
+
+# Concrete values for each path parameter, so that every declared operation can be called.
+PATH_VALUES = {
+    "flag": "NEW_CHECKOUT",
+    "variant": "ON",
+    "user": "someone@example.com",
+    "group": "beta",
+    "segment": "corp",
+    "required": "MY_NEW_FEATURE",
+    "schedule_id": "1",
+    "number": "1",
+    "entry_id": "1",
+}
+
+
+def test_every_endpoint_refuses_no_token_a_revoked_or_expired_one_a_session_and_the_wrong_scope(
+    module_app, login
+):
+    """For each operation the document lists: 401 without a token, with a revoked or an expired token and
+    with only a signed-in admin's session; 403 for a read token on a change; and nothing is written."""
+    admin = add_user(module_app, "every-endpoint-admin@example.com", is_admin=True)
+    read = make_token(module_app, "read", "every-endpoint-read")
+    revoked = make_token(module_app, "write", "every-endpoint-revoked")
+    expired = make_token(
+        module_app, "write", "every-endpoint-expired", expires_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    with module_app.app_context():
+        tokens.revoke_token("every-endpoint-revoked", actor="test")
+        with store.current_state().engine.begin() as connection:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            connection.execute(
+                update(TokenRow).where(TokenRow.name == "every-endpoint-expired").values(expires_at=past)
+            )
+    before = audit_count(module_app)
+    session = module_app.test_client()
+    login(session, admin)
+    for op in api.OPERATIONS:
+        if op.scope is None:
+            continue
+        path = op.path.format(**PATH_VALUES)
+        body = {} if op.body else None
+        for client, token in (
+            (module_app.test_client(), None),
+            (session, None),
+            (session, revoked),
+            (session, expired),
+        ):
+            assert Api(client, token)(op.method, path, body).status_code == 401, (op.method, path, token)
+        status = Api(module_app.test_client(), read)(op.method, path, body).status_code
+        assert (status == 403) == (op.scope == "write"), (op.method, path, status)
+    assert audit_count(module_app) == before
 
 
 # --- Reading ------------------------------------------------------------------------------------------------
