@@ -1,11 +1,12 @@
 """The admin API on a real server: Schemathesis (from PyPI) generates requests from the served OpenAPI
 document and sends them to gunicorn with a write token; no answer is a 5xx, every answer matches the
 document, and the audit log holds exactly the changes the API said it made (a refused request changed
-nothing)."""
+nothing). Then the baked README's `curl` turns a flag on, as a deploy script would."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.request
 from pathlib import Path
@@ -86,3 +87,20 @@ def test_schemathesis_finds_no_server_error_no_undocumented_answer_and_no_refuse
         accepted = accepted_changes(har)
         assert accepted > 0, "no generated request changed anything: the check below would prove nothing"
         assert accepted == audited_by(f"http://{address}", token, "token:schemathesis")
+        assert_the_readmes_curl_turns_a_flag_on(project, f"http://{address}", token)
+
+
+def assert_the_readmes_curl_turns_a_flag_on(project: Path, url: str, token: str) -> None:
+    """The baked README's deploy-script `curl`, run as written (its host swapped for the server's)."""
+    readme = (project / "README.md").read_text()
+    command = re.search(r"^curl -X PUT .*?\n(?=```)", readme, flags=re.DOTALL | re.MULTILINE).group()
+    command = command.replace("https://example.com", url)
+    run(
+        ["bash", "-c", f"set -e; curl --fail-with-body -sS {command.removeprefix('curl ')}"],
+        env={"GATEKEEPER_TOKEN": token, "PATH": "/usr/bin:/bin"},
+    )
+    request = urllib.request.Request(
+        f"{url}{API}/flags/NEW_CHECKOUT", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response)["forced"] == "ON"
