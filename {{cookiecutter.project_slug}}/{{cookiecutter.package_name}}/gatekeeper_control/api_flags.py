@@ -225,7 +225,9 @@ def clear_weights(flag: str, query: dict[str, Any]) -> dict[str, Any]:
 def set_value(flag: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
     # The dashboard takes `42` typed for a text flag as the text "42"; the API was sent a JSON value, whose
     # type is meant.
-    if _config(flag).value_type == "string" and not isinstance(body["value"], str):
+    config = _config(flag)
+    text_flag = config.value_type == "string" and variant in config.get_variants()
+    if text_flag and not isinstance(body["value"], str):
         raise Problem(
             422, f'{flag}\'s values are text: send a JSON string, e.g. "Welcome!". Nothing changed.'
         )
