@@ -456,6 +456,8 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
         "a: Users",
         "a: Audit log",
         "a: Webhooks",
+
+        "a: Tokens",
         "a: Back to Gatekeeper App",
         "a: Flags",
         "select: Variant",

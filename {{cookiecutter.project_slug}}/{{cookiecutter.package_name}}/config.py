@@ -138,6 +138,7 @@ class Settings:
     # per process by default; with several processes give them a shared one, e.g. redis://localhost:6379.
     LOGIN_LIMIT_PER_ACCOUNT: str = "5 per minute"
     LOGIN_LIMIT_PER_ADDRESS: str = "20 per minute"
+    GATEKEEPER_API_RATE_LIMIT: str = "600 per minute"  # admin API calls per token (Flask-Limiter notation)
     RATELIMIT_ENABLED: bool = True
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_STRATEGY: str = "moving-window"
@@ -189,6 +190,9 @@ class Settings:
             ),
             LOGIN_LIMIT_PER_ADDRESS=_rate_limit(
                 environ, "LOGIN_LIMIT_PER_ADDRESS", cls.LOGIN_LIMIT_PER_ADDRESS
+            ),
+            GATEKEEPER_API_RATE_LIMIT=_rate_limit(
+                environ, "GATEKEEPER_API_RATE_LIMIT", cls.GATEKEEPER_API_RATE_LIMIT
             ),
             RATELIMIT_STORAGE_URI=environ.get("RATELIMIT_STORAGE_URI") or cls.RATELIMIT_STORAGE_URI,
             GATEKEEPER_STORE_PUSH=_bool(environ, "GATEKEEPER_STORE_PUSH", default=True),

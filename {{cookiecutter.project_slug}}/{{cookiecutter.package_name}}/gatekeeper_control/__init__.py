@@ -19,6 +19,9 @@ from flask import Flask
 # Importing cli, check and the dashboard's page modules adds their `flask gk` commands and pages. Modules
 # only: a name imported here must never hide a module of the folder (`gatekeeper_control.store` is store.py).
 from . import (  # noqa: F401
+    api,
+    api_admin,
+    api_flags,
     check,
     cli,
     dashboard,
@@ -26,6 +29,8 @@ from . import (  # noqa: F401
     dashboard_segments,
     dashboard_targeting,
     dashboard_webhooks,
+
+    dashboard_tokens,
     exposures,
     prerequisites,
     schedules,
@@ -67,6 +72,7 @@ def init_app(
     webhooks.init_app()
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
+    api.init_app(app, prefix)  # the admin API, at <prefix>/api/v1
     return app_store
 
 

@@ -24,6 +24,8 @@ from .segments import segments
 from .store import CLI_ACTOR, store
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
+from .tokens import keys_cli, tokens_cli
+from .transfer import export_command, import_command
 from .values import values
 from .webhooks import webhooks_cli
 
@@ -405,3 +407,9 @@ def schedule_list_command(flag: str | None) -> None:
 def schedule_cancel_command(schedule_id: int) -> None:
     """Cancel pending change ID."""
     _run(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending; nothing changed.")
+
+
+gatekeeper.cli.add_command(tokens_cli)  # flask gk tokens create|list|revoke
+gatekeeper.cli.add_command(keys_cli)  # flask gk keys create|list|revoke (OFREP client keys)
+gatekeeper.cli.add_command(export_command)  # flask gk export
+gatekeeper.cli.add_command(import_command)  # flask gk import

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from .snapshot import (
     UsersLookup,
     describe_error,
     missing_table,
+    read_snapshot,
 )
 from .tables import (
     LABEL_LENGTH,
@@ -74,6 +76,9 @@ class UndoKind:
     now: Callable[[AuditEntry, Snapshot], str | None]
     restore: Callable[[AuditEntry, str, str], AuditEntry | None]  # (entry, actor, reason)
 
+
+# The session of the `OverrideStore.batch()` in progress in this context, if any: writes join it.
+_BATCH: ContextVar[Session | None] = ContextVar("gatekeeper_batch", default=None)
 
 # action -> its UndoKind, for actions that modules above the store register (see values.py).
 UNDO_KINDS: dict[str, UndoKind] = {}
@@ -159,7 +164,12 @@ class OverrideStore:
     # Reading ------------------------------------------------------------------------------------------------
 
     def snapshot(self, max_age: float | None = None) -> Snapshot:
-        """The current app's overrides; see `AppStore.snapshot`. Never raises."""
+        """The current app's overrides; see `AppStore.snapshot`. Never raises. Inside `batch()`: what its
+        transaction holds so far, so that each write's checks see the writes before it."""
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.flush()
+            return read_snapshot(batch, -1)
         return current_state().snapshot(max_age)
 
     @property
@@ -421,24 +431,36 @@ class OverrideStore:
                 f"Could not look up {len(texts)} users: {describe_error(exc)}. Nothing was changed."
             ) from exc
 
-    def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
-        state = current_state()
+    @contextmanager
+    def batch(self, *, commit: bool = True) -> Iterator[None]:
+        """Make every write inside the block in one transaction: all of them, or none if anything raises
+        (an import). With `commit=False` they are all rolled back at the end: a dry run that made each write
+        exactly as it would, audit entries included, and kept nothing. Raises as `_write` does."""
+        state, feed = current_state(), None
+        with self._errors_translated(state), Session(state.engine) as session:
+            _bump_version(session)
+            token = _BATCH.set(session)
+            try:
+                yield
+            finally:
+                _BATCH.reset(token)
+            if not commit:
+                session.rollback()
+                return
+            feed = state.change_feed()
+            if feed is not None and (statement := feed.notify_statement()):
+                session.execute(text(statement))
+            session.commit()
+        if feed is not None:
+            feed.published()
+        with state.lock:
+            state.refresh()
+
+    @contextmanager
+    def _errors_translated(self, state: AppStore) -> Iterator[None]:
+        """A write's database errors as the store's: refused input, or an unavailable database."""
         try:
-            with Session(state.engine) as session:
-                # Bumping the counter first also serialises concurrent writers on databases with row locks.
-                bumped = session.execute(
-                    update(VersionRow).where(VersionRow.id == 1).values(version=VersionRow.version + 1)
-                )
-                if bumped.rowcount == 0:
-                    session.add(VersionRow(id=1, version=1))
-                entry = change(session)
-                if entry is None:
-                    session.rollback()
-                    return None
-                feed = state.change_feed()
-                if feed is not None and (statement := feed.notify_statement()):
-                    session.execute(text(statement))  # sent by the server only if this commits
-                session.commit()
+            yield
         except REFUSED_INPUT_ERRORS as exc:
             raise OverrideError(
                 f"The database refused this change ({describe_error(exc)}): check what was typed. "
@@ -449,6 +471,22 @@ class OverrideStore:
             raise StoreUnavailableError(
                 f"The override store is unavailable ({state.error}); nothing was changed."
             ) from exc
+
+    def _write(self, change: Callable[[Session], AuditEntry | None]) -> AuditEntry | None:
+        batch = _BATCH.get()
+        if batch is not None:  # inside `batch()`: its transaction commits (or not) at the end
+            return change(batch)
+        state = current_state()
+        with self._errors_translated(state), Session(state.engine) as session:
+            _bump_version(session)
+            entry = change(session)
+            if entry is None:
+                session.rollback()
+                return None
+            feed = state.change_feed()
+            if feed is not None and (statement := feed.notify_statement()):
+                session.execute(text(statement))  # sent by the server only if this commits
+            session.commit()
         if feed is not None:
             feed.published()
         with state.lock:  # after the commit, so this process sees its own write at once
@@ -467,6 +505,15 @@ class OverrideStore:
         except DATABASE_ERRORS as exc:
             state.mark_unavailable(exc)
             raise StoreUnavailableError(f"The override store is unavailable ({state.error}).") from exc
+
+
+def _bump_version(session: Session) -> None:
+    # Bumping the counter first also serialises concurrent writers on databases with row locks.
+    bumped = session.execute(
+        update(VersionRow).where(VersionRow.id == 1).values(version=VersionRow.version + 1)
+    )
+    if bumped.rowcount == 0:
+        session.add(VersionRow(id=1, version=1))
 
 
 def current_state() -> AppStore:

@@ -246,6 +246,22 @@ class WebhookAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
     milliseconds: Mapped[int] = mapped_column(Integer)
 
+class TokenRow(Base):
+    """An API token or OFREP client key (tokens.py): only its SHA-256 is stored, never the token itself."""
+
+    __tablename__ = "gatekeeper_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # evaluate, read or write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the raw token
+    prefix: Mapped[str] = mapped_column(String(16))  # the token's first characters, to recognise it in lists
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
 
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
 # `target_metadata = [db.metadata, gatekeeper_control.metadata]`.
