@@ -148,6 +148,9 @@ class Settings:
     # How a change reaches the other processes: "" automatic (LISTEN/NOTIFY on PostgreSQL, the TTL alone on
     # SQLite), a redis:// URL (Redis pub/sub), "postgresql" or "none" (the TTL alone).
     GATEKEEPER_CHANGE_FEED: str = ""
+    # A thread in each process that applies due scheduled changes on time, traffic or not (off: the first
+    # request after their time applies them).
+    GATEKEEPER_TIMER: bool = True
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -192,4 +195,5 @@ class Settings:
             GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
             GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
             GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
+            GATEKEEPER_TIMER=_bool(environ, "GATEKEEPER_TIMER", default=True),
         )

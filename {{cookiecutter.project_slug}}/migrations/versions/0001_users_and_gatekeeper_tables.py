@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 09:32:04.771622
+Create Date: 2026-12-02 13:04:12.781297
 """
 
 import sqlalchemy as sa
@@ -105,6 +105,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "gatekeeper_leases",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "gatekeeper_prerequisites",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("required", sa.String(length=100), nullable=False),
@@ -198,6 +205,7 @@ def downgrade() -> None:
     op.drop_table("gatekeeper_schedules")
     op.drop_table("gatekeeper_rollout_weights")
     op.drop_table("gatekeeper_prerequisites")
+    op.drop_table("gatekeeper_leases")
     op.drop_table("gatekeeper_groups")
     op.drop_table("gatekeeper_group_targets")
     op.drop_table("gatekeeper_group_members")

@@ -22,7 +22,9 @@ from . import (  # noqa: F401
     check,
     cli,
     dashboard,
+    dashboard_audit,
     dashboard_flags,
+    dashboard_schedules,
     dashboard_segments,
     dashboard_targeting,
     exposures,
@@ -30,6 +32,7 @@ from . import (  # noqa: F401
     schedules,
     segments,
     store,
+    timer,
     values,
 )
 from .push import ChangeFeed
@@ -57,9 +60,11 @@ def init_app(
     for pasted lists of group members. `feed` carries changes between processes (default: LISTEN/NOTIFY on
     PostgreSQL, the TTL elsewhere). The dashboard is served under `url_prefix` (default: the
     `GATEKEEPER_URL_PREFIX` setting, else "/gatekeeper"). Exposures are recorded unless
-    `GATEKEEPER_EXPOSURES` is off.
+    `GATEKEEPER_EXPOSURES` is off. Due scheduled changes are applied by a timer thread in each process
+    (from its first request) unless `GATEKEEPER_TIMER` is off.
     """
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
+    timer.init_app(app)
     schedules.init_app(app_store)
     exposures.exposures.init_app(app, app_store.db)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"

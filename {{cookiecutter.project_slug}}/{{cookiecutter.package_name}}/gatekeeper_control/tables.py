@@ -183,6 +183,16 @@ class ScheduleRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
 
 
+class LeaseRow(Base):
+    """Who may run a job that must run in one process at a time, until when (leases.py)."""
+
+    __tablename__ = "gatekeeper_leases"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
 # `target_metadata = [db.metadata, gatekeeper_control.metadata]`.
 metadata = Base.metadata
