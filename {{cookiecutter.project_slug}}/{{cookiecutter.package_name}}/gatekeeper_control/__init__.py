@@ -28,7 +28,10 @@ from . import (  # noqa: F401
     dashboard_segments,
     dashboard_targeting,
     exposures,
+    outcomes,
     prerequisites,
+    release_cli,
+    releases,
     schedules,
     segments,
     store,
@@ -66,6 +69,8 @@ def init_app(
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
     timer.init_app(app)
     schedules.init_app(app_store)
+    outcomes.init_app(app, lambda: app_store.engine)
+    releases.init_app(app)
     exposures.exposures.init_app(app, app_store.db)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)

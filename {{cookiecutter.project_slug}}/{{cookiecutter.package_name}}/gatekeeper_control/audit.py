@@ -71,6 +71,8 @@ TARGETING_WHAT = {
     "schedule": "change scheduled {target}",
     "cancel_schedule": "scheduled change {target} cancelled",
     "schedule_failed": "scheduled change {target} could not be made",
+    "release": "release {target}",
+    "release_template": "release template {target} saved",
 }
 TARGETING_SUMMARY = {
     "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
@@ -88,6 +90,8 @@ TARGETING_SUMMARY = {
     "schedule": "{entry.flag}: {entry.after} scheduled {entry.target}.",
     "cancel_schedule": "{entry.flag}: scheduled change {entry.target} ({entry.before}) cancelled.",
     "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
+    "release": "{entry.flag}: release {entry.target} {entry.after}.",
+    "release_template": "Release template {entry.target} saved: {entry.after}.",
 }
 
 
