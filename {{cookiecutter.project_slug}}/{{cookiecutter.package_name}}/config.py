@@ -153,6 +153,7 @@ class Settings:
     GATEKEEPER_TIMER: bool = True
     # Request outcomes per flag variant (errors, latency, tracked metrics), for guarded releases.
     GATEKEEPER_OUTCOMES: bool = True
+    GATEKEEPER_OUTCOMES_FLUSH: float = 5.0  # seconds between the background writes of outcomes
     # Guarded releases: seconds between due checks, and each step's default minimum time and sample.
     GATEKEEPER_RELEASE_CHECK_SECONDS: float = 10.0
     GATEKEEPER_RELEASE_MIN_SECONDS: float = 600.0
@@ -203,6 +204,7 @@ class Settings:
             GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
             GATEKEEPER_TIMER=_bool(environ, "GATEKEEPER_TIMER", default=True),
             GATEKEEPER_OUTCOMES=_bool(environ, "GATEKEEPER_OUTCOMES", True),
+            GATEKEEPER_OUTCOMES_FLUSH=_seconds(environ, "GATEKEEPER_OUTCOMES_FLUSH", 5.0),
             GATEKEEPER_RELEASE_CHECK_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_CHECK_SECONDS", 10.0),
             GATEKEEPER_RELEASE_MIN_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_MIN_SECONDS", 600.0),
             GATEKEEPER_RELEASE_MIN_SAMPLE=_count(environ, "GATEKEEPER_RELEASE_MIN_SAMPLE", 500),

@@ -175,7 +175,6 @@ def totals(
 # -- recording, off the request path ------------------------------------------------------------------------
 
 MAX_KEYS = 20_000  # buffered (flag, variant, minute, metric) entries per process before new ones are dropped
-FLUSH_SECONDS = 5.0
 EXTENSION = "gatekeeper_outcomes"
 DASHBOARD_BLUEPRINT = "gatekeeper"
 TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's metrics (on flask.g)
@@ -185,8 +184,8 @@ _STARTED = "gatekeeper_started"
 class OutcomeRecorder:
     """One app's outcome buffer: each request that asked a flag adds, per flag and variant it was served,
     one `errors` observation (1 for a 5xx or an unhandled exception), its duration in `latency_ms`, and the
-    metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every FLUSH_SECONDS; what
-    is left is written at exit. Bounded: past MAX_KEYS entries new ones are dropped and counted."""
+    metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every
+    `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS entries new ones are dropped and counted."""
 
     def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
         self.app = app
@@ -287,6 +286,7 @@ def init_app(app: Flask, engine_of: Callable[[], Engine]) -> OutcomeRecorder | N
     """Count `app`'s request outcomes per flag variant unless `GATEKEEPER_OUTCOMES` is off."""
     if not app.config.get("GATEKEEPER_OUTCOMES", True):
         return None
+    timer.every("outcomes", float(app.config.get("GATEKEEPER_OUTCOMES_FLUSH", 5.0)), flush_now)
     recorder = OutcomeRecorder(app, engine_of)
     app.extensions[EXTENSION] = recorder
     app.before_request(recorder.start_of_request)
@@ -305,8 +305,6 @@ def flush_now() -> int:
     found = recorder()
     return found.flush() if found is not None else 0
 
-
-timer.every("outcomes", FLUSH_SECONDS, flush_now)
 
 
 @atexit.register
