@@ -185,7 +185,8 @@ class OutcomeRecorder:
     """One app's outcome buffer: each request that asked a flag adds, per flag and variant it was served,
     one `errors` observation (1 for a 5xx or an unhandled exception), its duration in `latency_ms`, and the
     metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every
-    `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS entries new ones are dropped and counted."""
+    `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS
+    entries new ones are dropped and counted."""
 
     def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
         self.app = app
