@@ -39,7 +39,8 @@ def _make_test_app(db_file: Path, **config: Any) -> Flask:
             # No listener thread per test app: tests of the TTL see the TTL; push has tests of its own.
             "GATEKEEPER_STORE_PUSH": False,
             "GATEKEEPER_CHANGE_FEED": "",  # automatic, whatever .env says (Redis: test_redis_feed.py)
-            "GATEKEEPER_TIMER": False,  # no timer thread per test app: tests run due jobs themselves
+            # No timer thread per test app: tests run its jobs with timer.run_due(app) (test_timer.py).
+            "GATEKEEPER_TIMER": False,
             **config,
         }
     )

@@ -153,6 +153,16 @@ class Settings:
     # seconds each step of a delivery (connect, send, read) may take.
     GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE: bool = False
     GATEKEEPER_WEBHOOKS_TIMEOUT: float = 10.0
+    # A thread in each process that applies due scheduled changes on time, traffic or not (off: the first
+    # request after their time applies them).
+    GATEKEEPER_TIMER: bool = True
+    # Request outcomes per flag variant (errors, latency, tracked metrics), for guarded releases.
+    GATEKEEPER_OUTCOMES: bool = True
+    GATEKEEPER_OUTCOMES_FLUSH: float = 5.0  # seconds between the background writes of outcomes
+    # Guarded releases: seconds between due checks, and each step's default minimum time and sample.
+    GATEKEEPER_RELEASE_CHECK_SECONDS: float = 10.0
+    GATEKEEPER_RELEASE_MIN_SECONDS: float = 600.0
+    GATEKEEPER_RELEASE_MIN_SAMPLE: int = 500
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -202,4 +212,10 @@ class Settings:
             GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
             GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE=_bool(environ, "GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE"),
             GATEKEEPER_WEBHOOKS_TIMEOUT=_seconds(environ, "GATEKEEPER_WEBHOOKS_TIMEOUT", 10.0),
+            GATEKEEPER_TIMER=_bool(environ, "GATEKEEPER_TIMER", default=True),
+            GATEKEEPER_OUTCOMES=_bool(environ, "GATEKEEPER_OUTCOMES", True),
+            GATEKEEPER_OUTCOMES_FLUSH=_seconds(environ, "GATEKEEPER_OUTCOMES_FLUSH", 5.0),
+            GATEKEEPER_RELEASE_CHECK_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_CHECK_SECONDS", 10.0),
+            GATEKEEPER_RELEASE_MIN_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_MIN_SECONDS", 600.0),
+            GATEKEEPER_RELEASE_MIN_SAMPLE=_count(environ, "GATEKEEPER_RELEASE_MIN_SAMPLE", 500),
         )

@@ -1602,6 +1602,21 @@ def _template_ff(flag: str, variant: str) -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def track(metric: str, value: float = 1.0) -> None:
+    """Count `value` of `metric` (e.g. "checkout_completed") against the variants this request is served:
+    a guarded release can guard it. Kept on `flask.g` until the request ends; outside a request, nothing."""
+    if not isinstance(metric, str) or not 0 < len(metric) <= 90 or "#" in metric:
+        raise ValueError(f"track(): {metric!r} is not a metric name (text, 1 to 90 characters, no '#')")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"track({metric!r}): the value must be a finite number, not {value!r}")
+    if has_request_context():
+        tracked = flask_g.get("gatekeeper_tracked")
+        if tracked is None:
+            tracked = flask_g.gatekeeper_tracked = []
+        tracked.append((metric, value))
+
+
 def flag_required(flag: str, variant: str) -> Callable[[F], F]:
     """Serve the view only to users who get `variant` of `flag`; everyone else gets a 404."""
 

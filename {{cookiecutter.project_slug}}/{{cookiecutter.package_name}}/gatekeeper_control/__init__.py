@@ -25,17 +25,23 @@ from . import (  # noqa: F401
     check,
     cli,
     dashboard,
+    dashboard_audit,
     dashboard_flags,
+    dashboard_schedules,
     dashboard_segments,
     dashboard_targeting,
     dashboard_webhooks,
 
     dashboard_tokens,
     exposures,
+    outcomes,
     prerequisites,
+    release_cli,
+    releases,
     schedules,
     segments,
     store,
+    timer,
     values,
     webhooks,
 )
@@ -64,10 +70,14 @@ def init_app(
     for pasted lists of group members. `feed` carries changes between processes (default: LISTEN/NOTIFY on
     PostgreSQL, the TTL elsewhere). The dashboard is served under `url_prefix` (default: the
     `GATEKEEPER_URL_PREFIX` setting, else "/gatekeeper"). Exposures are recorded unless
-    `GATEKEEPER_EXPOSURES` is off.
+    `GATEKEEPER_EXPOSURES` is off. Due scheduled changes are applied by a timer thread in each process
+    (from its first request) unless `GATEKEEPER_TIMER` is off.
     """
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
+    timer.init_app(app)
     schedules.init_app(app_store)
+    outcomes.init_app(app, lambda: app_store.engine)
+    releases.init_app(app)
     exposures.exposures.init_app(app, app_store.db)
     webhooks.init_app()
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"

@@ -74,6 +74,8 @@ TARGETING_WHAT = {
     "schedule_failed": "scheduled change {target} could not be made",
     "add_webhook": "{target} added",
     "remove_webhook": "{target} removed",
+    "release": "release {target}",
+    "release_template": "release template {target} saved",
 }
 TARGETING_SUMMARY = {
     "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
@@ -93,6 +95,8 @@ TARGETING_SUMMARY = {
     "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
     "add_webhook": "{entry.target} added: it gets every change from now on.",
     "remove_webhook": "{entry.target} removed.",
+    "release": "{entry.flag}: release {entry.target} {entry.after}.",
+    "release_template": "Release template {entry.target} saved: {entry.after}.",
 }
 
 

@@ -1,6 +1,6 @@
-"""The dashboard's flag pages: the flag list, one flag (who sees what, and why), the audit log with undo,
-and the changes made from them (browser override, the off switch, forced variant, per-user overrides,
-variant values)."""
+"""The dashboard's flag pages: the flag list, one flag (who sees what, and why), and the changes made from
+them (browser override, the off switch, forced variant, per-user overrides, variant values). The audit log
+and undo are in dashboard_audit.py."""
 
 from __future__ import annotations
 
@@ -8,28 +8,23 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .audit import AuditEntry
 from .checks import current_config_map, shorten, unchecked_user_note
 from .dashboard import (
-    AUDIT_ACTORS_SHOWN,
-    AUDIT_PER_PAGE,
     FLAG_AUDIT_ENTRIES,
     back_to_flag,
     bp,
     change,
     config_or_404,
-    current_actor,
     flash_message,
-    form_reason,
 )
 from .dashboard_targeting import targeting_context
-from .parsing import page_number
 from .prerequisites import prerequisites
 from .snapshot import Snapshot
-from .store import StoreError, store, undo_problem
+from .store import StoreError, store
 from .targeting import targeting
 from .values import to_json, values
 from .who_sees_what import (
@@ -184,53 +179,6 @@ def flag(name: str) -> str:
     )
 
 
-AUDIT_FILTERS = ("flag", "actor", "action")
-AUDIT_ACTION_NAMES = {
-    "force": "forced for everyone",
-    "unforce": "stopped forcing",
-    "user_override": "user override set",
-    "clear_user_override": "user override removed",
-}
-
-
-@bp.get("/audit")
-def audit() -> str:
-    """Every change, newest first, 50 to a page; `?flag=`, `?actor=` and `?action=` narrow it (linkable)."""
-    filters = {key: request.args.get(key, "").strip() or None for key in AUDIT_FILTERS}
-    page = page_number(request.args.get("page"))
-    try:
-        entries = store.audit_entries(page=page, per_page=AUDIT_PER_PAGE, **filters)
-        actors = store.audit_actors(limit=AUDIT_ACTORS_SHOWN)
-        undoable = _undoable(entries.entries)
-    except StoreError:
-        entries, actors, undoable = None, [], set()
-    return render_template(
-        "gatekeeper/audit.html",
-        entries=entries,
-        flag=filters["flag"],
-        filters=filters,
-        filtered={key: value for key, value in filters.items() if value},
-        actors=actors,
-        flags=sorted(current_config_map()),
-        action_names=AUDIT_ACTION_NAMES,
-        undoable=undoable,
-    )
-
-
-@bp.post("/audit/<int:entry_id>/undo")
-def undo(entry_id: int) -> Response:
-    """Undo one change with a new, audited change that restores what it replaced."""
-    try:
-        entry = store.undo(entry_id, current_actor(), reason=form_reason())
-    except StoreError as exc:
-        flash_message(str(exc), "error")
-    else:
-        message = f"Undone: {entry.summary}" if entry else "Nothing to undo."
-        flash_message(message, "success" if entry else "info")
-    filters = {key: request.form.get(key) for key in AUDIT_FILTERS if request.form.get(key)}
-    return redirect(url_for(".audit", **filters))
-
-
 # --- Changes: POST, then back to the flag page --------------------------------------------------------------
 
 
@@ -342,13 +290,6 @@ def remove_user_override(name: str) -> Response:
 
 
 # --- Helpers ------------------------------------------------------------------------------------------------
-
-
-def _undoable(entries: list[AuditEntry]) -> set[int]:
-    """The ids of the entries on a page that an undo can restore now (raises StoreError)."""
-    snapshot = store.snapshot(max_age=0)
-    candidates = [entry for entry in entries if undo_problem(entry, snapshot) is None]
-    return store.newest_of_their_kind(candidates) if candidates else set()
 
 
 def _variant_values(name: str, config: Any, snapshot: Snapshot) -> list[dict[str, Any]]:

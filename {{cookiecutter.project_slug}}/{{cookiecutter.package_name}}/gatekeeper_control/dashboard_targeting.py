@@ -1,10 +1,9 @@
-"""The dashboard's targeting pages: rollout weights, group targets and scheduled changes on a flag page,
-the groups pages, and the user look-up (every flag's variant for one user, and why)."""
+"""The dashboard's targeting pages: rollout weights and group targets on a flag page (its scheduled
+changes: dashboard_schedules.py), the groups pages, and the user look-up (every flag's variant for one
+user, and why)."""
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -13,19 +12,16 @@ from werkzeug.wrappers import Response
 from .checks import current_config_map, shorten
 from .dashboard import (
     PER_PAGE,
-    Page,
     back_to_flag,
     bp,
     change,
     config_or_404,
-    current_actor,
     flash_message,
     form_reason,
     page_of,
 )
+from .dashboard_schedules import schedules_context
 from .engine import gatekeeper
-from .parsing import page_number
-from .schedules import SCHEDULE_ACTIONS, scheduler
 from .segments import segments
 from .snapshot import Snapshot
 from .store import StoreError, store
@@ -35,7 +31,6 @@ from .targeting import code_weights, targeting
 def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[Any]) -> dict[str, Any]:
     """What the flag page shows about weights, group targets and scheduled changes."""
     stored = snapshot.weights.get(name)
-    schedules, schedule_pages = _scheduled_changes(name)
     code_groups = gatekeeper.get_state().groups
     return {
         "weights": dict(stored) if stored else (code_weights(config) if config else None),
@@ -48,27 +43,8 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
         ],
         "group_names": sorted({*snapshot.groups, *code_groups, *snapshot.segments}),
         "group_choices": PER_PAGE,  # more groups than this: a text box, not a list of them all
-        "schedules": schedules,
-        "schedule_pages": schedule_pages,
-        "schedule_actions": list(SCHEDULE_ACTIONS),
+        **schedules_context(name),
     }
-
-
-def _scheduled_changes(name: str) -> tuple[list[Any] | None, Page | None]:
-    """The flag page's scheduled changes: a page of the pending ones (`?schedules=N`, soonest first), then
-    the recently done; and the pending ones' pager. (None, None) while the store is unavailable."""
-    try:
-        pending = scheduler.pending_count(name)
-        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
-        changes = scheduler.schedules(name, pending_page=(page, PER_PAGE))
-    except StoreError:
-        return None, None
-    url = functools.partial(_flag_page_schedules, name)
-    return changes, Page(changes, page, PER_PAGE, pending, url)
-
-
-def _flag_page_schedules(name: str, page: int) -> str:
-    return url_for(".flag", name=name, schedules=page, _anchor="schedules")
 
 
 def _form_weights(config: Any) -> dict[str, str]:
@@ -124,29 +100,6 @@ def remove_target(name: str) -> Response:
     """Stop targeting a group (stale targets too)."""
     group = request.form.get("group", "")
     change(targeting.untarget, name, group, unchanged=f"{shorten(group)} was not targeted.")
-    return back_to_flag(name)
-
-
-@bp.post("/flags/<name>/schedules")
-def add_schedule(name: str) -> Response:
-    """Schedule a change: WHEN (ISO 8601 or +30m, +2h, +1d), an action and its arguments."""
-    config_or_404(name)
-    when, action = request.form.get("when", ""), request.form.get("action", "")
-    arguments = request.form.get("arguments", "").split()
-    try:
-        entry = scheduler.schedule(name, when, action, arguments, actor=current_actor(), reason=form_reason())
-    except StoreError as exc:
-        flash_message(str(exc), "error")
-    else:
-        flash_message(entry.summary, "success")
-    return back_to_flag(name)
-
-
-@bp.post("/flags/<name>/schedules/<int:schedule_id>/cancel")
-def cancel_schedule(name: str, schedule_id: int) -> Response:
-    """Cancel a pending change of this flag (an id of another flag's change cancels nothing)."""
-    cancel = functools.partial(scheduler.cancel, flag=name)
-    change(cancel, schedule_id, unchanged=f"#{schedule_id} is not a pending change of {shorten(name)}.")
     return back_to_flag(name)
 
 

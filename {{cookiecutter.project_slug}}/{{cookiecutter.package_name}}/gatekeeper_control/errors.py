@@ -41,3 +41,7 @@ class ValueRejectedError(OverrideError):
 
 class ScheduleError(OverrideError):
     """A scheduled change that cannot be made (bad time or action); nothing was written."""
+
+
+class ReleaseError(OverrideError):
+    """A guarded release that cannot be started or steered as asked; nothing was written."""

@@ -1,11 +1,13 @@
 """Scheduled changes: any change (force, unforce, off, on, value, clear-value, rollout, clear-rollout,
 target, untarget) at a set time.
 
-Scheduled changes are rows with a due time. The snapshot carries the first due time; whichever process
-first notices it has passed (on a snapshot refresh, never inside a flag check) claims each due row with a
-conditional UPDATE and applies it in the same transaction, so it happens once however many processes race,
-on SQLite (one writer at a time) and on PostgreSQL (the row lock makes the second UPDATE match nothing).
-The store reaches `apply_due_changes` through the `AppStore.apply_due` hook that `init_app` sets here.
+Scheduled changes are rows with a due time. The timer (timer.py) looks for due ones every
+`DUE_CHECK_SECONDS` in every process, traffic or not; the process holding the `schedules` lease (leases.py)
+claims each due row with a conditional UPDATE and applies it in the same transaction, so it happens once
+however many processes race, on SQLite (one writer at a time) and on PostgreSQL (the row lock makes the
+second UPDATE match nothing). With `GATEKEEPER_TIMER` off, the snapshot carries the first due time and
+whichever process first notices it has passed (on a snapshot refresh, never inside a flag check) applies
+them: the store reaches `apply_due_changes` through the `AppStore.apply_due` hook that `init_app` sets here.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from . import leases, timer
 from .audit import AuditEntry, clean_reason, record
-from .checks import check_flag, check_variant, quote
+from .checks import check_flag, check_variant, current_config_map, quote
 from .errors import OverrideError, ScheduleError
 from .parsing import moment, row_id
-from .snapshot import AppStore, as_utc
+from .snapshot import DATABASE_ERRORS, EXTENSION_KEY, AppStore, as_utc
 from .store import current_state, force_in, store, switch_off_in, switch_on_in, unforce_in
 from .tables import LABEL_LENGTH, ScheduleRow, VersionRow
 from .targeting import (
@@ -187,9 +191,40 @@ class Scheduler:
 scheduler = Scheduler()
 
 
+# How often each process looks for due changes, and how long the process that applies them keeps the right
+# to (another takes over once a holder has stopped renewing it for that long).
+DUE_CHECK_SECONDS = 1.0
+LEASE_SECONDS = 15.0
+LEASE_NAME = "schedules"
+
+
 def init_app(app_store: AppStore) -> None:
-    """Have `app_store` apply due changes when it refreshes its snapshot (`gatekeeper_control.init_app`)."""
-    app_store.apply_due = apply_due_changes
+    """Apply due changes on time (`gatekeeper_control.init_app`): the timer's job, or, with `GATEKEEPER_TIMER`
+    off, whenever `app_store` refreshes its snapshot after one has come due."""
+    timed = app_store.app is not None and timer.enabled(app_store.app)
+    app_store.apply_due = None if timed else apply_due_changes
+
+
+def apply_due_now() -> int:
+    """The timer's job, in an app context: if this process holds the schedules lease, apply every due
+    change and refresh this process's snapshot; return how many were applied."""
+    app_store = current_app.extensions.get(EXTENSION_KEY)
+    if app_store is None:
+        return 0
+    try:
+        if not leases.try_acquire(app_store.engine, LEASE_NAME, leases.process_holder(), LEASE_SECONDS):
+            return 0
+        applied = apply_due_changes(app_store.engine, app_store.now(), current_config_map())
+    except DATABASE_ERRORS as exc:  # said once, on the dashboard's banner and in the log; tried again
+        app_store.mark_unavailable(exc)
+        return 0
+    if applied:
+        with app_store.lock:
+            app_store.refresh()
+    return applied
+
+
+timer.every("schedules", DUE_CHECK_SECONDS, apply_due_now)
 
 
 def _check_scheduled_action(flag: str, action: str, arguments: list[str]) -> str:

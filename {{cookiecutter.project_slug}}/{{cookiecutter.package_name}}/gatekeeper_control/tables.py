@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Column sizes: flag and variant names, user ids, and labels (emails, actors).
@@ -184,11 +184,11 @@ class ScheduleRow(Base):
 
 
 class LeaseRow(Base):
-    """Who does a one-process-at-a-time job (leases.py) until when."""
+    """Who may run a job that must run in one process at a time, until when (leases.py)."""
 
     __tablename__ = "gatekeeper_leases"
 
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -261,6 +261,64 @@ class TokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutcomeRow(Base):
+    """How the requests served one variant of a flag went in one minute, on one metric (outcomes.py)."""
+
+    __tablename__ = "gatekeeper_outcomes"
+
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes since the Unix epoch, UTC
+    metric: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float] = mapped_column(Float)
+    total_squares: Mapped[float] = mapped_column(Float)
+
+
+class ReleaseRow(Base):
+    """A guarded release of one flag: treatment against control, ramped by milestones (releases.py)."""
+
+    __tablename__ = "gatekeeper_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    treatment: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    control: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    plan: Mapped[str] = mapped_column(Text)  # JSON: milestones, minimum time and sample, alpha, guardrails
+    state: Mapped[str] = mapped_column(String(16))  # running, paused, rolled_back, completed, aborted
+    step: Mapped[int] = mapped_column(Integer)
+    step_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_reason: Mapped[str | None] = mapped_column(Text)  # the latest decision's words
+
+
+class ReleaseDecisionRow(Base):
+    """One decision of a release's due check or of an admin, in words (the release's decision log)."""
+
+    __tablename__ = "gatekeeper_release_decisions"
+    __table_args__ = (Index("ix_gatekeeper_release_decisions", "release_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(16))
+    share: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ReleaseTemplateRow(Base):
+    """A release plan saved under a name, to start other releases with."""
+
+    __tablename__ = "gatekeeper_release_templates"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    plan: Mapped[str] = mapped_column(Text)
+    saved_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:

@@ -1,6 +1,14 @@
-"""A timer thread per process that runs registered jobs when they are due, in the app's context.
+"""The timer: jobs that run every few seconds in every process, with or without traffic.
 
-Stand-in of the shared interface in INTERFACES.md (owner: panel-ops); the merge keeps the owner's file.
+`every(name, seconds, job)` registers a job (at import time, like a blueprint's routes). One daemon thread
+per process runs each job when it is due, inside the app context of every app the timer was started for:
+lazily on an app's first request, or by `start(app)`. After a fork the child starts its own thread on its
+first request (the parent's thread does not survive a fork); at exit the thread is told to stop. A job's
+exception is logged and the job runs again at its next time. A job that must run in one process at a time
+takes a lease itself (leases.py).
+
+`GATEKEEPER_TIMER` (default on) turns the thread off for an app: tests then call `run_due(app)` to run every
+job once, in their own thread.
 """
 
 from __future__ import annotations
@@ -10,63 +18,142 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from flask import Flask, request_started
+from flask import Flask
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
-_jobs: dict[str, tuple[float, Callable[[], None]]] = {}
-_next_run: dict[str, float] = {}
+# The longest the thread sleeps, so a job registered or an app started later is picked up soon.
+MAX_SLEEP = 1.0
+
+
+@dataclass
+class _Job:
+    seconds: float
+    run: Callable[[], None]
+    next_at: dict[int, float] = field(default_factory=dict)  # id(app) -> monotonic time it is due next
+
+
+_jobs: dict[str, _Job] = {}
+_apps: weakref.WeakSet[Flask] = weakref.WeakSet()
 _lock = threading.Lock()
-_thread: tuple[int, threading.Thread] | None = None
 _stop = threading.Event()
+_thread: threading.Thread | None = None
+_thread_pid = 0
+_generation = 0  # moves on in a forked child, whose first request then starts its own thread
 
 
 def every(name: str, seconds: float, job: Callable[[], None]) -> None:
-    """Run `job` every `seconds` (registering a name again replaces its job)."""
+    """Run `job()` every `seconds` in each process, in the app context of each started app. Registering a
+    name again replaces that job."""
+    if seconds <= 0:
+        raise ValueError(f"timer job {name!r}: seconds must be positive, not {seconds}")
     with _lock:
-        _jobs[name] = (seconds, job)
-        _next_run.setdefault(name, 0.0)
+        _jobs[name] = _Job(float(seconds), job)
 
 
-def run_due(app: Flask) -> None:
-    """Run the jobs that are due, once, synchronously, in `app`'s context."""
-    now = time.monotonic()
+EXTENSION_KEY = "gatekeeper_timer"
+
+
+def remove(name: str) -> None:
+    """Stop running job `name` (nothing happens if there is none)."""
     with _lock:
-        due = [(name, job) for name, (seconds, job) in _jobs.items() if _next_run.get(name, 0.0) <= now]
-        for name, _job in due:
-            _next_run[name] = now + _jobs[name][0]
-    for name, job in due:
-        try:
-            with app.app_context():
-                job()
-        except Exception:
-            logger.exception("gatekeeper timer job %s failed", name)
+        _jobs.pop(name, None)
+
+
+def init_app(app: Flask) -> None:
+    """Start the timer for `app` on its first request (unless `GATEKEEPER_TIMER` is off)."""
+    app.config.setdefault("GATEKEEPER_TIMER", True)
+    if not app.config["GATEKEEPER_TIMER"]:
+        return
+    app.extensions[EXTENSION_KEY] = True
+    started_in = [-1]  # the process generation (see _after_fork_in_child) the timer was started in
+
+    def start_on_first_request() -> None:
+        if started_in[0] != _generation:  # one comparison a request; no system call
+            start(app)
+            started_in[0] = _generation
+
+    app.before_request(start_on_first_request)
+
+
+def enabled(app: Flask) -> bool:
+    """Whether the timer thread runs `app`'s jobs: `init_app(app)` was called with `GATEKEEPER_TIMER` on."""
+    return EXTENSION_KEY in app.extensions
 
 
 def start(app: Flask) -> None:
-    """Start this process's timer thread for `app` (once per process; again in a forked child)."""
-    global _thread
-    if not app.config.get("GATEKEEPER_TIMER", True):
+    """Run the jobs for `app` in this process's timer thread, starting the thread if it is not running
+    (again after a fork: threads do not survive one). Does nothing unless `enabled(app)`."""
+    global _thread, _thread_pid
+    if not enabled(app):
         return
     with _lock:
-        if _thread is not None and _thread[0] == os.getpid():
+        _apps.add(app)
+        if _thread is not None and _thread_pid == os.getpid() and _thread.is_alive():
             return
-        thread = threading.Thread(target=_run_forever, args=(app,), name="gatekeeper-timer", daemon=True)
-        _thread = (os.getpid(), thread)
-    thread.start()
+        _stop.clear()
+        _thread = threading.Thread(target=_loop, name="gatekeeper-timer", daemon=True)
+        _thread_pid = os.getpid()
+        _thread.start()
 
 
-def _run_forever(app: Flask) -> None:
-    while not _stop.wait(0.5):
-        run_due(app)
+def stop(app: Flask | None = None) -> None:
+    """Stop running `app`'s jobs; without an app, stop the thread (at exit)."""
+    global _thread
+    with _lock:
+        if app is not None:
+            _apps.discard(app)
+            if _apps:
+                return
+        thread, _thread = _thread, None
+        _stop.set()
+    if thread is not None and thread is not threading.current_thread() and thread.is_alive():
+        thread.join(timeout=5)
 
 
-def _start_on_first_request(sender: Flask, **_: object) -> None:
-    if _thread is None or _thread[0] != os.getpid():
-        start(sender)
+def run_due(app: Flask) -> None:
+    """Run every registered job once for `app`, now, in this thread (tests with `GATEKEEPER_TIMER` off)."""
+    with _lock:
+        jobs = list(_jobs.items())
+    for name, job in jobs:
+        _run(app, name, job)
 
 
-request_started.connect(_start_on_first_request)
-atexit.register(_stop.set)
+def _loop() -> None:
+    while not _stop.is_set():
+        now = time.monotonic()
+        with _lock:
+            apps, jobs = list(_apps), list(_jobs.items())
+        soonest = now + MAX_SLEEP
+        for app in apps:
+            for name, job in jobs:
+                if _stop.is_set():
+                    return
+                due = job.next_at.get(id(app), now)
+                if due <= now:
+                    _run(app, name, job)
+                    due = job.next_at[id(app)] = time.monotonic() + job.seconds
+                soonest = min(soonest, due)
+        _stop.wait(max(0.0, soonest - time.monotonic()))
+
+
+def _run(app: Flask, name: str, job: _Job) -> None:
+    try:
+        with app.app_context():
+            job.run()
+    except Exception:  # a job's failure must never stop the timer
+        log.exception("gatekeeper timer job %s failed", name)
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _stop, _thread, _generation
+    _lock, _stop, _thread = threading.Lock(), threading.Event(), None
+    _generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(stop)

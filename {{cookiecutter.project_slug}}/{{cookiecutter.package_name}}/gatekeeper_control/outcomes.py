@@ -1,0 +1,324 @@
+"""Request outcomes per flag variant: how the requests that were served each variant went, per minute.
+
+A release (releases.py) compares a treatment variant with a control variant on these totals. Each row of
+`gatekeeper_outcomes` holds, for one flag, variant, minute (since the Unix epoch) and metric, the number of
+observations, their sum and their sum of squares: `errors` (one observation per request, 1 for a 5xx or an
+unhandled exception), `latency_ms` (the request's duration, with a fixed log-scale histogram for its p95),
+and any metric the app tracks (`gatekeeper.track("checkout_completed", value=1.0)`). Totals add, so every
+process adds its own and a release reads the sum since it began.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, current_app
+from flask import g as flask_g
+from flask import request as flask_request
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from . import timer
+from .guardrails import ArmStats
+from .tables import OutcomeRow
+
+log = logging.getLogger(__name__)
+
+ERRORS, LATENCY = "errors", "latency_ms"
+# The latency histogram's buckets: upper bounds 1, 2, 4, ... ms (doubling), the last one open.
+BUCKETS = 20
+
+
+@dataclass
+class Totals:
+    """One (flag, variant, minute, metric)'s running totals, as buffered and as stored."""
+
+    n: int = 0
+    total: float = 0.0
+    total_squares: float = 0.0
+    buckets: list[int] | None = None
+
+    def add(self, value: float, *, histogram: bool = False) -> None:
+        self.n += 1
+        self.total += value
+        self.total_squares += value * value
+        if histogram:
+            if self.buckets is None:
+                self.buckets = [0] * BUCKETS
+            self.buckets[bucket_of(value)] += 1
+
+
+def bucket_of(milliseconds: float) -> int:
+    """The histogram bucket of a duration: 0 for up to 1 ms, then one per doubling, the last open-ended."""
+    if milliseconds <= 1.0:
+        return 0
+    return min(BUCKETS - 1, math.ceil(math.log2(milliseconds)))
+
+
+def bucket_upper_bound(index: int) -> float:
+    return math.inf if index >= BUCKETS - 1 else float(2**index)
+
+
+def percentile(buckets: Iterable[int], share: float) -> float | None:
+    """The upper bound of the bucket that holds the `share` quantile (e.g. 0.95): an upper estimate."""
+    counts = list(buckets)
+    total = sum(counts)
+    if not total:
+        return None
+    running = 0
+    for index, count in enumerate(counts):
+        running += count
+        if running >= share * total:
+            return bucket_upper_bound(index)
+    return math.inf
+
+
+Key = tuple[str, str, int, str]  # flag, variant, minute, metric
+
+
+def add(engine: Engine, totals: Mapping[Key, Totals]) -> None:
+    """Add buffered totals to the stored ones, in one transaction (an upsert per row)."""
+    if not totals:
+        return
+    with Session(engine) as session, session.begin():
+        add_in(session, totals)
+
+
+def add_in(session: Session, totals: Mapping[Key, Totals]) -> None:
+    """Each entry is one upsert that adds to the stored totals, so processes writing at once lose nothing.
+    A latency histogram's buckets are rows of their own (metric `latency_ms#7`: n requests in bucket 7)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OutcomeRow.__table__
+    rows = []
+    for (flag, variant, minute, metric), entry in totals.items():
+        rows.append((flag, variant, minute, metric, entry.n, entry.total, entry.total_squares))
+        for index, count in enumerate(entry.buckets or ()):
+            if count:
+                rows.append((flag, variant, minute, f"{metric}#{index}", count, 0.0, 0.0))
+    for flag, variant, minute, metric, n, total, squares in rows:
+        statement = insert(table).values(
+            flag=flag, variant=variant, minute=minute, metric=metric, n=n, total=total, total_squares=squares
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["flag", "variant", "minute", "metric"],
+                set_={
+                    "n": table.c.n + n,
+                    "total": table.c.total + total,
+                    "total_squares": table.c.total_squares + squares,
+                },
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ArmOutcomes:
+    """One variant's totals on one metric over a span of minutes, and the p95 of latency."""
+
+    stats: ArmStats
+    p95: float | None = None
+
+
+def totals(
+    engine: Engine, flag: str, variants: Iterable[str], metric: str, since: datetime
+) -> dict[str, ArmOutcomes]:
+    """Each variant's totals on `metric` from the minute of `since` on (variants with none: empty)."""
+    table = OutcomeRow.__table__
+    wanted = list(variants)
+    first_minute = int(since.timestamp() // 60)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                table.c.variant,
+                func.sum(table.c.n),
+                func.sum(table.c.total),
+                func.sum(table.c.total_squares),
+            )
+            .where(table.c.flag == flag, table.c.metric == metric, table.c.minute >= first_minute)
+            .where(table.c.variant.in_(wanted))
+            .group_by(table.c.variant)
+        ).all()
+        histograms: dict[str, list[int]] = {}
+        if metric == LATENCY:
+            for variant, bucket_metric, count in connection.execute(
+                select(table.c.variant, table.c.metric, func.sum(table.c.n))
+                .where(table.c.flag == flag, table.c.minute >= first_minute, table.c.variant.in_(wanted))
+                .where(table.c.metric.like(f"{LATENCY}#%"))
+                .group_by(table.c.variant, table.c.metric)
+            ):
+                index = int(bucket_metric.partition("#")[2])
+                histograms.setdefault(variant, [0] * BUCKETS)[index] += int(count or 0)
+    binary = metric == ERRORS
+    found = {
+        variant: ArmOutcomes(
+            ArmStats(int(n or 0), float(total or 0.0), float(squares or 0.0), binary=binary),
+            percentile(histograms[variant], 0.95) if variant in histograms else None,
+        )
+        for variant, n, total, squares in rows
+    }
+    empty = ArmOutcomes(ArmStats(binary=binary))
+    return {variant: found.get(variant, empty) for variant in wanted}
+
+
+# -- recording, off the request path ------------------------------------------------------------------------
+
+MAX_KEYS = 20_000  # buffered (flag, variant, minute, metric) entries per process before new ones are dropped
+EXTENSION = "gatekeeper_outcomes"
+DASHBOARD_BLUEPRINT = "gatekeeper"
+TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's metrics (on flask.g)
+_STARTED = "gatekeeper_started"
+
+
+class OutcomeRecorder:
+    """One app's outcome buffer: each request that asked a flag adds, per flag and variant it was served,
+    one `errors` observation (1 for a 5xx or an unhandled exception), its duration in `latency_ms`, and the
+    metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every
+    `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS
+    entries new ones are dropped and counted."""
+
+    def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
+        self.app = app
+        self.engine_of = engine_of
+        self.clock = clock
+        self.dropped = 0
+        self._reset_for_this_process()
+
+    def _reset_for_this_process(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._buffer: dict[Key, Totals] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def start_of_request(self) -> None:
+        flask_g.setdefault(_STARTED, time.perf_counter())
+
+    def end_of_request(self, response: Response) -> Response:
+        self._count(response.status_code >= 500)
+        return response
+
+    def after_failure(self, error: BaseException | None) -> None:
+        if error is not None and not flask_g.get("gatekeeper_outcome_counted"):
+            self._count(True)  # an exception no error handler turned into a response
+
+    def _count(self, failed: bool) -> None:
+        try:
+            flask_g.gatekeeper_outcome_counted = True
+            request = flask_request._get_current_object()
+            gk = request.__dict__.get("gk")  # only a request that asked a flag has one
+            evaluations = gk.evaluations() if gk is not None else None
+            if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
+                return
+            started = flask_g.get(_STARTED)
+            duration = (time.perf_counter() - started) * 1000 if started is not None else None
+            self.add(evaluations, failed, duration, flask_g.get(TRACKED) or ())
+        except Exception:  # an outcome is never worth a failed request
+            log.exception("gatekeeper_outcomes: could not count a request's outcome")
+
+    def add(
+        self,
+        evaluations: Iterable[Any],
+        failed: bool,
+        duration_ms: float | None,
+        tracked: Iterable[tuple[str, float]] = (),
+    ) -> None:
+        """Count one request against each (flag, variant) it was served."""
+        minute = int(self.clock() // 60)
+        tracked = list(tracked)
+        with self._lock:
+            buffer = self._buffer
+            for evaluation in evaluations:
+                observations = [(ERRORS, 1.0 if failed else 0.0, False)]
+                if duration_ms is not None:
+                    observations.append((LATENCY, duration_ms, True))
+                observations.extend((metric, value, False) for metric, value in tracked)
+                for metric, value, histogram in observations:
+                    key = (evaluation.flag, evaluation.variant, minute, metric)
+                    entry = buffer.get(key)
+                    if entry is None:
+                        if len(buffer) >= MAX_KEYS:
+                            self.dropped += 1
+                            continue
+                        entry = buffer[key] = Totals()
+                    entry.add(value, histogram=histogram)
+
+    def flush(self) -> int:
+        """Write what is buffered; on a failure keep it for the next time. Returns the entries written."""
+        with self._lock:
+            buffer, self._buffer = self._buffer, {}
+        if not buffer:
+            return 0
+        try:
+            add(self.engine_of(), buffer)
+        except Exception as error:
+            log.warning("gatekeeper_outcomes: writing %d entries failed (%r); kept", len(buffer), error)
+            with self._lock:
+                for key, entry in buffer.items():
+                    kept = self._buffer.setdefault(key, Totals())
+                    kept.n += entry.n
+                    kept.total += entry.total
+                    kept.total_squares += entry.total_squares
+                    if entry.buckets:
+                        kept.buckets = [
+                            a + b for a, b in zip(kept.buckets or [0] * BUCKETS, entry.buckets, strict=True)
+                        ]
+            return 0
+        return len(buffer)
+
+
+_RECORDERS: weakref.WeakSet[OutcomeRecorder] = weakref.WeakSet()
+
+
+def init_app(app: Flask, engine_of: Callable[[], Engine]) -> OutcomeRecorder | None:
+    """Count `app`'s request outcomes per flag variant unless `GATEKEEPER_OUTCOMES` is off."""
+    if not app.config.get("GATEKEEPER_OUTCOMES", True):
+        return None
+    timer.every("outcomes", float(app.config.get("GATEKEEPER_OUTCOMES_FLUSH", 5.0)), flush_now)
+    recorder = OutcomeRecorder(app, engine_of)
+    app.extensions[EXTENSION] = recorder
+    app.before_request(recorder.start_of_request)
+    app.after_request(recorder.end_of_request)
+    app.teardown_request(recorder.after_failure)
+    _RECORDERS.add(recorder)
+    return recorder
+
+
+def recorder(app: Flask | None = None) -> OutcomeRecorder | None:
+    return (app or current_app).extensions.get(EXTENSION)
+
+
+def flush_now() -> int:
+    """The timer's job: write the current app's buffered outcomes."""
+    found = recorder()
+    return found.flush() if found is not None else 0
+
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for found in list(_RECORDERS):
+        if found._pid == os.getpid():
+            with found.app.app_context():
+                found.flush()
+
+
+def _reset_in_child() -> None:
+    for found in list(_RECORDERS):
+        found._reset_for_this_process()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
