@@ -30,9 +30,8 @@ from . import (  # noqa: F401
     dashboard_schedules,
     dashboard_segments,
     dashboard_targeting,
-    dashboard_webhooks,
-
     dashboard_tokens,
+    dashboard_webhooks,
     exposures,
     outcomes,
     prerequisites,
