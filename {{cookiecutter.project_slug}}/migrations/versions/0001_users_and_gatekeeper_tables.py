@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 09:32:04.771622
+Create Date: 2026-12-02 13:01:02.652781
 """
 
 import sqlalchemy as sa
@@ -158,6 +158,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "gatekeeper_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_table(
         "gatekeeper_user_overrides",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=False),
@@ -190,6 +206,7 @@ def downgrade() -> None:
     op.drop_table("gatekeeper_version")
     op.drop_table("gatekeeper_variant_values")
     op.drop_table("gatekeeper_user_overrides")
+    op.drop_table("gatekeeper_tokens")
     op.drop_table("gatekeeper_segments")
     op.drop_table("gatekeeper_segment_conditions")
     with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:

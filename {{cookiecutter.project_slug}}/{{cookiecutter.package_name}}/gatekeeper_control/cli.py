@@ -24,6 +24,7 @@ from .segments import segments
 from .store import CLI_ACTOR, store
 from .tables import REASON_LENGTH
 from .targeting import code_groups, targeting
+from .tokens import keys_cli, tokens_cli
 from .values import values
 
 
@@ -402,3 +403,7 @@ def schedule_list_command(flag: str | None) -> None:
 def schedule_cancel_command(schedule_id: int) -> None:
     """Cancel pending change ID."""
     _run(scheduler.cancel, schedule_id, unchanged=f"#{schedule_id} is not pending; nothing changed.")
+
+
+gatekeeper.cli.add_command(tokens_cli)
+gatekeeper.cli.add_command(keys_cli)

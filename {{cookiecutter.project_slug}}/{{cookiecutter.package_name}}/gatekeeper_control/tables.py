@@ -183,6 +183,23 @@ class ScheduleRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
 
 
+class TokenRow(Base):
+    """An API token (tokens.py): only the sha256 of the raw token is stored, never the token itself."""
+
+    __tablename__ = "gatekeeper_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # Every gatekeeper table (the exposures' too, see exposures.py), for an Alembic env.py:
 # `target_metadata = [db.metadata, gatekeeper_control.metadata]`.
 metadata = Base.metadata
