@@ -1,4 +1,4 @@
-"""API tokens: scoped, stored hashed, shown once (`evaluate` keys for OFREP; `read`/`write` for the admin API).
+"""API tokens: scoped, stored hashed, shown once (`evaluate` keys for OFREP; `read`, `write` for admins).
 
 STAND-IN (helper ofrep): the smallest working version of the interface in INTERFACES.md; the api helper's
 module replaces it.
