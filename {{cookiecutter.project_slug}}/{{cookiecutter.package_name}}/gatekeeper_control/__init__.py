@@ -1,5 +1,5 @@
 """Everything gatekeeper ships beside the engine: stored overrides, runtime targeting, schedules, push
-between processes, exposures, the dashboard, `flask gk check` and an OpenFeature provider.
+between processes, exposures, the dashboard, `flask gk check`, an OpenFeature provider and an OFREP server.
 
 The engine (`gatekeeper.py`) and the app's flags (`gatekeeper_config.py`) sit beside this folder; the
 folder imports the engine, never the app. Wire it in `create_app()`:
@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     dashboard_segments,
     dashboard_targeting,
     exposures,
+    ofrep,
     prerequisites,
     schedules,
     segments,
@@ -64,6 +65,7 @@ def init_app(
     exposures.exposures.init_app(app, app_store.db)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
+    ofrep.init_app(app)  # OFREP at GATEKEEPER_OFREP_PREFIX (default /ofrep), and gk.bootstrap()
     return app_store
 
 
