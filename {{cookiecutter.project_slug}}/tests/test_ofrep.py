@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig, flag_evaluated
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control import tokens
@@ -443,3 +444,23 @@ def test_the_prefix_is_a_setting(make_app):
     answer = post(client, BULK, context("7"), key=key, prefix="/api/ofrep")
     assert answer.status_code == 200
     assert client.post(BULK, json=context("7"), headers={"X-API-Key": key}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GATEKEEPER_OFREP_PREFIX", "/api/flags"),
+        ("GATEKEEPER_OFREP_CORS_ORIGINS", "https://app.example/"),
+        ("GATEKEEPER_OFREP_CORS_ORIGINS", "app.example"),
+        ("GATEKEEPER_OFREP_RATE_LIMIT", "often"),
+    ],
+)
+def test_a_bad_ofrep_setting_stops_the_app_saying_what_to_write(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env(str(tmp_path), {"SECRET_KEY": "x", name: value})
+
+
+def test_cors_origins_are_read_comma_separated(tmp_path):
+    environ = {"SECRET_KEY": "x", "GATEKEEPER_OFREP_CORS_ORIGINS": "https://a.example, http://b.example:8080"}
+    settings = Settings.from_env(str(tmp_path), environ)
+    assert settings.GATEKEEPER_OFREP_CORS_ORIGINS == ("https://a.example", "http://b.example:8080")
