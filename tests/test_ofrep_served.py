@@ -83,8 +83,7 @@ BOOTSTRAP_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bootstrapped</title></head>
 <body>
 <p id="flag">waiting</p>
-{{ gk.bootstrap() }}
-<script src="{{ url_for('gatekeeper.static', filename='gatekeeper-client.js') }}"></script>
+{% include "gatekeeper/client.html" %}
 <script src="{{ url_for('static', filename='show-flag.js') }}"></script>
 </body></html>
 """

@@ -2,7 +2,7 @@
 //
 // The page carries the flags it was rendered with (gk.bootstrap() in the template writes them as JSON in
 // <script type="application/json" id="gatekeeper-bootstrap">), so they are known before any request.
-// Load this file after that element, or with `defer` (the README shows both lines), then:
+// templates/gatekeeper/client.html writes that element and then loads this file; include it, then:
 //
 //   gatekeeper.ff("NEW_CHECKOUT", "ON")     // true when this user gets ON
 //   gatekeeper.value("WELCOME_MESSAGE")     // the value of the variant this user gets
