@@ -446,13 +446,14 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
     says what it acts on."""
     page = open_as(ADMIN)
     page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
-    assert tab_order(page, 49) == [
+    assert tab_order(page, 50) == [
         "a: Skip to content",
         "a: Gatekeeper",
         "a: Flags",
         "a: Groups",
         "a: Segments",
         "a: Users",
+        "a: Keys",
         "a: Audit log",
         "a: Back to Gatekeeper App",
         "a: Flags",

@@ -23,6 +23,7 @@ from . import (  # noqa: F401
     cli,
     dashboard,
     dashboard_flags,
+    dashboard_keys,
     dashboard_segments,
     dashboard_targeting,
     exposures,
