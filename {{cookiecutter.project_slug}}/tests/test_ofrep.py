@@ -283,6 +283,13 @@ def test_no_key_and_no_same_origin_browser_is_401(client):
     assert answer.status_code == 401 and "WWW-Authenticate" in answer.headers
 
 
+def test_credentials_are_checked_before_the_body(client):
+    """Without a key or a same-origin session, even a malformed body gets 401, not a parse error."""
+    answer = post(client, SINGLE.format("MY_NEW_FEATURE"), raw=b"{not json", key="gk_not-a-key")
+    assert answer.status_code == 401
+    assert post(client, BULK, raw=b"{not json").status_code == 401
+
+
 def test_the_key_may_come_in_x_api_key(client, key):
     answer = post(client, SINGLE.format("MY_NEW_FEATURE"), context("1"), headers={"X-API-Key": key})
     assert (answer.status_code, answer.json["variant"]) == (200, "VISIBLE")

@@ -131,9 +131,10 @@ def bulk_body(gk: gatekeeper.Gatekeeper, browser: bool = True) -> dict[str, Any]
 def _caller() -> tuple[gatekeeper.Gatekeeper, bool]:
     """The Gatekeeper this request evaluates with (made the request's own `request.gk`), and whether the
     request comes from a browser (which sees CLIENT_SIDE flags only)."""
-    context = _context()
     browser = _from_a_browser()
     raw = _presented_key()
+    if raw is None and not _same_origin():
+        raise OfrepError(401, None, "Send a client key (Authorization: Bearer or X-API-Key)")
     if raw is not None:
         try:
             token = tokens.authenticate(raw, EVALUATE_SCOPE)
@@ -144,6 +145,7 @@ def _caller() -> tuple[gatekeeper.Gatekeeper, bool]:
             ) from None
         if token is None:
             raise OfrepError(401, None, "The client key is unknown, revoked or expired")
+        context = _context()
         key = context.get("targetingKey")
         if key is None or key == "":
             raise OfrepError(
@@ -156,10 +158,8 @@ def _caller() -> tuple[gatekeeper.Gatekeeper, bool]:
         )
         request.gk = gk  # type: ignore[attr-defined]  # the request's own: flag_evaluated and exposures
         return gk, browser
-    if not _same_origin():
-        raise OfrepError(401, None, "Send a client key (Authorization: Bearer or X-API-Key)")
     gk = request.gk  # type: ignore[attr-defined]  # the session's user, attributes from the context loader
-    claimed = context.get("targetingKey")
+    claimed = _context().get("targetingKey")
     own = gk.user_id
     if claimed not in (None, "") and (own is None or claimed != str(own)):
         raise OfrepError(403, "INVALID_CONTEXT", "A browser session evaluates for its own user only")
