@@ -361,8 +361,9 @@ def _rate_limit(app: Flask) -> None:
         log.warning("gatekeeper_ofrep: Flask-Limiter is not installed; OFREP requests are not rate-limited")
         return
     limiter = next(iter(app.extensions.get("limiter", ())), None)
-    if limiter is None:
-        limiter = Limiter(key_func=get_remote_address)
+    if limiter is None:  # the app limits nothing itself: a Limiter of OFREP's own, per process by default
+        storage = app.config.get("RATELIMIT_STORAGE_URI") or "memory://"
+        limiter = Limiter(key_func=get_remote_address, storage_uri=storage)
         limiter.init_app(app)
     if limiter not in _LIMITED:  # the app's Limiter may be shared by several apps (tests make many)
         limiter.shared_limit(_limit_value, scope="gatekeeper-ofrep", key_func=_rate_key, methods=["POST"])(bp)
