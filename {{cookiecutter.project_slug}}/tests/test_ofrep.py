@@ -275,6 +275,25 @@ def test_a_failing_rule_is_400_general_and_a_failed_item_in_bulk(client, key, fl
     assert items["MY_NEW_FEATURE"]["variant"] == "NOT_VISIBLE"  # the others still answer
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe not utf-8",
+        b"[" * 5000 + b"]" * 5000,
+        json.dumps(context("9" * 40)).encode(),  # an id past any integer column
+        json.dumps(context("\u0663\u0664")).encode(),  # digits, but not ASCII ones
+        json.dumps(context("x" * 500, email=["not", "text"], nested={"a": [{"b": None}]})).encode(),
+        json.dumps(context("7", targetingKey2=1e308, big=10**300)).encode(),
+    ],
+)
+def test_hostile_bodies_never_get_a_500(client, key, flags, raw):
+    """Odd bodies get a protocol error or an answer; never a server error."""
+    flags(ByEmailFFConfig)
+    for path in (BULK, SINGLE.format("BY_EMAIL")):
+        answer = post(client, path, raw=raw, key=key)
+        assert answer.status_code in (200, 400), answer.get_data(as_text=True)
+
+
 # -- who may ask ---------------------------------------------------------------------------------------------
 
 
