@@ -93,7 +93,8 @@ into_cache = (new="$(1).$$$$.new"; rm -rf "$$new"; mkdir -p "$(dir $(1))" && { $
 	{ test -e "$(1)" || mv "$$new" "$(1)"; }; status=$$?; rm -rf "$$new"; exit $$status)
 
 # The browser test drives Debian's Chromium, the PostgreSQL tests start Debian's PostgreSQL server and the
-# Redis change feed's tests its redis-server; `make bench` also counts instructions with valgrind: install
+# Redis change feed's tests its redis-server, the OFREP tests fetch OpenFeature's web SDK with npm; `make bench`
+# also counts instructions with valgrind: install
 # whichever is missing (needs root, as in CI; otherwise those tests and rows are skipped and say so).
 SYSTEM_PACKAGES := chromium postgresql
 system-packages:
@@ -101,6 +102,7 @@ system-packages:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	$(if $(filter valgrind,$(SYSTEM_PACKAGES)),command -v valgrind >/dev/null || missing="$$missing valgrind";) \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

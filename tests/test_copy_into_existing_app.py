@@ -167,6 +167,7 @@ def test_the_folder_imports_only_the_engine_its_own_modules_and_their_libraries(
     assert len(modules) > 10
     own = {path.stem for path in modules} | {"gatekeeper"}  # `from .. import gatekeeper`: the engine
     optional = {"flask_login", "flask_wtf", "wtforms"}  # Flask-WTF's CSRF tokens, when the app has it
+    optional |= {"flask_limiter"}  # OFREP's rate limit (ofrep.py), when Flask-Limiter is installed
     feeds = {"psycopg", "redis"}  # imported in push.py's threads, for the feed in use
     # optional, each for one feature, refused on save with its name when missing: VALUE_SCHEMA, a segment's
     # `matches` (RE2: no catastrophic backtracking) and its version comparisons

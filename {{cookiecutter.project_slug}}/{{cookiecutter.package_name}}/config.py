@@ -75,6 +75,33 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated web origins (scheme://host[:port], no path), for CORS."""
+    origins = tuple(origin.strip() for origin in (environ.get(name) or "").split(",") if origin.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.netloc
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin: write scheme://host[:port] with no path or trailing "
+                f"slash, e.g. {name}=https://app.example.com"
+            )
+    return origins
+
+
+def _ofrep_prefix(environ: Mapping[str, str], name: str) -> str:
+    value = _url_prefix(environ, name, "/ofrep")
+    if not value.endswith("/ofrep"):
+        raise ConfigError(
+            f"{name}={value!r}: OFREP clients add /ofrep/v1/... to their base URL, so it must end in /ofrep, "
+            f"e.g. {name}=/api/ofrep (and base URL https://your.site/api)"
+        )
+    return value
+
+
 def _change_feed(environ: Mapping[str, str], name: str, database_url: str) -> str:
     """How store changes reach the other processes: "" (automatic), a Redis URL, "postgresql" or "none"."""
     value = (environ.get(name) or "").strip()
@@ -163,6 +190,11 @@ class Settings:
     GATEKEEPER_RELEASE_CHECK_SECONDS: float = 10.0
     GATEKEEPER_RELEASE_MIN_SECONDS: float = 600.0
     GATEKEEPER_RELEASE_MIN_SAMPLE: int = 500
+    # OFREP (gatekeeper_control/ofrep.py): where it is served, which other sites' pages may call it with a
+    # client key (CORS; none by default), and how many evaluation requests one key or address may make.
+    GATEKEEPER_OFREP_PREFIX: str = "/ofrep"
+    GATEKEEPER_OFREP_CORS_ORIGINS: tuple[str, ...] = ()
+    GATEKEEPER_OFREP_RATE_LIMIT: str = "600 per minute"
 
     @classmethod
     def from_env(cls, instance_path: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -218,4 +250,9 @@ class Settings:
             GATEKEEPER_RELEASE_CHECK_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_CHECK_SECONDS", 10.0),
             GATEKEEPER_RELEASE_MIN_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_MIN_SECONDS", 600.0),
             GATEKEEPER_RELEASE_MIN_SAMPLE=_count(environ, "GATEKEEPER_RELEASE_MIN_SAMPLE", 500),
+            GATEKEEPER_OFREP_PREFIX=_ofrep_prefix(environ, "GATEKEEPER_OFREP_PREFIX"),
+            GATEKEEPER_OFREP_CORS_ORIGINS=_origins(environ, "GATEKEEPER_OFREP_CORS_ORIGINS"),
+            GATEKEEPER_OFREP_RATE_LIMIT=_rate_limit(
+                environ, "GATEKEEPER_OFREP_RATE_LIMIT", cls.GATEKEEPER_OFREP_RATE_LIMIT
+            ),
         )

@@ -217,6 +217,8 @@ class FeatureFlagConfig(ABC):
     ``METADATA = {"team": "growth"}`` is the flag's OpenFeature ``flag_metadata`` (text, numbers, booleans).
     ``PREREQUISITES = {"NEW_CHECKOUT": "ON"}``: only users who get ON of NEW_CHECKOUT can get anything but
     ``DEFAULT_VARIANT`` (checked at start: the flags and variants exist, and no flag requires itself).
+    ``CLIENT_SIDE = True`` lets the flag reach browsers (``gk.bootstrap()``, OFREP for a session); no other
+    flag's name, variants or values ever do.
     Without a rule of its own (``_get_variant``) a flag serves ``DEFAULT_VARIANT`` to everyone.
     """
 
@@ -232,6 +234,7 @@ class FeatureFlagConfig(ABC):
     VALUE_SCHEMA: Mapping[str, Any] | None = None
     METADATA: Mapping[str, Any] | None = None
     PREREQUISITES: Mapping[str, str] | None = None
+    CLIENT_SIDE: bool = False
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         names = self.VARIANTS_ENUM_STR.split() if isinstance(self.VARIANTS_ENUM_STR, str) else []
@@ -1016,6 +1019,15 @@ class Gatekeeper:
         if config is None:
             return None
         return config.set_browser_override_variant(request, variant)
+
+    def bootstrap(self) -> Any:
+        """`gk.bootstrap()` in a template: this user's CLIENT_SIDE flags as a JSON data element for the
+        browser client, rendered by what the app registered as ``app.extensions["gatekeeper_bootstrap"]``
+        (gatekeeper_control's OFREP server does)."""
+        render = self.app.extensions.get("gatekeeper_bootstrap")
+        if render is None:
+            raise RuntimeError("gk.bootstrap() needs gatekeeper_control.init_app(app, ...): its OFREP server")
+        return render(self)
 
     # -- explanations -----------------------------------------------------------------------------
 

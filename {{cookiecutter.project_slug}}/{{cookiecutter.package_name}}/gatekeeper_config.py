@@ -46,6 +46,8 @@ class NewCheckoutFFConfig(FeatureFlagConfig):
     DESCRIPTION = "The one-page checkout, for 10% of visitors (signed in or not); ramp it on the dashboard."
     # The weights self.rollout() uses until someone sets others at runtime (`flask gk rollout`, dashboard).
     ROLLOUT = {"ON": 10, "OFF": 90}
+    # Browsers may know it: `gk.bootstrap()` writes it into pages and OFREP answers it for a session.
+    CLIENT_SIDE = True
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
         return self.rollout(user_id)

@@ -1,5 +1,5 @@
 """Everything gatekeeper ships beside the engine: stored overrides, runtime targeting, schedules, push
-between processes, exposures, the dashboard, `flask gk check` and an OpenFeature provider.
+between processes, exposures, the dashboard, `flask gk check`, an OpenFeature provider and an OFREP server.
 
 The engine (`gatekeeper.py`) and the app's flags (`gatekeeper_config.py`) sit beside this folder; the
 folder imports the engine, never the app. Wire it in `create_app()`:
@@ -34,6 +34,7 @@ from . import (  # noqa: F401
     dashboard_webhooks,
     exposures,
     outcomes,
+    ofrep,
     prerequisites,
     release_cli,
     releases,
@@ -82,6 +83,7 @@ def init_app(
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
     api.init_app(app, prefix)  # the admin API, at <prefix>/api/v1
+    ofrep.init_app(app)  # OFREP at GATEKEEPER_OFREP_PREFIX (default /ofrep), and gk.bootstrap()
     return app_store
 
 

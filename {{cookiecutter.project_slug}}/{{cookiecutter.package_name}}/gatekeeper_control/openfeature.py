@@ -22,7 +22,8 @@ parameter see. Without a key, inside a request, the request's user (`request.gk`
 empty, so the evaluation is the request's own and `flag_evaluated` fires as for `ff()`); outside a request,
 no user.
 
-Reasons (gatekeeper's -> OpenFeature's):
+Values, types and reasons are worked out by resolution.py, which the OFREP server (ofrep.py) shares, so the
+two answer alike. Reasons (gatekeeper's -> OpenFeature's):
 
 - `disabled` (switched off) -> DISABLED, with the caller's default as the value;
 - `forced` -> STATIC (everyone gets that variant, whatever the context);
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
@@ -53,28 +53,11 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata
 
 from .engine import gatekeeper
+from .resolution import CALLERS_DEFAULT, DISABLED, ON_OFF_PAIRS, resolve, user_id_for_key
+
+__all__ = ["ON_OFF_PAIRS", "GatekeeperProvider"]
 
 log = logging.getLogger(__name__)
-
-# Two-variant flags without VALUES that read as booleans: (the variant that means true, the false one).
-ON_OFF_PAIRS: tuple[tuple[str, str], ...] = (
-    ("ON", "OFF"),
-    ("VISIBLE", "NOT_VISIBLE"),
-    ("ENABLED", "DISABLED"),
-)
-
-_TARGETING_REASONS = frozenset(
-    {gatekeeper.BROWSER_OVERRIDE, gatekeeper.USER_OVERRIDE, gatekeeper.GROUP_TARGET}
-)
-# What each resolve method asks for, in gatekeeper's value types, and how its errors name it.
-_ASKED = {
-    "boolean": (("boolean",), "a boolean"),
-    "string": (("string",), "a string"),
-    "integer": (("integer",), "an integer"),
-    "float": (("float",), "a float"),
-    "object": (("list", "object"), "an object"),
-}
-_ASK_FOR = {"boolean": "boolean", "string": "string", "integer": "integer", "float": "float"}
 
 
 class GatekeeperProvider(AbstractProvider):
@@ -136,34 +119,15 @@ class GatekeeperProvider(AbstractProvider):
     def _evaluate(
         self, flag_key: str, default: Any, context: EvaluationContext | None, asked: str
     ) -> FlagResolutionDetails[Any]:
-        state = gatekeeper.get_state()
-        config = state.config_map.get(flag_key) if isinstance(flag_key, str) else None
-        if config is None:
-            return _error(default, ErrorCode.FLAG_NOT_FOUND, f"gatekeeper has no flag {flag_key!r}")
-        pair = _on_off_pair(config) if asked == "boolean" else None
-        types, kind = _ASKED[asked]
-        if config.value_type not in types and pair is None:
-            message = (
-                f"{flag_key} holds {config.value_type} values, not {kind}: "
-                f"ask for {_ASKED[_asked_for(config.value_type)][1]}"
-            )
-            return _error(default, ErrorCode.TYPE_MISMATCH, message)
-        gk = _gatekeeper_for(context)
-        evaluation = gk.explain(flag_key)
-        assert evaluation is not None  # the flag is known: checked above
-        metadata = config.metadata  # immutable (a MappingProxyType), {} when the flag declares none
-        if evaluation.reason == gatekeeper.DISABLED:
-            return FlagResolutionDetails(value=default, reason=Reason.DISABLED, flag_metadata=metadata)
-        if evaluation.reason == gatekeeper.DEFAULT and evaluation.detail:  # the rule failed (logged)
-            return _error(default, ErrorCode.GENERAL, f"{flag_key}: {evaluation.detail}")
-        value = gk.value_of(config, evaluation.variant)
-        if pair is not None:
-            value = evaluation.variant == pair[0]
+        resolution = resolve(_gatekeeper_for(context), flag_key, asked)
+        if resolution.error_code is not None:
+            return _error(default, ErrorCode(resolution.error_code), resolution.error_message or "")
+        value = default if resolution.value is CALLERS_DEFAULT else resolution.value
         return FlagResolutionDetails(
             value=value,
-            reason=_reason(evaluation, config, state),
-            variant=evaluation.variant,
-            flag_metadata=metadata,
+            reason=Reason(resolution.reason),
+            variant=None if resolution.reason == DISABLED else resolution.variant,
+            flag_metadata=resolution.metadata,
         )
 
 
@@ -172,7 +136,7 @@ def _gatekeeper_for(context: EvaluationContext | None) -> gatekeeper.Gatekeeper:
     the context's key (or the request's user) with the context's attributes as the evaluation context."""
     key = context.targeting_key if context is not None else None
     attributes = dict(context.attributes) if context is not None else {}
-    user_id = (int(key) if key.isdigit() else key) if key else None
+    user_id = user_id_for_key(key)
     if has_request_context():
         if user_id is None and not attributes:
             return gatekeeper.current_gatekeeper()
@@ -180,53 +144,6 @@ def _gatekeeper_for(context: EvaluationContext | None) -> gatekeeper.Gatekeeper:
         request = flask_request._get_current_object()
         return gatekeeper.Gatekeeper(user_id, app, request, flask_session, context=attributes)
     return gatekeeper.Gatekeeper(user_id=user_id, context=attributes)
-
-
-def _asked_for(value_type: str) -> str:
-    return _ASK_FOR.get(value_type, "object")
-
-
-def _on_off_pair(config: gatekeeper.FeatureFlagConfig) -> tuple[str, str] | None:
-    if config.VALUES is not None:
-        return None
-    variants = set(config.get_variants())
-    return next((pair for pair in ON_OFF_PAIRS if variants == set(pair)), None)
-
-
-def _reason(
-    evaluation: gatekeeper.Evaluation, config: gatekeeper.FeatureFlagConfig, state: gatekeeper.GatekeeperState
-) -> Reason:
-    reason = evaluation.reason
-    if reason in _TARGETING_REASONS:
-        return Reason.TARGETING_MATCH
-    if reason == gatekeeper.FORCED:
-        return Reason.STATIC
-    if reason == gatekeeper.RULE:
-        return Reason.SPLIT if _rule_splits(config) else Reason.TARGETING_MATCH
-    if reason == gatekeeper.PREREQUISITE:  # the default, because another flag's variant is not there
-        return Reason.DEFAULT
-    if reason == gatekeeper.DEFAULT:
-        return Reason.DEFAULT if config.has_own_rule or _anything_stored(config, state) else Reason.STATIC
-    return Reason.UNKNOWN
-
-
-def _anything_stored(config: gatekeeper.FeatureFlagConfig, state: gatekeeper.GatekeeperState) -> bool:
-    """Whether anything but the code could change what the flag gives someone: overrides in code or
-    stored, group targets, weights, or a variant pinned in a test."""
-    flag = config.FLAG_NAME
-    if config._code_overrides or flag in state.pinned:
-        return True
-    snapshot = state.store.snapshot() if state.store is not None else None
-    return snapshot is not None and any(
-        flag in getattr(snapshot, name, MappingProxyType({}))
-        for name in ("forced", "user_overrides", "group_targets", "weights")
-    )
-
-
-def _rule_splits(config: gatekeeper.FeatureFlagConfig) -> bool:
-    """Whether the flag's rule calls `rollout` (read from its code object, so it costs nothing to ask)."""
-    code = getattr(type(config)._get_variant, "__code__", None)
-    return code is not None and "rollout" in code.co_names
 
 
 def _error(default: Any, code: ErrorCode, message: str) -> FlagResolutionDetails[Any]:
