@@ -307,7 +307,6 @@ def flush_now() -> int:
     return found.flush() if found is not None else 0
 
 
-
 @atexit.register
 def _flush_at_exit() -> None:
     for found in list(_RECORDERS):

@@ -246,6 +246,7 @@ class WebhookAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(String(LABEL_LENGTH))
     milliseconds: Mapped[int] = mapped_column(Integer)
 
+
 class TokenRow(Base):
     """An API token or OFREP client key (tokens.py): only its SHA-256 is stored, never the token itself."""
 
