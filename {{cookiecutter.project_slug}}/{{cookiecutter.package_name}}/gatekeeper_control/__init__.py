@@ -23,6 +23,7 @@ from . import (  # noqa: F401
     cli,
     dashboard,
     dashboard_flags,
+    dashboard_list,
     dashboard_segments,
     dashboard_targeting,
     exposures,
