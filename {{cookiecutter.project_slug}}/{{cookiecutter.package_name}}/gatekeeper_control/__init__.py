@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     dashboard_list,
     dashboard_segments,
     dashboard_targeting,
+    dashboard_users,
     exposures,
     prerequisites,
     schedules,
