@@ -210,7 +210,9 @@ class FeatureFlagConfig(ABC):
     ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
     is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
-    optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
+    optional; ``flask gk list``, ``flask gk check`` and the dashboard show them. ``TAGS = ("checkout",
+    "experiment")``, optional, are words to find and filter flags by on the dashboard (checked by ``flask gk
+    check``).
     ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
     type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further (checked
     by gatekeeper_control, which adds its check to ``CONFIG_CHECKS``).
@@ -228,6 +230,7 @@ class FeatureFlagConfig(ABC):
     ROLLOUT: Mapping[str, float] | None = None
     OWNER: str = ""
     EXPIRES: str | date | None = None
+    TAGS: tuple[str, ...] = ()
     VALUES: Mapping[str, Any] | None = None
     VALUE_SCHEMA: Mapping[str, Any] | None = None
     METADATA: Mapping[str, Any] | None = None
