@@ -298,9 +298,12 @@ class OverrideStore:
             return self.clear_user_override(entry.flag, user_id, actor, reason=why)
         return self.set_user_override(entry.flag, user_id, entry.before, actor, reason=why)
 
-    def last_changes(self) -> dict[str, AuditEntry]:
-        """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
+    def last_changes(self, flags: Sequence[str] | None = None) -> dict[str, AuditEntry]:
+        """The newest audit entry of every flag that has one (of `flags` only, when given: a page of the flag
+        list). Raises StoreUnavailableError."""
         newest = select(func.max(AuditRow.id)).group_by(AuditRow.flag)
+        if flags is not None:
+            newest = newest.where(AuditRow.flag.in_(flags))
         with self._reading() as session:
             return {
                 row.flag: entry_from_row(row)
