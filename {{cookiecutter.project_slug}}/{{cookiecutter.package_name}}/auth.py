@@ -180,10 +180,13 @@ def user_by_id(user_id: object) -> User | None:
     return User.find(text) if text.isascii() and text.isdigit() else None
 
 
-def lookup_user(text: str) -> UserRef | None:
-    """The user an admin typed (email or id) for the flag store, as an id and a recognisable label."""
+def lookup_user(text: str) -> UserRef | list[UserRef]:
+    """The user an admin typed for the flag store (an email or id), as an id and a recognisable label; for a
+    text that is only part of an email, the users whose email holds it (up to 20; none: an empty list)."""
     user = User.find(text)
-    return None if user is None else UserRef(id=str(user.id), label=user.email)
+    if user is not None:
+        return UserRef(id=str(user.id), label=user.email)
+    return [UserRef(id=str(match.id), label=match.email) for match in User.search(text)]
 
 
 def lookup_users(texts: Sequence[str]) -> dict[str, UserRef]:

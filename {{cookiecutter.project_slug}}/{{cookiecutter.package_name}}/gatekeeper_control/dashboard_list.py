@@ -236,7 +236,7 @@ def _flag_row(
         description=str(getattr(config, "DESCRIPTION", "") or ""),
         variants=config.get_variants(),
         default=config.default_variant,
-        evaluation=request.gk.explain(name),
+        evaluation=request.gk.explain_in_detail(name),
         forced=snapshot.forced.get(name),
         override_count=len(snapshot.user_overrides.get(name, ())),
         stale_count=stale_count,

@@ -10,35 +10,46 @@ from .engine import gatekeeper
 from .segments import segments
 from .store import StoreError, store
 
+# A partial text that matches many users shows this many of them (the app's user_lookup may cap it lower).
+USERS_SHOWN = 20
+
 
 @bp.get("/users")
 def users() -> str:
-    """Look up a user by email or id: every flag's variant for them and why (browser overrides aside)."""
+    """Look up a user by email, name or id, or by part of an email or name (when the app's `user_lookup`
+    answers partial texts): every flag's variant for them and why (browser overrides aside); a text that
+    matches several users lists them to pick from."""
     query = request.args.get("q", "").strip()
-    found, rows, error, context, matched = None, [], None, {}, []
+    found, candidates, rows, error, context, matched, groups_of = None, [], [], None, {}, [], []
     if query:
         try:
-            found = store.find_user(query)
+            candidates = store.search_users(query)
         except StoreError as exc:
             error = str(exc)
-        if found is not None:
-            for flag_name in sorted(current_config_map()):
-                user_id = int(found.id) if str(found.id).isdigit() else found.id
-                evaluation = gatekeeper.Gatekeeper(user_id=user_id).explain(flag_name)
-                rows.append(evaluation)
-            groups_of = sorted(store.snapshot().memberships.get(str(found.id), ()))
-            user_id = int(found.id) if str(found.id).isdigit() else found.id
-            context = dict(gatekeeper.Gatekeeper(user_id=user_id).context)
-            matched = segments.matching(context, store.snapshot())
-        elif error is None:
-            error = f"No user matches {shorten(query)!r}: enter the email or id of an existing user."
+        if len(candidates) == 1:
+            found, candidates = candidates[0], []
+        elif not candidates and error is None:
+            error = (
+                f"No user matches {shorten(query)!r}: enter an email or id, or part of an email or name."
+                if store.checks_users
+                else f"No user matches {shorten(query)!r}: enter the id of an existing user."
+            )
+    if found is not None:
+        user_id = int(found.id) if str(found.id).isdigit() else found.id
+        for flag_name in sorted(current_config_map()):
+            rows.append(gatekeeper.Gatekeeper(user_id=user_id).explain_in_detail(flag_name))
+        groups_of = sorted(store.snapshot().memberships.get(str(found.id), ()))
+        context = dict(gatekeeper.Gatekeeper(user_id=user_id).context)
+        matched = segments.matching(context, store.snapshot())
     return render_template(
         "gatekeeper/users.html",
         query=query,
         found=found,
+        candidates=candidates[:USERS_SHOWN],
+        more_candidates=len(candidates) > USERS_SHOWN,
         rows=rows,
         error=error,
-        groups_of=groups_of if found is not None else [],
+        groups_of=groups_of,
         context=context,
         segments_of=matched,
     )
