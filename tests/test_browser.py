@@ -587,3 +587,20 @@ def test_the_list_fits_1280_px_and_its_header_stays_in_view_while_scrolling(open
     header = page.locator("#gk-flags thead th").first.bounding_box()
     assert abs(header["y"]) <= 1, f"the header is at y={header['y']} after scrolling"
     screenshot(page, "flag-list-sticky-header-1280-light")
+
+
+def test_on_a_phone_a_group_page_stays_in_the_screen_and_its_text_box_follows_dark_mode(open_as, server):
+    """At 390 px the group page does not scroll sideways (its text box's 50 columns pushed it to 439 px), and
+    in dark mode the text box is dark like the other fields, not the browser's white."""
+    admin = open_as(ADMIN)
+    admin.goto(f"{server}/gatekeeper/groups")
+    if admin.locator("a:text-is('phone-testers')").count() == 0:
+        admin.fill("input[name=name]", "phone-testers")
+        admin.click("button:has-text('Create')")
+        admin.wait_for_load_state()
+    page = open_as(ADMIN, viewport=PHONE, color_scheme="dark")
+    page.goto(f"{server}/gatekeeper/groups/phone-testers")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    background = "el => getComputedStyle(el).backgroundColor"
+    field = page.locator("input[name=description]").evaluate(background)
+    assert page.locator("textarea").evaluate(background) == field != "rgb(255, 255, 255)"
