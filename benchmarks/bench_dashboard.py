@@ -167,12 +167,13 @@ def seed_one(package: ModuleType, app: Any, flag: str) -> None:
         package.gatekeeper_control.store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
 
 
-# The list's views timed: the first page, the last page, a search (owner) and a filter (tag).
+# The list's views timed: the first page, the last page, a search (owner), a filter (tag) and a sort.
 LIST_VIEWS = {
     "first page": "/",
     "last page": "/?page=20",
     "search by owner": "/?q=team-7",
     "filter by tag": "/?tag=area-3",
+    "sort by change": "/?sort=changed",
 }
 
 
