@@ -131,7 +131,7 @@ def index() -> str:
         lambda number: list_url(page=number if number > 1 else ""),
         per_page=FLAGS_PER_PAGE,
     )
-    if sort != "changed":  # the page's flags only: reading every flag's would cost more than the page
+    if sort != "changed" and pages.items:  # the page's flags only: all would cost more than the page
         last_changes = _last_changes([flag.name for flag in pages.items])
     rows = [
         _flag_row(flag, snapshot, stale_counts[flag.name], last_changes.get(flag.name))
@@ -155,16 +155,7 @@ def index() -> str:
         tags=tags,
         sort=sort or "name",
         compact=compact,
-        narrowed_by=[
-            text
-            for text in (
-                FLAG_STATES[state].lower() if state else "",
-                f"owner {owner}" if owner else "",
-                f"tag {tag}" if tag else "",
-                EXPIRY_FILTERS[expiry].lower() if expiry else "",
-            )
-            if text
-        ],
+        narrowed_by=_narrowed_by(state, owner, tag, expiry),
         params={key: value for key, value in params.items() if value},
         here={key: value for key, value in here.items() if value},
         list_url=list_url,
@@ -249,6 +240,17 @@ def _flag_row(
         off=name in snapshot.disabled,
         search_text=flag.search_text,
     )
+
+
+def _narrowed_by(state: str, owner: str, tag: str, expiry: str) -> list[str]:
+    """The filters in force, in words ("forced", "owner growth-team", "tag beta", "expired")."""
+    words = [
+        FLAG_STATES[state].lower() if state else "",
+        f"owner {owner}" if owner else "",
+        f"tag {tag}" if tag else "",
+        EXPIRY_FILTERS[expiry].lower() if expiry else "",
+    ]
+    return [text for text in words if text]
 
 
 def _choice(value: str | None, choices: Mapping[str, str]) -> str:
