@@ -319,6 +319,14 @@ class OverrideStore:
                 for row in session.scalars(select(AuditRow).where(AuditRow.id.in_(newest)))
             }
 
+    def last_change_ids(self) -> dict[str, int]:
+        """Each flag's newest audit entry id: the flag list's sort by last change, without reading the
+        entries. Raises StoreUnavailableError."""
+        with self._reading() as session:
+            return dict(
+                session.execute(select(AuditRow.flag, func.max(AuditRow.id)).group_by(AuditRow.flag)).all()
+            )
+
     # Writing: each write validates first, then changes and audits in one transaction ------------------------
 
     def force(self, flag: str, variant: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
