@@ -1,7 +1,8 @@
 """The dashboard and the override store at scale: 1,000 flags and 10,000 stored user overrides in SQLite.
 
 Measures, through the baked app's own factory and a real SQLite file:
-- the server time to render the flag list for an admin (test client GETs, median of several);
+- the server time to render the flag list for an admin (test client GETs, median of several): its first page
+  (50 of the 1,000 flags), its last page, a search by owner and a filter by tag;
 - the cost of a first flag evaluation with 0, 1 and 10,000 stored overrides (it should not grow: flag
   checks read the store's in-process snapshot, never the database);
 - one override written through the store's API while 10,000 are stored (the write reloads the snapshot).
@@ -17,6 +18,7 @@ import cProfile
 import importlib
 import io
 import pstats
+import re
 import statistics
 import tempfile
 import time
@@ -69,7 +71,12 @@ def bench_flags(gatekeeper: ModuleType, count: int) -> dict[str, Any]:
         description = (
             f"Benchmark flag {number}: {'a 10% rollout' if number % 2 else 'staff only'} of feature {number}."
         )
-        attributes = {"FLAG_NAME": name, "DESCRIPTION": description}
+        attributes = {
+            "FLAG_NAME": name,
+            "DESCRIPTION": description,
+            "OWNER": f"team-{number % 20}",
+            "TAGS": (f"area-{number % 50}", "rollout" if number % 2 else "staff"),
+        }
         configs[name] = type(f"BenchFlag{number:04d}FFConfig", (base,), attributes)()
     return configs
 
@@ -160,23 +167,47 @@ def seed_one(package: ModuleType, app: Any, flag: str) -> None:
         package.gatekeeper_control.store.store.set_user_override(flag, str(user.id), "ON", actor="bench")
 
 
-def flag_list_times(app: Any, admin_session_id: str, flags: list[str]) -> tuple[list[float], str]:
-    """Milliseconds per GET of the flag list as an admin, and the profile of one more request."""
+# The list's views timed: the first page, the last page, a search (owner), a filter (tag) and a sort.
+LIST_VIEWS = {
+    "first page": "/",
+    "last page": "/?page=20",
+    "search by owner": "/?q=team-7",
+    "filter by tag": "/?tag=area-3",
+    "sort by change": "/?sort=changed",
+}
+
+
+def every_flag_is_listed(client: Any, prefix: str, flags: list[str]) -> None:
+    """Following the list's pages from the first shows every flag once (paging loses none)."""
+    seen, page = [], 1
+    while True:
+        response = client.get(f"{prefix}/", query_string={"page": page})
+        if response.status_code != 200:
+            raise SystemExit(f"GET {prefix}/?page={page} as an admin answered {response.status_code}")
+        html = response.get_data(as_text=True)
+        seen += re.findall(r'class="gk-flag-name" href="[^"]+">(\w+)</a>', html)
+        if 'rel="next"' not in html:
+            break
+        page += 1
+    if sorted(seen) != sorted(flags):
+        raise SystemExit(f"the list's {page} pages show {len(seen)} flags, not the {len(flags)} the app has")
+
+
+def flag_list_times(app: Any, admin_session_id: str, flags: list[str]) -> tuple[dict[str, list[float]], str]:
+    """Milliseconds per GET of each of the list's views as an admin, and the profile of one first page."""
     prefix = app.config.get("GATEKEEPER_URL_PREFIX", "/gatekeeper")
     client = app.test_client()
     log_in(client, admin_session_id)
-    response = client.get(f"{prefix}/")
-    html = response.get_data(as_text=True)
-    if response.status_code != 200:
-        raise SystemExit(f"GET {prefix}/ as an admin answered {response.status_code}")
-    missing = [name for name in flags if name not in html]
-    if missing:
-        raise SystemExit(f"the flag list lacks {len(missing)} flags, e.g. {missing[:3]}")
-    times = []
-    for _ in range(LIST_REQUESTS):
-        start = time.perf_counter_ns()
-        client.get(f"{prefix}/")
-        times.append((time.perf_counter_ns() - start) / 1e6)
+    every_flag_is_listed(client, prefix, flags)
+    times = {}
+    for view, path in LIST_VIEWS.items():
+        if client.get(f"{prefix}{path}").status_code != 200:
+            raise SystemExit(f"GET {prefix}{path} failed")
+        times[view] = []
+        for _ in range(LIST_REQUESTS):
+            start = time.perf_counter_ns()
+            client.get(f"{prefix}{path}")
+            times[view].append((time.perf_counter_ns() - start) / 1e6)
     profiler = cProfile.Profile()
     profiler.enable()
     client.get(f"{prefix}/")
@@ -234,17 +265,21 @@ def main() -> None:
         }
         write_ms = timed_write_ms(package, full, bench_flag, admin_id)
 
-    median_ms = statistics.median(times)
+    medians = {view: statistics.median(values) for view, values in times.items()}
     print(
         f"Dashboard at scale: {len(flags):,} flags, {USERS:,} stored user overrides and {USERS:,} audit "
         f"entries in SQLite (seeded in {seed_seconds:.1f} s)"
     )
-    print(
-        f"  flag list as an admin (GET {full.config['GATEKEEPER_URL_PREFIX']}/, test client): median "
-        f"{median_ms:.1f} ms over {LIST_REQUESTS} requests (min {min(times):.1f}, max {max(times):.1f})"
-    )
-    verdict = "met" if median_ms < LIST_TARGET_MS else "MISSED"
-    print(f"    target: under {LIST_TARGET_MS:.0f} ms: {verdict}")
+    prefix = full.config["GATEKEEPER_URL_PREFIX"]
+    print(f"  flag list as an admin (GET {prefix}/..., test client, 50 flags to a page):")
+    for view, values in times.items():
+        print(
+            f"    {view:<16} {LIST_VIEWS[view]:<16} median {medians[view]:6.1f} ms over {LIST_REQUESTS} "
+            f"requests (min {min(values):.1f}, max {max(values):.1f})"
+        )
+    slowest = max(medians.values())
+    verdict = "met" if slowest < LIST_TARGET_MS else "MISSED"
+    print(f"    target: every view under {LIST_TARGET_MS:.0f} ms: {verdict}")
     print("  first evaluation of a flag (new Gatekeeper + one ff()), median ns over 10,000 user ids:")
     for count, value in evaluations.items():
         ratio = value / evaluations[1]
@@ -253,8 +288,8 @@ def main() -> None:
         f"  one override written through the store with {USERS:,} stored "
         f"(its snapshot reload included): {write_ms:.1f} ms"
     )
-    if median_ms >= LIST_TARGET_MS:
-        print("  where one flag-list request spends its time (cProfile, cumulative):")
+    if slowest >= LIST_TARGET_MS:
+        print("  where one flag-list request (the first page) spends its time (cProfile, cumulative):")
         print("\n".join("    " + line for line in profile.splitlines()[:45]))
     check_offline()
 

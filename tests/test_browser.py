@@ -540,3 +540,71 @@ def test_compact_mode_fits_twenty_flags_on_an_800_px_screen(open_as, server):
     tallest = max(box["height"] for box in boxes)
     assert boxes[0]["y"] + 20 * tallest <= 800, f"rows of {tallest} px from y={boxes[0]['y']}"
     screenshot(page, "flag-list-compact-1280-light")
+
+
+def flag_row(page, flag: str):
+    return page.locator("#gk-flags tbody tr", has=page.locator(f"a.gk-flag-name:text-is('{flag}')"))
+
+
+def test_switching_a_flag_off_from_the_list_asks_for_the_confirmation_first(open_as, server):
+    """The row's "Switch off" opens the flag page's confirmation: without the box ticked the browser submits
+    nothing; ticked, the flag is off (the admin's home page loses MY_NEW_FEATURE) and the list keeps its
+    search; the row's "Switch on" brings it back."""
+    page = open_as(ADMIN)
+    list_url = f"{server}/gatekeeper/?q=feature"
+    try:
+        page.goto(list_url)
+        row = flag_row(page, "MY_NEW_FEATURE")
+        row.locator("summary:has-text('Switch off')").click()
+        row.locator("button:has-text('Switch off')").click()
+        assert row.locator("input[name=confirm]:invalid").count() == 1
+        assert page.url == list_url
+        row.locator("input[name=reason]").fill("a browser test")
+        row.locator("input[name=confirm]").check()
+        row.locator("button:has-text('Switch off')").click()
+        page.wait_for_load_state()
+        assert page.url == list_url
+        assert "MY_NEW_FEATURE: switched off" in page.inner_text(".gk-alert-success")
+        assert flag_row(page, "MY_NEW_FEATURE").locator(".gk-chip:text-is('off')").count() == 1
+        assert not home_shows_my_new_feature(page, server)
+    finally:
+        page.goto(list_url)
+        switch_on = flag_row(page, "MY_NEW_FEATURE").locator("button:has-text('Switch on')")
+        if switch_on.count():
+            switch_on.click()
+            page.wait_for_load_state()
+    assert home_shows_my_new_feature(page, server)
+
+
+def test_the_list_fits_1280_px_and_its_header_stays_in_view_while_scrolling(open_as, server):
+    """At 1280 px no column of the list is cut, in compact mode too (its last column was 225 px past the
+    box), and scrolled past its top the list's header row sits at the top of the window."""
+    page = open_as(ADMIN, viewport={"width": 1280, "height": 400})
+    for path in ("/gatekeeper/?density=compact", "/gatekeeper/"):
+        page.goto(f"{server}{path}")
+        wrap = page.locator(".gk-list-wrap").bounding_box()
+        last = page.locator("#gk-flags thead th").last.bounding_box()
+        assert last["x"] + last["width"] <= wrap["x"] + wrap["width"] + 1, path
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280, path
+    top = page.evaluate("document.querySelector('#gk-flags').getBoundingClientRect().top + window.scrollY")
+    page.evaluate(f"window.scrollTo(0, {top + 150})")
+    header = page.locator("#gk-flags thead th").first.bounding_box()
+    assert abs(header["y"]) <= 1, f"the header is at y={header['y']} after scrolling"
+    screenshot(page, "flag-list-sticky-header-1280-light")
+
+
+def test_on_a_phone_a_group_page_stays_in_the_screen_and_its_text_box_follows_dark_mode(open_as, server):
+    """At 390 px the group page does not scroll sideways (its text box's 50 columns pushed it to 439 px), and
+    in dark mode the text box is dark like the other fields, not the browser's white."""
+    admin = open_as(ADMIN)
+    admin.goto(f"{server}/gatekeeper/groups")
+    if admin.locator("a:text-is('phone-testers')").count() == 0:
+        admin.fill("input[name=name]", "phone-testers")
+        admin.click("button:has-text('Create')")
+        admin.wait_for_load_state()
+    page = open_as(ADMIN, viewport=PHONE, color_scheme="dark")
+    page.goto(f"{server}/gatekeeper/groups/phone-testers")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    background = "el => getComputedStyle(el).backgroundColor"
+    field = page.locator("input[name=description]").evaluate(background)
+    assert page.locator("textarea").evaluate(background) == field != "rgb(255, 255, 255)"

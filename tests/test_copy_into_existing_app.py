@@ -398,6 +398,13 @@ def test_an_override_names_a_user_by_email_through_the_lookup(app):
     assert "No user matches" in admin.get(refused.headers["Location"]).text
 
 
+def test_the_users_page_finds_users_by_part_of_an_email(app):
+    admin = app.test_client()
+    admin.get("/login/1")
+    page = admin.get("/gatekeeper/users?q=EXAMPLE.COM").text
+    assert "2 users match" in page and "ann@example.com" in page and "bob@example.com" in page
+
+
 def test_explain_finds_the_user_by_email(app):
     command = ["gk", "explain", "MY_NEW_FEATURE", "--user", "ann@example.com"]
     output = app.test_cli_runner().invoke(args=command).output
@@ -466,4 +473,4 @@ def test_copied_folder_works_with_flask_migrate_and_tests_that_use_create_all(
     with sqlite3.connect(env["SHOP_DB"]) as connection:
         tables = connection.execute(count).fetchone()[0]
     assert int(tables) == len(created)
-    assert "3 passed" in shop_tests(tmp_path, migrate_venv, SHOP_DB=env["SHOP_DB"])
+    assert "4 passed" in shop_tests(tmp_path, migrate_venv, SHOP_DB=env["SHOP_DB"])

@@ -85,6 +85,18 @@ def test_a_wrong_password_does_not_log_in(demo):
     assert 'id="whoami"' not in page
 
 
+def test_the_demo_users_make_demo_prints_can_log_in_and_are_not_admins(demo):
+    """Beside the admin, `make demo` prints demo users and their password: each logs in, and none gets the
+    dashboard's link (so a new user can fill a group with real people, without a shell)."""
+    (line,) = [line for line in demo.output if line.startswith("Demo users")]
+    emails = line.split(": ", 1)[1].split(", ")
+    assert len(emails) == 3
+    for email in emails:
+        _, page = log_in(demo.url, email.strip(), demo.printed("their password"))
+        assert re.search(rf'id="whoami">{re.escape(email.strip())}<', page)
+        assert 'href="/gatekeeper/">Flags</a>' not in page
+
+
 def test_make_demo_keeps_its_tools_out_of_the_clone(demo):
     """uv (when it is not on PATH) and cookiecutter live in the user's cache, not the clone, so the clone's
     build/ holds the demo alone and the next clone does not fetch them again."""

@@ -197,8 +197,18 @@ def test_lookup_user_finds_by_email_or_id(app, user):
         assert lookup_user("42") == UserRef(id="42", label=user.email)
 
 
-@pytest.mark.parametrize("text", ["nobody@example.com", "7", "99999999999999999999999", "²", "", "   "])
-def test_lookup_user_answers_none_for_no_such_user(app, user, text):
-    """Unknown emails, unknown or absurd ids and blank text are simply not users."""
+@pytest.mark.parametrize("text", ["nobody@example.com", "7", "99999999999999999999999", "²", "", "   ", "%"])
+def test_lookup_user_answers_nobody_for_no_such_user(app, user, text):
+    """Unknown emails, unknown or absurd ids, blank text and a LIKE wildcard are simply not users."""
     with app.app_context():
-        assert lookup_user(text) is None
+        assert lookup_user(text) == []
+
+
+def test_lookup_user_answers_every_user_a_part_of_an_email_matches(app, user, make_user):
+    """A text that is only part of emails ("EXAMPLE.com", any case) gives those users, by email; a `_` is a
+    character, not a wildcard."""
+    make_user("bob@example.com")
+    make_user("carol@other.org")
+    with app.app_context():
+        assert [ref.label for ref in lookup_user("EXAMPLE.com")] == ["bob@example.com", user.email]
+        assert lookup_user("b_b") == []

@@ -127,6 +127,20 @@ def test_demo_admin_again_resets_the_password(app, runner, client):
     assert client.post("/auth/login", data={"email": email, "password": new_password}).status_code == 302
 
 
+def test_demo_admin_also_makes_demo_users_whose_password_it_prints(app, runner, client):
+    """Three users who are not admins, with one printed password that logs each of them in, so that a group
+    can be filled and a user looked up on a new project without a shell."""
+    result = runner.invoke(args=["users", "demo-admin"])
+    emails = re.search(r"Demo users \(not admins\), [^:]+: (.+)", result.output).group(1).split(", ")
+    password = re.search(r"their password: (\S+)", result.output).group(1)
+    assert emails == ["ann@example.com", "bob@example.com", "carol@example.com"]
+    for email in emails:
+        assert find(app, email).is_admin is False
+        response = client.post("/auth/login", data={"email": email, "password": password})
+        assert response.status_code == 302, email
+        client.post("/auth/logout")
+
+
 def test_demo_admin_makes_an_existing_user_an_admin(app, runner, make_user):
     """If admin@example.com exists as a plain user, demo-admin makes it an admin (one account, not two)."""
     make_user("admin@example.com")

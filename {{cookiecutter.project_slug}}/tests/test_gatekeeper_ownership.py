@@ -100,3 +100,33 @@ def test_flag_page_shows_owner_expiry_and_the_expired_mark(old_banner, client, a
     assert "gk-chip-expired" in page
     sample = client.get("/gatekeeper/flags/HOMEPAGE_EXPERIMENT").text
     assert "Owner: <strong>growth-team</strong>" in sample
+
+
+@pytest.mark.parametrize(
+    ("tags", "problem"),
+    [
+        ("beta", "TAGS must be a tuple of words"),
+        (("beta", "two words"), "TAGS holds 'two words'"),
+        (("beta", 7), "TAGS holds 7"),
+        (("beta", "beta"), "TAGS lists beta more than once"),
+    ],
+)
+def test_flask_gk_check_fails_on_tags_that_are_not_a_tuple_of_words(
+    app, monkeypatch, tmp_path, tags, problem
+):
+    """A string instead of a tuple, a tag with a space or not text, or one listed twice: an error naming the
+    flag and what to write; the exit status is 1."""
+    monkeypatch.setitem(FF_CONFIG_MAP, "OLD_BANNER", flag_with(TAGS=tags))
+    (tmp_path / "views.py").write_text("gk.ff('OLD_BANNER', 'ON')\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["gk", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"error: OLD_BANNER: {problem}" in result.output
+
+
+def test_flask_gk_check_accepts_the_sample_flags_tags(app, tmp_path):
+    """The sample flags carry tags, and they pass the check (pointed at an empty folder: the flags are what
+    is checked here, not the references)."""
+    assert FF_CONFIG_MAP["NEW_CHECKOUT"].TAGS == ("checkout", "rollout")
+    result = app.test_cli_runner().invoke(args=["gk", "check", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "TAGS" not in result.output

@@ -82,3 +82,80 @@ def test_explain_refuses_an_unknown_email(runner):
     result = runner.invoke(args=["gk", "explain", "NEW_CHECKOUT", "--user", "nobody@example.com"])
     assert result.exit_code == 2
     assert "no user matches 'nobody@example.com'" in result.output
+
+
+# --- Part of an email ------------------------------------------------------------------------------------
+
+
+def test_part_of_an_email_lists_the_users_it_matches_to_pick_from(admin_client, make_user):
+    """The text "ann" is part of two emails: the page links each user to their own look-up, no flags yet."""
+    make_user("ann@example.com", user_id=7)
+    make_user("anna@example.com", user_id=8)
+    make_user("bob@other.org", user_id=9)
+    page = admin_client.get("/gatekeeper/users?q=ann").text
+    assert "2 users match “ann”" in page
+    assert re.findall(r'<a href="/gatekeeper/users\?q=(\d+)">([^<]+)</a>', page) == [
+        ("7", "ann@example.com"),
+        ("8", "anna@example.com"),
+    ]
+    assert flags_for(page) == {}
+
+
+def test_part_of_one_users_email_shows_that_user(admin_client, make_user):
+    """A text only one user's email holds is enough to show their flags."""
+    make_user("bob@other.org", user_id=9)
+    page = admin_client.get("/gatekeeper/users?q=OTHER.org").text
+    assert "bob@other.org" in page and len(flags_for(page)) == 4
+
+
+def test_the_search_box_is_focused_and_says_what_it_takes(admin_client):
+    page = admin_client.get("/gatekeeper/users").text
+    assert re.search(r'<input id="gk-user-query"[^>]* aria-describedby="gk-user-hint" autofocus>', page)
+    assert "<code>ann</code> finds every user whose email holds “ann”" in page
+
+
+def test_a_change_needs_the_whole_email_not_part_of_several(app, admin_client, make_user):
+    """Pinning "ann" when it is part of two emails changes nothing and names both, with what to type."""
+    make_user("ann@example.com", user_id=7)
+    make_user("anna@example.com", user_id=8)
+    data = {"user": "ann", "variant": "ON"}
+    page = admin_client.post("/gatekeeper/flags/NEW_CHECKOUT/users", data=data, follow_redirects=True).text
+    assert "is part of 2 users&#39; email or name (ann@example.com, anna@example.com)" in page
+    assert "type one in full, or an id." in page
+    with app.app_context():
+        from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
+
+        assert store.snapshot(max_age=0).user_overrides == {}
+
+
+# --- Why: the rollout's bucket and share -----------------------------------------------------------------
+
+
+def test_a_rollouts_reason_gives_the_users_bucket_and_the_variants_share(admin_client, make_user):
+    """NEW_CHECKOUT is ON for buckets 0-999 of 10,000 (10%): the look-up says which bucket the user is in,
+    for the variant they get."""
+    from {{ cookiecutter.package_name }}.gatekeeper import rollout_bucket
+
+    make_user("ann@example.com", user_id=7)
+    bucket = rollout_bucket("NEW_CHECKOUT::7")
+    page = admin_client.get("/gatekeeper/users?q=7").text
+    share = "ON covers 0-999" if bucket < 1000 else "OFF covers 1,000-9,999"
+    assert f"bucket {bucket:,} of 10,000: {share}" in page
+
+
+def test_explain_gives_the_bucket_of_a_rollout(runner, make_user):
+    """`flask gk explain` says the same after "because: rule"."""
+    from {{ cookiecutter.package_name }}.gatekeeper import rollout_bucket
+
+    make_user("ann@example.com", user_id=7)
+    result = runner.invoke(args=["gk", "explain", "HOMEPAGE_EXPERIMENT", "--user", "7"])
+    bucket = rollout_bucket("HOMEPAGE_EXPERIMENT::7")
+    variant, share = (
+        ("VARIANT_A", "0-999")
+        if bucket < 1000
+        else ("VARIANT_B", "1,000-1,999")
+        if bucket < 2000
+        else ("CONTROL", "2,000-9,999")
+    )
+    reason = f"rule (bucket {bucket:,} of 10,000: {variant} covers {share})"
+    assert f"HOMEPAGE_EXPERIMENT = {variant}  because: {reason}" in result.output

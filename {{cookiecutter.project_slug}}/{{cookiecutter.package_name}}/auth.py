@@ -40,6 +40,9 @@ from .models import User
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
+# Made beside the demo admin (`make run`, `flask users demo-admin`), never by `make serve`: people to put in
+# groups, pin to variants and look up on the dashboard, without a shell.
+DEMO_USER_EMAILS = ("ann@example.com", "bob@example.com", "carol@example.com")
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -180,10 +183,13 @@ def user_by_id(user_id: object) -> User | None:
     return User.find(text) if text.isascii() and text.isdigit() else None
 
 
-def lookup_user(text: str) -> UserRef | None:
-    """The user an admin typed (email or id) for the flag store, as an id and a recognisable label."""
+def lookup_user(text: str) -> UserRef | list[UserRef]:
+    """The user an admin typed for the flag store (an email or id), as an id and a recognisable label; for a
+    text that is only part of an email, the users whose email holds it (up to 20; none: an empty list)."""
     user = User.find(text)
-    return None if user is None else UserRef(id=str(user.id), label=user.email)
+    if user is not None:
+        return UserRef(id=str(user.id), label=user.email)
+    return [UserRef(id=str(match.id), label=match.email) for match in User.search(text)]
 
 
 def lookup_users(texts: Sequence[str]) -> dict[str, UserRef]:
@@ -280,20 +286,27 @@ def check_served_url(ctx: click.Context, param: click.Parameter, url: str | None
 
 
 def reset_demo_admin(url: str) -> None:
-    """Create (or reset) the admin admin@example.com with a fresh random password; print how to log in at
+    """Create (or reset) the admin admin@example.com with a fresh random password, and the demo users
+    (DEMO_USER_EMAILS, not admins; an existing one keeps its admin flag) with another; print how to log in at
     `url`, where the app is served. `flask users demo-admin` and `flask init-db --demo-admin URL` call it."""
-    password = secrets.token_urlsafe(12)
+    password, users_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     with _database_errors():
         user = User.find_by_email(DEMO_ADMIN_EMAIL) or User(email=DEMO_ADMIN_EMAIL)
         user.is_admin = True
         user.set_password(password)
         db.session.add(user)
+        for email in DEMO_USER_EMAILS:
+            demo_user = User.find_by_email(email) or User(email=email, is_admin=False)
+            demo_user.set_password(users_password)
+            db.session.add(demo_user)
         db.session.commit()
     with current_app.test_request_context(base_url=url):
         login_url = url_for("auth.login", _external=True)
     click.echo(f"Demo admin ready. Log in at {login_url}")
     click.echo(f"  email:    {DEMO_ADMIN_EMAIL}")
     click.echo(f"  password: {password}")
+    click.echo(f"Demo users (not admins), to fill groups and try overrides: {', '.join(DEMO_USER_EMAILS)}")
+    click.echo(f"  their password: {users_password}")
 
 
 @users_cli.command("demo-admin")
@@ -305,7 +318,8 @@ def reset_demo_admin(url: str) -> None:
     help="Where the app is served.",
 )
 def demo_admin_command(url: str) -> None:
-    """Create (or reset) the admin admin@example.com with a fresh random password, and say how to log in."""
+    """Create (or reset) the admin admin@example.com and three demo users with fresh random passwords, and say
+    how to log in."""
     reset_demo_admin(url)
 
 

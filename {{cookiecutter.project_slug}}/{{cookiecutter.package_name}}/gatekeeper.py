@@ -184,6 +184,19 @@ def rollout_ranges(weights: Mapping[str, float]) -> dict[str, tuple[float, float
     return ranges
 
 
+def rollout_share(bucket: int, weights: Mapping[str, float]) -> tuple[str, int, int] | None:
+    """The variant whose range holds `bucket`, and that range's first and last bucket, as ``rollout()``
+    lays the weights out; None when the weights hold no such range (they do not add up to 100)."""
+    start = 0.0
+    for variant, weight in weights.items():
+        first = math.ceil(round(start * 100, 6))
+        end = math.ceil(round((start + weight) * 100, 6)) - 1
+        if weight > 0 and first <= bucket <= end:
+            return variant, first, end
+        start += weight
+    return None
+
+
 def rollout_moves(old: Mapping[str, float], new: Mapping[str, float]) -> dict[str, float]:
     """Per variant, the percent of all units that lose it although its weight did not shrink that much.
 
@@ -210,7 +223,9 @@ class FeatureFlagConfig(ABC):
     ``overrides={'VISIBLE': [1, 2, 3]}`` pins users to variants in code; ``ROLLOUT = {"ON": 10, "OFF": 90}``
     is the weights ``self.rollout(unit_id)`` uses (until weights are set at runtime).
     ``OWNER`` (who to ask) and ``EXPIRES`` (``"2027-03-01"``, the date the flag should be gone by) are
-    optional; ``flask gk list``, ``flask gk check`` and the dashboard show them.
+    optional; ``flask gk list``, ``flask gk check`` and the dashboard show them. ``TAGS = ("checkout",
+    "experiment")``, optional, are words to find and filter flags by on the dashboard (checked by ``flask gk
+    check``).
     ``VALUES = {"ON": 25, "OFF": 5}`` gives each variant a value (see `Gatekeeper.value`), all of one JSON
     type; ``VALUE_SCHEMA`` (a JSON Schema) constrains them, and the values stored at runtime, further (checked
     by gatekeeper_control, which adds its check to ``CONFIG_CHECKS``).
@@ -230,6 +245,7 @@ class FeatureFlagConfig(ABC):
     ROLLOUT: Mapping[str, float] | None = None
     OWNER: str = ""
     EXPIRES: str | date | None = None
+    TAGS: tuple[str, ...] = ()
     VALUES: Mapping[str, Any] | None = None
     VALUE_SCHEMA: Mapping[str, Any] | None = None
     METADATA: Mapping[str, Any] | None = None
@@ -1041,6 +1057,29 @@ class Gatekeeper:
         answers = self._flags.get(flag) or self._evaluate_flag(flag)
         return answers[_EVALUATION]
 
+    def explain_in_detail(self, flag: str, user_id_override: Any = None) -> Evaluation | None:
+        """`explain()`, and when the rule's rollout gave the variant, the detail says how: "bucket 4,213 of
+        10,000: ON covers 0-999" (the user's bucket, and the range of the 10,000 buckets the variant owns).
+        For pages and commands that show a reason; a flag check never pays for it."""
+        evaluation = self.explain(flag, user_id_override)
+        if evaluation is None or evaluation.reason != RULE or evaluation.detail:
+            return evaluation
+        config = self._state.config_map[flag]
+        stored = (self._weights or {}).get(flag)
+        weights = stored if stored is not None and stored.keys() <= config._names else config.ROLLOUT
+        unit = user_id_override if user_id_override is not None else self.user_id
+        if unit is None and self.request is not None:
+            unit = anonymous_id()
+        if not weights or unit is None:
+            return evaluation
+        bucket = rollout_bucket(f"{config._rollout_prefix}{unit}")
+        share = rollout_share(bucket, weights)
+        if share is None or share[0] != evaluation.variant:  # the rule chose otherwise than this rollout
+            return evaluation
+        variant, first, last = share
+        detail = f"bucket {bucket:,} of {ROLLOUT_BUCKETS:,}: {variant} covers {first:,}-{last:,}"
+        return evaluation._replace(detail=detail)
+
     def evaluations(self) -> list[Evaluation]:
         """The evaluations this Gatekeeper has made, one per flag asked (in a request: the request's)."""
         return list(map(_evaluation_of, self._flags.values()))  # (C's loop: at every request's end)
@@ -1708,7 +1747,8 @@ def explain_command(flag: str, user_id: Any) -> None:
     if user_id is None:
         evaluation = _explain_for_a_new_visitor(flag)
     else:
-        evaluation = Gatekeeper(user_id=int(user_id) if str(user_id).isdigit() else user_id).explain(flag)
+        gk = Gatekeeper(user_id=int(user_id) if str(user_id).isdigit() else user_id)
+        evaluation = gk.explain_in_detail(flag)
     assert evaluation is not None
     detail = f" ({evaluation.detail})" if evaluation.detail else ""
     click.echo(f"{flag} = {evaluation.variant}  because: {evaluation.reason}{detail}")
@@ -1728,4 +1768,4 @@ def _explain_for_a_new_visitor(flag: str) -> Evaluation | None:
         request = flask_request._get_current_object()
         gk = request.gk = Gatekeeper(None, current_app._get_current_object(), request, flask_session)
         gk._user = gk._user_id = None
-        return gk.explain(flag)
+        return gk.explain_in_detail(flag)

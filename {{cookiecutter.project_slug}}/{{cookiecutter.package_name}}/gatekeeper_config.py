@@ -18,6 +18,7 @@ class MyNewFeatureFFConfig(FeatureFlagConfig):
     VARIANTS_ENUM_STR = "VISIBLE NOT_VISIBLE"
     DEFAULT_VARIANT = "NOT_VISIBLE"
     DESCRIPTION = "Gate visibility of my new feature during development"
+    TAGS = ("internal",)  # optional: words to find and filter flags by on the dashboard
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
         if (app and app.config.get("IS_DEV")) or (user_id and user_id in TEAM_USER_IDS):
@@ -32,6 +33,7 @@ class HomepageExperimentFFConfig(FeatureFlagConfig):
     DESCRIPTION = "Three-way test of the home page headline: 10% see A, 10% see B, the rest the control."
     OWNER = "growth-team"  # optional: who to ask about the flag
     EXPIRES = "2027-03-01"  # optional: the date it should be gone by; `flask gk check` warns after it
+    TAGS = ("experiment", "homepage")
     ROLLOUT = {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80}
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
@@ -44,6 +46,7 @@ class NewCheckoutFFConfig(FeatureFlagConfig):
     VARIANTS_ENUM_STR = "ON OFF"
     DEFAULT_VARIANT = "OFF"
     DESCRIPTION = "The one-page checkout, for 10% of visitors (signed in or not); ramp it on the dashboard."
+    TAGS = ("checkout", "rollout")
     # The weights self.rollout() uses until someone sets others at runtime (`flask gk rollout`, dashboard).
     ROLLOUT = {"ON": 10, "OFF": 90}
     # Browsers may know it: `gk.bootstrap()` writes it into pages and OFREP answers it for a session.
@@ -58,6 +61,7 @@ class WelcomeMessageFFConfig(FeatureFlagConfig):
     VARIANTS_ENUM_STR = "STANDARD SALE"
     DEFAULT_VARIANT = "STANDARD"
     DESCRIPTION = "The welcome banner's text: change it on the dashboard, no deploy; force SALE for a sale."
+    TAGS = ("content",)
     # Each variant carries a text; `request.gk.value("WELCOME_MESSAGE")` (or `gk.value(...)` in a template)
     # is the one this user gets. An admin replaces a text at runtime: `flask gk value WELCOME_MESSAGE
     # STANDARD "Hello!"` or the flag's page. No rule: everyone gets STANDARD unless an admin says otherwise.

@@ -69,6 +69,17 @@ class User(UserMixin, db.Model):
         return db.session.execute(query).scalar_one_or_none()
 
     @classmethod
+    def search(cls, text: str, limit: int = 20) -> list[User]:
+        """Users whose email contains `text` (any case), by email, at most `limit`: a look-up by part of an
+        email, such as "ann" or "@example.com"."""
+        text = text.strip().lower()
+        if not text or "\x00" in text:
+            return []
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = db.select(cls).where(db.func.lower(cls.email).like(pattern, escape="\\"))
+        return list(db.session.scalars(query.order_by(cls.email).limit(limit)))
+
+    @classmethod
     def find_by_session_token(cls, token: str) -> User | None:
         """The user whose current session token this is (None for a revoked or unknown one)."""
         return db.session.execute(db.select(cls).filter_by(session_token=token)).scalar_one_or_none()

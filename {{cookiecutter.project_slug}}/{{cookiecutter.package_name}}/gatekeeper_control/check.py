@@ -17,8 +17,9 @@ with a literal FLAG_NAME and VARIANTS_ENUM_STR (tests with their own flags). A r
 line holds `gk: ignore` (a `#` comment in Python, on the call's lines or alone on the line above it; a
 Jinja comment in a template): for tests that misspell a name on purpose.
 
-Errors (exit status 1): an unknown flag or variant, with a "did you mean" when one is close. Warnings: a
-flag nothing references any more, a flag past its EXPIRES date, a file that cannot be read.
+Errors (exit status 1): an unknown flag or variant, with a "did you mean" when one is close; a flag whose
+TAGS are not a tuple of short words. Warnings: a flag nothing references any more, a flag past its EXPIRES
+date, a file that cannot be read.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -52,6 +54,8 @@ FLAG_CALLS = frozenset(
 IGNORE_MARKER = "gk: ignore"
 TEMPLATE_SUFFIXES = frozenset({".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml"})
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "instance", "build", "dist", "htmlcov"})
+# A tag is one word an admin types in the dashboard's filter: letters, digits and - _ . : (no spaces).
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,11 @@ def check(
     for name, variants in found.declared.items():
         known.setdefault(name, variants)
     errors = [finding for ref in found.references if (finding := _judge(ref, known)) is not None]
+    errors += [
+        Finding("error", f"{name}: {problem}")
+        for name, config in sorted(config_map.items())
+        if (problem := tags_problem(getattr(config, "TAGS", ()))) is not None
+    ]
     referenced = {ref.flag for ref in found.references}
     warnings = [
         Finding("warning", f"{name}: nothing references this flag any more; remove it from FF_CONFIG_MAP?")
@@ -177,6 +186,23 @@ def check(
             message = f"{name}: expired on {expires.isoformat()}{owner}; remove it or extend EXPIRES"
             warnings.append(Finding("warning", message))
     return [*errors, *warnings, *found.unreadable]
+
+
+def tags_problem(tags: object) -> str | None:
+    """What is wrong with a flag's TAGS, in a sentence with the fix; None when they are fine."""
+    example = 'e.g. TAGS = ("checkout", "beta")'
+    if isinstance(tags, str) or not isinstance(tags, tuple | list):
+        return f"TAGS must be a tuple of words, {example}, not {tags!r}"
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG.fullmatch(tag):
+            return (
+                f"TAGS holds {tag!r}: a tag is 1 to 40 letters, digits or - _ . : "
+                f"starting with a letter or digit, {example}"
+            )
+    duplicates = sorted({tag for tag in tags if tags.count(tag) > 1})
+    if duplicates:
+        return f"TAGS lists {', '.join(duplicates)} more than once"
+    return None
 
 
 def default_paths(root_path: str) -> list[Path]:

@@ -1,5 +1,6 @@
-"""What an admin names, checked before anything is written: a flag and variant the code has, text a column
-can hold, and quoting it back in a message; and which stored overrides the code no longer understands."""
+"""What an admin names, checked before anything is written: a flag and variant the code has, the one user a
+text names, text a column can hold, and quoting it back in a message; and which stored overrides the code no
+longer understands."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from flask import current_app
 
 from .engine import gatekeeper
-from .errors import UnknownFlagError, UnknownVariantError
-from .snapshot import Snapshot, StaleOverride
+from .errors import UnknownFlagError, UnknownUserError, UnknownVariantError
+from .snapshot import Snapshot, StaleOverride, UserRef
 
 
 def current_config_map() -> Mapping[str, Any]:
@@ -34,6 +35,32 @@ def check_variant(config: Any, flag: str, variant: str) -> None:
         raise UnknownVariantError(
             f"{flag} has no variant {quote(variant)}: use one of {', '.join(variants)}."
         )
+
+
+def users_found(found: Any) -> list[UserRef]:
+    """What an app's `user_lookup` answered, as a list: the one user a text names exactly (a UserRef), the
+    users a partial text matches (a list or tuple of them), or nobody (None, or an empty list)."""
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list | tuple) else [found]
+
+
+def one_user(text: str, found: Any) -> UserRef | None:
+    """The user `text` names for a change: the one the lookup answered, or among the users it partly matches
+    the one whose id or label is `text` (in any case). None for nobody; UnknownUserError when the text only
+    matches part of some users' emails or names: a change needs the whole of one."""
+    if found is None or not isinstance(found, list | tuple):
+        return found
+    exact = [ref for ref in found if str(ref.id) == text or str(ref.label).lower() == text.lower()]
+    if len(exact) == 1:
+        return exact[0]
+    if not found:
+        return None
+    shown = ", ".join(shorten(str(ref.label), 60) for ref in found[:5]) + (", ..." if len(found) > 5 else "")
+    raise UnknownUserError(
+        f"{quote(text)} is part of {len(found)} user{'s' if len(found) != 1 else ''}' email or name "
+        f"({shown}): type one in full, or an id."
+    )
 
 
 def storable(text: str, limit: int) -> bool:

@@ -1,8 +1,9 @@
 """The admin dashboard's blueprint: who may open it, its CSRF tokens, and what its pages share.
 
 A blueprint (`gatekeeper`) with its own templates and static files in this folder. Its pages are in
-dashboard_flags.py (the flag list, a flag, the audit log, overrides) and dashboard_targeting.py (weights,
-targets, schedules, groups, the user look-up); importing `gatekeeper_control` registers them.
+dashboard_list.py (the flag list), dashboard_flags.py (a flag, the audit log, overrides),
+dashboard_targeting.py (weights, targets, schedules, groups) and dashboard_users.py (the user look-up);
+importing `gatekeeper_control` registers them.
 
 Who may open it is the engine's `can_manage(user)` (default: a true `is_admin`), asked with the engine's
 user hook, so it needs no particular login library. Every change is a POST answered by a

@@ -1,6 +1,5 @@
 """The dashboard's targeting pages: rollout weights and group targets on a flag page (its scheduled
-changes: dashboard_schedules.py), the groups pages, and the user look-up (every flag's variant for one
-user, and why)."""
+changes: dashboard_schedules.py), and the groups pages (the user look-up: dashboard_users.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .checks import current_config_map, shorten
+from .checks import shorten
 from .dashboard import (
     PER_PAGE,
     back_to_flag,
@@ -181,39 +180,6 @@ def remove_members(name: str) -> Response:
     users = request.form.getlist("user_id") or request.form.get("users", "").replace(",", " ").split()
     change(targeting.remove_members, name, users, unchanged="None of them is a member.")
     return _back_to_group(name)
-
-
-@bp.get("/users")
-def users() -> str:
-    """Look up a user by email or id: every flag's variant for them and why (browser overrides aside)."""
-    query = request.args.get("q", "").strip()
-    found, rows, error, context, matched = None, [], None, {}, []
-    if query:
-        try:
-            found = store.find_user(query)
-        except StoreError as exc:
-            error = str(exc)
-        if found is not None:
-            for flag_name in sorted(current_config_map()):
-                user_id = int(found.id) if str(found.id).isdigit() else found.id
-                evaluation = gatekeeper.Gatekeeper(user_id=user_id).explain(flag_name)
-                rows.append(evaluation)
-            groups_of = sorted(store.snapshot().memberships.get(str(found.id), ()))
-            user_id = int(found.id) if str(found.id).isdigit() else found.id
-            context = dict(gatekeeper.Gatekeeper(user_id=user_id).context)
-            matched = segments.matching(context, store.snapshot())
-        elif error is None:
-            error = f"No user matches {shorten(query)!r}: enter the email or id of an existing user."
-    return render_template(
-        "gatekeeper/users.html",
-        query=query,
-        found=found,
-        rows=rows,
-        error=error,
-        groups_of=groups_of if found is not None else [],
-        context=context,
-        segments_of=matched,
-    )
 
 
 def _targets_by_group(snapshot: Snapshot) -> dict[str, list[tuple[str, str]]]:

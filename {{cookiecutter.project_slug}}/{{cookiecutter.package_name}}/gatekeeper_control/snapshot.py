@@ -78,7 +78,9 @@ class UserRef:
     label: str
 
 
-UserLookup = Callable[[str], UserRef | None]
+# The user a text names (an email, name or id), or None; or, for a text that names nobody exactly, the users
+# whose email or name it is part of (a list: the users page offers them; a change needs one in full).
+UserLookup = Callable[[str], UserRef | Sequence[UserRef] | None]
 # Many at once (a pasted list of group members): {text: UserRef} for the texts that name a user.
 UsersLookup = Callable[[Sequence[str]], Mapping[str, UserRef]]
 
@@ -219,8 +221,15 @@ class AppStore:
         return self.user_lookup is not None
 
     def lookup_user(self, text: str) -> UserRef | None:
-        """The user an email or id names, through `user_lookup` (the engine's `flask gk explain --user`)."""
-        return self.user_lookup(text) if self.user_lookup is not None else UserRef(id=text, label=text)
+        """The user an email or id names, through `user_lookup` (the engine's `flask gk explain --user`); of
+        the users a partial text matches, the one whose id or label it is in full, else None."""
+        if self.user_lookup is None:
+            return UserRef(id=text, label=text)
+        found = self.user_lookup(text)
+        if isinstance(found, list | tuple):
+            exact = [ref for ref in found if str(ref.id) == text or str(ref.label).lower() == text.lower()]
+            return exact[0] if len(exact) == 1 else None
+        return found
 
     def refresh_in_background(self) -> None:
         """Start one thread that refreshes the snapshot, unless a refresh is already running."""

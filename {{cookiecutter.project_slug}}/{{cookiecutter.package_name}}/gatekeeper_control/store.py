@@ -25,7 +25,16 @@ from sqlalchemy import URL, create_engine, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
-from .checks import check_flag, check_variant, current_config_map, find_stale, quote, storable
+from .checks import (
+    check_flag,
+    check_variant,
+    current_config_map,
+    find_stale,
+    one_user,
+    quote,
+    storable,
+    users_found,
+)
 from .errors import (
     OverrideError,
     StoreError,
@@ -308,14 +317,25 @@ class OverrideStore:
             return self.clear_user_override(entry.flag, user_id, actor, reason=why)
         return self.set_user_override(entry.flag, user_id, entry.before, actor, reason=why)
 
-    def last_changes(self) -> dict[str, AuditEntry]:
-        """The newest audit entry of every flag that has one. Raises StoreUnavailableError."""
+    def last_changes(self, flags: Sequence[str] | None = None) -> dict[str, AuditEntry]:
+        """The newest audit entry of every flag that has one (of `flags` only, when given: a page of the flag
+        list). Raises StoreUnavailableError."""
         newest = select(func.max(AuditRow.id)).group_by(AuditRow.flag)
+        if flags is not None:
+            newest = newest.where(AuditRow.flag.in_(flags))
         with self._reading() as session:
             return {
                 row.flag: entry_from_row(row)
                 for row in session.scalars(select(AuditRow).where(AuditRow.id.in_(newest)))
             }
+
+    def last_change_ids(self) -> dict[str, int]:
+        """Each flag's newest audit entry id: the flag list's sort by last change, without reading the
+        entries. Raises StoreUnavailableError."""
+        with self._reading() as session:
+            return dict(
+                session.execute(select(AuditRow.flag, func.max(AuditRow.id)).group_by(AuditRow.flag)).all()
+            )
 
     # Writing: each write validates first, then changes and audits in one transaction ------------------------
 
@@ -399,10 +419,18 @@ class OverrideStore:
         return self._write(change)
 
     def find_user(self, text: str) -> UserRef | None:
-        """The user an admin means by `text` (email or id), through the app's `user_lookup`."""
+        """The user an admin means by `text` (email or id), through the app's `user_lookup`; a text that is
+        only part of some users' emails or names raises UnknownUserError (a change needs one user)."""
         text = (text or "").strip()
-        if not storable(text, LABEL_LENGTH):
-            return None
+        return one_user(text, self._lookup(text)) if storable(text, LABEL_LENGTH) else None
+
+    def search_users(self, text: str) -> list[UserRef]:
+        """The users `text` names: the one it names exactly, else those whose email or name it is part of,
+        when the app's `user_lookup` answers partial texts (the users page)."""
+        text = (text or "").strip()
+        return users_found(self._lookup(text)) if storable(text, LABEL_LENGTH) else []
+
+    def _lookup(self, text: str) -> Any:
         lookup = current_state().user_lookup
         if lookup is None:
             return UserRef(id=text, label=text)
@@ -423,13 +451,19 @@ class OverrideStore:
         ]
         state = current_state()
         if state.users_lookup is None or state.user_lookup is None:
-            return {text: ref for text in texts if (ref := self.find_user(text)) is not None}
+            return {text: ref for text in texts if (ref := self._one_or_none(text)) is not None}
         try:
             return dict(state.users_lookup(texts))
         except DATABASE_ERRORS as exc:
             raise StoreUnavailableError(
                 f"Could not look up {len(texts)} users: {describe_error(exc)}. Nothing was changed."
             ) from exc
+
+    def _one_or_none(self, text: str) -> UserRef | None:
+        try:
+            return self.find_user(text)
+        except UnknownUserError:  # part of several users' emails: in a pasted list, one that names nobody
+            return None
 
     @contextmanager
     def batch(self, *, commit: bool = True) -> Iterator[None]:

@@ -1,5 +1,6 @@
-// The gatekeeper dashboard's one enhancement: the flag filter narrows the list as you type.
-// Without JavaScript the same box submits ?q= and the server filters.
+// The gatekeeper dashboard's enhancements: the flag search narrows the list as you type (when the whole list
+// is on the page), and the list's filter menus apply when changed. Without JavaScript the same box submits
+// ?q= and the server searches; the menus apply with their button.
 (function () {
   "use strict";
 
@@ -16,9 +17,12 @@
 
     function apply() {
       var needle = input.value.trim().toLowerCase();
+      // As the server searches: every word somewhere in the name, description, owner or tags.
+      var words = needle.split(/\s+/).filter(Boolean);
       var shown = 0;
       rows.forEach(function (row) {
-        var match = !needle || row.getAttribute("data-gk-search").indexOf(needle) !== -1;
+        var text = row.getAttribute("data-gk-search");
+        var match = words.every(function (word) { return text.indexOf(word) !== -1; });
         row.hidden = !match;
         if (match) {
           shown += 1;
@@ -43,7 +47,17 @@
     });
   }
 
+  function setUpAutosubmit(select) {
+    select.addEventListener("change", function () {
+      var form = select.form;
+      if (form) {
+        form.submit();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[data-gk-filter]").forEach(setUpFilter);
+    document.querySelectorAll("select[data-gk-autosubmit]").forEach(setUpAutosubmit);
   });
 })();
