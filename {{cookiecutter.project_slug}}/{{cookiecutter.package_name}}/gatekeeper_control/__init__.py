@@ -1,5 +1,6 @@
 """Everything gatekeeper ships beside the engine: stored overrides, runtime targeting, schedules, push
-between processes, exposures, the dashboard, `flask gk check` and an OpenFeature provider.
+between processes, exposures, OpenTelemetry events, the dashboard, `flask gk check` and an OpenFeature
+provider.
 
 The engine (`gatekeeper.py`) and the app's flags (`gatekeeper_config.py`) sit beside this folder; the
 folder imports the engine, never the app. Wire it in `create_app()`:
@@ -30,6 +31,7 @@ from . import (  # noqa: F401
     schedules,
     segments,
     store,
+    telemetry,
     values,
 )
 from .push import ChangeFeed
@@ -57,11 +59,13 @@ def init_app(
     for pasted lists of group members. `feed` carries changes between processes (default: LISTEN/NOTIFY on
     PostgreSQL, the TTL elsewhere). The dashboard is served under `url_prefix` (default: the
     `GATEKEEPER_URL_PREFIX` setting, else "/gatekeeper"). Exposures are recorded unless
-    `GATEKEEPER_EXPOSURES` is off.
+    `GATEKEEPER_EXPOSURES` is off; flag evaluations become OpenTelemetry span events when `opentelemetry-api`
+    is installed, unless `GATEKEEPER_OPENTELEMETRY` is off.
     """
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
     schedules.init_app(app_store)
     exposures.exposures.init_app(app, app_store.db)
+    telemetry.init_app(app)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
     return app_store
