@@ -2,7 +2,7 @@
 in a child forked from a process that already used gatekeeper (gunicorn --preload, multiprocessing with
 fork), and in an `async def` view.
 
-These run on SQLite (the TTL carries changes); tests/test_processes.py in the template runs the same on
+These run on SQLite (the TTL carries changes); tests/test_workers_and_forks.py in the template runs them on
 PostgreSQL with real gunicorn workers, a multiprocessing child and a worker script.
 """
 
