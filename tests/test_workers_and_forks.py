@@ -132,3 +132,25 @@ def test_one_change_reaches_preloaded_workers_a_job_and_a_forked_child_within_th
         print(f"\nall of them served the change {time.monotonic() - forced_at:.2f} s after the CLI returned")
         _, variants = gunicorn_workers.flags()
         assert all(answers == ["A"] for flag, answers in variants.items() if flag != "LOAD_3")
+
+
+def test_preloaded_workers_on_sqlite_serve_a_change_within_the_ttl(baked_project, baked_env, tmp_path):
+    """On SQLite (no push: the TTL alone), both workers of gunicorn --preload, forked from a master that had
+    loaded its snapshot, serve a change made from the CLI within the TTL (plus the time to ask them)."""
+    path = copy_project(baked_project, tmp_path)
+    for source in [*FIXTURE_APP.glob("*.py"), *PROCESSES_APP.glob("*.py")]:
+        shutil.copy(source, path)
+    env = {
+        **baked_env(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "SECRET_KEY": "workers-and-forks-secret",
+        "GATEKEEPER_STORE_TTL": "1",
+        "BAKED_PACKAGE": path.name,
+    }
+    flask_cli(path, env, "init-db")
+    sqlite = Project(path, env)
+    with gunicorn(path, env, "--preload", "--workers", "2", app="preload_app:app") as url:
+        workers = Instance(url)
+        workers.pids = discover_workers(workers)
+        sqlite.force("LOAD_3", "B")
+        assert time_until_every_worker_serves(workers, "LOAD_3", "B", 1 + BOUND) is not None

@@ -14,5 +14,5 @@ with app.app_context():
     gatekeeper.Gatekeeper(user_id="0").ff("LOAD_0", "A")
     feed = app.extensions["gatekeeper_store"].feed
     deadline = time.monotonic() + 10
-    while not feed.connected and time.monotonic() < deadline:  # listening before the fork
+    while feed is not None and not feed.connected and time.monotonic() < deadline:  # listening, pre-fork
         time.sleep(0.05)
