@@ -278,11 +278,14 @@ class AppStore:
         self.lock, self.first_load = threading.Lock(), threading.Event()
         if self.current.loaded_at is not None:
             self.first_load.set()
+        self.checked_at = -math.inf
         # The parent's pooled connections are forgotten, not closed: closing would end the parent's sessions
         # too (SQLAlchemy's advice for multiprocessing). The child opens its own on first use.
-        for engine in self._engines_in_parent():
-            engine.dispose(close=False)
-        self.checked_at = -math.inf
+        try:
+            for engine in self._engines_in_parent():
+                engine.dispose(close=False)
+        except Exception:  # e.g. a Flask-SQLAlchemy `db` this app was never given: nothing pooled to drop
+            log.warning("gatekeeper: could not drop the parent's pooled connections", exc_info=True)
 
     def _engines_in_parent(self) -> list[Engine]:
         """The engines whose pools may hold the parent's connections: the store's, and with Flask-SQLAlchemy

@@ -86,8 +86,9 @@ def record_evaluation(app: Any, *, flag: str, variant: str, reason: str, **_: An
 
 def _reason_code(app: Any, flag: str, reason: str) -> str:
     if reason == gatekeeper.RULE:
-        config = app.extensions["gatekeeper"].config_map.get(flag)
-        code = getattr(type(config)._get_variant, "__code__", None)
+        state = app.extensions.get("gatekeeper")
+        rule = getattr(type(state.config_map.get(flag)), "_get_variant", None) if state is not None else None
+        code = getattr(rule, "__code__", None)
         if code is not None and "rollout" in code.co_names:  # read from its code: costs nothing to ask
             return "split"
     return REASONS.get(reason, "unknown")
