@@ -17,7 +17,7 @@ import pytest
 from flask import Flask, jsonify, request
 
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
+from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper, flag_required
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from tests.store_helpers import another_process
@@ -232,3 +232,18 @@ def test_an_async_view_answers_as_a_sync_view_does(app, client, admin, login, fo
     assert asynchronous.json == sync.json
     assert sync.json["NEW_CHECKOUT"]["variant"] == "ON"
     assert sync.json["HOMEPAGE_EXPERIMENT"]["explained"][2] == "user_override"
+
+
+def test_flag_required_guards_an_async_view_as_it_guards_a_sync_one(app, client, force_flag):
+    """`@flag_required` on an `async def` view serves it to those who get the variant and 404s the rest."""
+
+    @app.get("/_guarded")
+    @flag_required("NEW_CHECKOUT", "ON")
+    async def guarded():
+        return "the new checkout"
+
+    force_flag("NEW_CHECKOUT", "OFF")
+    assert client.get("/_guarded").status_code == 404
+    force_flag("NEW_CHECKOUT", "ON")
+    response = client.get("/_guarded")
+    assert response.status_code == 200 and response.text == "the new checkout"
