@@ -8,6 +8,7 @@ PostgreSQL with real gunicorn workers, a multiprocessing child and a worker scri
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 import time
@@ -47,10 +48,10 @@ def force_elsewhere(app: Flask, variant: str) -> None:
         store.force("MY_NEW_FEATURE", variant, actor="test")
 
 
-def in_a_forked_child(check: Callable[[], bool]) -> bool:
+def in_a_forked_child(check: Callable[[], bool], fork: Callable[[], int] = os.fork) -> bool:
     """Fork, run `check` in the child (its answer comes back through a pipe), and wait for the child."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child: report through the pipe, never return into pytest
         answer = b"no"
         try:
@@ -195,6 +196,37 @@ def test_a_snapshot_lock_held_at_the_fork_does_not_stop_the_child_refreshing(app
     force_elsewhere(app, "VISIBLE")
     try:
         assert in_a_forked_child(lambda: eventually(lambda: variant_in_a_job(worker.app) == "VISIBLE"))
+    finally:
+        release.set()
+        holder.join()
+
+
+def fork_without_pythons_hooks() -> int:
+    """fork() called in C, as uWSGI does without `py-call-osafterfork`: no `os.register_at_fork` hook runs."""
+    return ctypes.CDLL(None, use_errno=True).fork()
+
+
+def test_a_child_forked_without_pythons_hooks_is_set_right_at_its_first_database_check(app):
+    """A fork Python's hooks never see (uWSGI without py-call-osafterfork) is noticed by its new pid when
+    the store next goes to the database: the child then gets locks of its own, so even with the snapshot
+    lock held by another thread at the fork it sees a change made elsewhere within the TTL."""
+    worker = another_process(app, ttl=TTL)
+    assert variant_in_a_job(worker.app) == "NOT_VISIBLE"
+    app_store = worker.app.extensions["gatekeeper_store"]
+    release, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with app_store.lock:
+            held.set()
+            release.wait(BOUND)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(BOUND)
+    force_elsewhere(app, "VISIBLE")
+    try:
+        child = lambda: eventually(lambda: variant_in_a_job(worker.app) == "VISIBLE")  # noqa: E731
+        assert in_a_forked_child(child, fork=fork_without_pythons_hooks)
     finally:
         release.set()
         holder.join()

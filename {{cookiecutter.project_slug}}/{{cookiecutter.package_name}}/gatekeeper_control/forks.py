@@ -11,6 +11,10 @@ connections forgotten without being closed (closing would end the parent's sessi
 Registrations are weak (a test app's store can die with its app); a callback that raises is logged and the
 others still run. The parent is never touched.
 
+A server that forks in C without telling Python (uWSGI without `py-call-osafterfork`) runs no such hook:
+`ensure_this_process()`, which the store calls each time it goes to the database, notices the new pid and
+runs the callbacks then, so such a child is set right at its first database check (within the TTL).
+
 Drop-in: imports only the standard library.
 """
 
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _callbacks: list[weakref.WeakMethod[Callable[[], Any]]] = []
 _registering = threading.Lock()
+_pid = os.getpid()  # the process the registered objects were last prepared for
 
 
 def in_child(method: Callable[[], Any]) -> None:
@@ -36,8 +41,18 @@ def in_child(method: Callable[[], Any]) -> None:
         _callbacks.append(weakref.WeakMethod(method))
 
 
+def ensure_this_process() -> None:
+    """Run the after-fork callbacks if this is a forked child that has not run them yet (a fork that
+    bypassed `os.register_at_fork`); a pid comparison otherwise."""
+    if os.getpid() != _pid:
+        _after_fork_in_child()
+
+
 def _after_fork_in_child() -> None:
-    global _registering
+    global _registering, _pid
+    if os.getpid() == _pid:  # already prepared (the hook ran, and now a pid check)
+        return
+    _pid = os.getpid()
     _registering = threading.Lock()  # the parent may have held it, in another thread, at the fork
     for ref in list(_callbacks):
         callback = ref()

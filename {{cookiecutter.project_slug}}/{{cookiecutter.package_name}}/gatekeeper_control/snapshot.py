@@ -193,6 +193,7 @@ class AppStore:
         fresh = self.clock() - self.checked_at < (self.ttl if max_age is None else max_age)
         if fresh and (current.next_due is None or not self.due()):  # (due() spelled out for the usual case)
             return current
+        forks.ensure_this_process()  # a fork Python's hooks did not see (uWSGI): prepare this child now
         self.listen()
         if max_age is None and has_request_context():
             self.refresh_in_background()
