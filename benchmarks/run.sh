@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: bake the template with its defaults, install the baked project and the peer SDKs into
 # build/bench-venv, then count whole requests in instructions with callgrind, and run the flag, dashboard,
-# targeting, fan-out and exposure benchmarks, which run offline: they refuse every network connection and
-# report any attempt. Last, the demo benchmark times a
+# targeting, fan-out, exposure and OpenTelemetry benchmarks, which run offline: they refuse every network
+# connection and report any attempt. Last, the demo benchmark times a
 # fresh clone's `make demo` to its first page, twice (its set-up may use the package registry, as
 # `make demo` does; the benchmark itself talks to 127.0.0.1 only).
 #
@@ -66,5 +66,12 @@ echo
 echo
 "$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"
 "$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"
+echo
+# OpenTelemetry only here, from a folder of its own: installed in the venv, the hook would be on in every
+# benchmark above (it connects when opentelemetry-api is importable).
+OTEL="$BUILD/bench-otel"
+if [ -n "$UV" ]; then "$UV" pip install --quiet --python "$VENV/bin/python" --target "$OTEL" "opentelemetry-sdk==1.45.2"
+else "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --target "$OTEL" "opentelemetry-sdk==1.45.2"; fi
+PYTHONPATH="$OTEL" "$VENV/bin/python" benchmarks/bench_telemetry.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_demo.py

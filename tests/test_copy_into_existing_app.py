@@ -172,8 +172,9 @@ def test_the_folder_imports_only_the_engine_its_own_modules_and_their_libraries(
     # optional, each for one feature, refused on save with its name when missing: VALUE_SCHEMA, a segment's
     # `matches` (RE2: no catastrophic backtracking) and its version comparisons
     features = {"jsonschema", "re2", "packaging"}
-    # engine.py's fallback for the flat layout, and openfeature.py's SDK (the `openfeature` extra)
-    flat_and_extras = {"gatekeeper", "openfeature"}
+    # engine.py's fallback for the flat layout, openfeature.py's SDK (the `openfeature` extra) and
+    # telemetry.py's OpenTelemetry API (used when installed)
+    flat_and_extras = {"gatekeeper", "openfeature", "opentelemetry"}
     for module in modules:
         packages, siblings = imports_of(module)
         assert siblings <= own, f"{module.name} imports {siblings - own} from outside the folder"

@@ -173,6 +173,7 @@ class Settings:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED: bool = True  # a shared storage that goes away still throttles
     GATEKEEPER_EXPOSURES: bool = True
     GATEKEEPER_EXPOSURES_FLUSH: float = 10.0
+    GATEKEEPER_OPENTELEMETRY: bool = True  # span events, when opentelemetry-api is installed
     # How a change reaches the other processes: "" automatic (LISTEN/NOTIFY on PostgreSQL, the TTL alone on
     # SQLite), a redis:// URL (Redis pub/sub), "postgresql" or "none" (the TTL alone).
     GATEKEEPER_CHANGE_FEED: str = ""
@@ -241,6 +242,7 @@ class Settings:
             GATEKEEPER_STORE_LISTEN_URL=(environ.get("GATEKEEPER_STORE_LISTEN_URL") or "").strip(),
             GATEKEEPER_EXPOSURES=_bool(environ, "GATEKEEPER_EXPOSURES", True),
             GATEKEEPER_EXPOSURES_FLUSH=_seconds(environ, "GATEKEEPER_EXPOSURES_FLUSH", 10.0),
+            GATEKEEPER_OPENTELEMETRY=_bool(environ, "GATEKEEPER_OPENTELEMETRY", True),
             GATEKEEPER_CHANGE_FEED=_change_feed(environ, "GATEKEEPER_CHANGE_FEED", database_url),
             GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE=_bool(environ, "GATEKEEPER_WEBHOOKS_ALLOW_PRIVATE"),
             GATEKEEPER_WEBHOOKS_TIMEOUT=_seconds(environ, "GATEKEEPER_WEBHOOKS_TIMEOUT", 10.0),

@@ -1669,9 +1669,20 @@ def track(metric: str, value: float = 1.0) -> None:
 
 
 def flag_required(flag: str, variant: str) -> Callable[[F], F]:
-    """Serve the view only to users who get `variant` of `flag`; everyone else gets a 404."""
+    """Serve the view only to users who get `variant` of `flag`; everyone else gets a 404. Works on sync and
+    `async def` views alike (an async view stays a coroutine function, so Flask still awaits it)."""
 
     def decorator(view: F) -> F:
+        if inspect.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                if not current_gatekeeper().ff(flag, variant):
+                    abort(404)
+                return await view(*args, **kwargs)
+
+            return awaited  # type: ignore[return-value]
+
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_gatekeeper().ff(flag, variant):

@@ -1,5 +1,6 @@
 """Everything gatekeeper ships beside the engine: stored overrides, runtime targeting, schedules, push
-between processes, exposures, the dashboard, `flask gk check`, an OpenFeature provider and an OFREP server.
+between processes, exposures, OpenTelemetry events, the dashboard, `flask gk check`, an OpenFeature provider
+and an OFREP server.
 
 The engine (`gatekeeper.py`) and the app's flags (`gatekeeper_config.py`) sit beside this folder; the
 folder imports the engine, never the app. Wire it in `create_app()`:
@@ -43,6 +44,7 @@ from . import (  # noqa: F401
     schedules,
     segments,
     store,
+    telemetry,
     timer,
     values,
     webhooks,
@@ -73,7 +75,9 @@ def init_app(
     PostgreSQL, the TTL elsewhere). The dashboard is served under `url_prefix` (default: the
     `GATEKEEPER_URL_PREFIX` setting, else "/gatekeeper"). Exposures are recorded unless
     `GATEKEEPER_EXPOSURES` is off. Due scheduled changes are applied by a timer thread in each process
-    (from its first request) unless `GATEKEEPER_TIMER` is off.
+    (from its first request) unless `GATEKEEPER_TIMER` is off;
+    flag evaluations become OpenTelemetry span events when `opentelemetry-api` is installed, unless
+    `GATEKEEPER_OPENTELEMETRY` is off.
     """
     app_store = store.store.init_app(app, db, user_lookup=user_lookup, users_lookup=users_lookup, feed=feed)
     timer.init_app(app)
@@ -82,6 +86,7 @@ def init_app(
     releases.init_app(app)
     exposures.exposures.init_app(app, app_store.db)
     webhooks.init_app()
+    telemetry.init_app(app)
     prefix = url_prefix or app.config.get("GATEKEEPER_URL_PREFIX") or "/gatekeeper"
     app.register_blueprint(dashboard.bp, url_prefix=prefix)
     api.init_app(app, prefix)  # the admin API, at <prefix>/api/v1

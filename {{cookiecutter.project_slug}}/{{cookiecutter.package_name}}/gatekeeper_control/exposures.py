@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from . import forks
 from .engine import gatekeeper
 from .tables import Base
 
@@ -145,9 +146,16 @@ class ExposureRecorder:
         self.clock = clock
         self.dropped = 0
         self._reset_for_this_process()
+        forks.in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn --preload): the parent's buffer, locks, thread and pooled connections
+        are not ours; the parent writes its own entries."""
+        if isinstance(self.db, Engine):
+            self.db.dispose(close=False)  # forgotten, not closed (Flask-SQLAlchemy's: the store does this)
+        self._reset_for_this_process()
 
     def _reset_for_this_process(self) -> None:
-        # Also run in a forked child (gunicorn --preload): the parent's buffer, lock and thread are not ours.
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -502,14 +510,6 @@ def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
 
 def _fits(text: str) -> bool:
     return len(text) <= COLUMN_LENGTH and "\x00" not in text
-
-
-def _reset_in_child() -> None:
-    for recorder in list(_RECORDERS):
-        recorder._reset_for_this_process()
-
-
-os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def _weights(config: gatekeeper.FeatureFlagConfig | None) -> Mapping[str, float] | None:

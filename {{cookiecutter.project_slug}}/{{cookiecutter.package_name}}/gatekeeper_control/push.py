@@ -16,9 +16,9 @@ lost. `feed_for` turns the `GATEKEEPER_CHANGE_FEED` setting into a feed.
 
 Processes and fork: threads and connections are made lazily, in the process that first asks for a
 snapshot (or publishes), never at import or in `create_app`. Under gunicorn (with or without `--preload`)
-that is each worker after the fork; `start()` in a forked child sees the parent's thread is gone (threads do
-not survive fork) and opens a connection of its own, and a Redis publisher made before a fork is never
-used after it, so no connection is ever shared between processes.
+that is each worker after the fork. A feed that was already listening before a fork is reset in the child
+(forks.py: a new lock, no thread, no publisher), so `start()` there opens a connection of the child's own,
+and a Redis publisher made before a fork is never used after it: no connection is shared between processes.
 
 A lost connection (server restart, network) is retried with exponential backoff (0.1 s doubling to 10 s,
 with jitter); once it is back the store reloads, so nothing missed while it was down stays missed.
@@ -42,6 +42,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from . import forks
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,13 @@ class _ListeningThread:
         self._pid = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        forks.in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread is not running here, and its lock may have been held by
+        another thread at the fork; the next `start()` listens on a connection of the child's own."""
+        self._lock, self._stopped = threading.Lock(), threading.Event()
+        self._thread, self.connected = None, False
 
     def start(self, on_change: Callable[[], None]) -> None:
         with self._lock:
@@ -225,6 +234,10 @@ class RedisFeed(_ListeningThread):
             retry=Retry(NoBackoff(), 0),
             **options,
         )
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._publisher = None  # the parent's: never used, nor closed, here (`_client` makes the child's)
 
     def _client(self) -> Any:
         publisher, pid = self._publisher, os.getpid()

@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +32,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from . import forks
 from .conditions import CompiledSegment, Condition, compile_segment
 from .engine import gatekeeper
 from .push import ChangeFeed, feed_for
@@ -176,7 +175,7 @@ class AppStore:
         self._engine: Engine | None = None
         # (snapshot, config map, its stale overrides): see OverrideStore.stale_overrides.
         self.stale: tuple[Snapshot, Mapping[str, Any], list[StaleOverride]] | None = None
-        _ALL_STORES.add(self)
+        forks.in_child(self.after_fork)
 
     @property
     def engine(self) -> Engine:
@@ -196,6 +195,7 @@ class AppStore:
         fresh = self.clock() - self.checked_at < (self.ttl if max_age is None else max_age)
         if fresh and (current.next_due is None or not self.due()):  # (due() spelled out for the usual case)
             return current
+        forks.ensure_this_process()  # a fork Python's hooks did not see (uWSGI): prepare this child now
         self.listen()
         if max_age is None and has_request_context():
             self.refresh_in_background()
@@ -283,13 +283,29 @@ class AppStore:
             self.feed.stop()
 
     def after_fork(self) -> None:
-        """In a forked child: new locks, no inherited pool connections, listen again on first use."""
+        """In a forked child (forks.py calls it): new locks, no inherited pool connections, and on first use
+        a fresh snapshot and a listener of its own (the feed starts afresh in a new process)."""
         self.lock, self.first_load = threading.Lock(), threading.Event()
         if self.current.loaded_at is not None:
             self.first_load.set()
-        if self._engine is not None:
-            self._engine.dispose(close=False)  # the parent's connections stay the parent's
         self.checked_at = -math.inf
+        # The parent's pooled connections are forgotten, not closed: closing would end the parent's sessions
+        # too (SQLAlchemy's advice for multiprocessing). The child opens its own on first use.
+        try:
+            for engine in self._engines_in_parent():
+                engine.dispose(close=False)
+        except Exception:  # e.g. a Flask-SQLAlchemy `db` this app was never given: nothing pooled to drop
+            log.warning("gatekeeper: could not drop the parent's pooled connections", exc_info=True)
+
+    def _engines_in_parent(self) -> list[Engine]:
+        """The engines whose pools may hold the parent's connections: the store's, and with Flask-SQLAlchemy
+        every engine of the app (the app's own models share its pool, so they would share its sockets)."""
+        if isinstance(self.db, Engine):
+            return [self.db]
+        if hasattr(type(self.db), "engines") and self.app is not None:  # (a property: needs the app)
+            with self.app.app_context():
+                return list(self.db.engines.values())
+        return [self._engine] if self._engine is not None else []
 
     def refresh(self) -> None:
         """Reload the snapshot if the version counter moved; on failure keep the old one and say why.
@@ -331,17 +347,6 @@ class AppStore:
         else:
             log.debug("Gatekeeper override store still unavailable: %s", error)
         self.available, self.error = False, error
-
-
-_ALL_STORES: weakref.WeakSet[AppStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for app_store in list(_ALL_STORES):
-        app_store.after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def describe_error(exc: BaseException) -> str:
