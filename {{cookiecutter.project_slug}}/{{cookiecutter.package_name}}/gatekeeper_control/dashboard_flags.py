@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template, request, url_for
+from flask import abort, render_template, request
 from werkzeug.wrappers import Response
 
-from .audit import AuditEntry
 from .checks import current_config_map, shorten, unchecked_user_note
 from .dashboard import (
     FLAG_AUDIT_ENTRIES,

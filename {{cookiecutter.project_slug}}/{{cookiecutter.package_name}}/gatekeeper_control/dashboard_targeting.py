@@ -21,7 +21,6 @@ from .dashboard import (
 )
 from .dashboard_schedules import schedules_context
 from .engine import gatekeeper
-from .segments import segments
 from .snapshot import Snapshot
 from .store import StoreError, store
 from .targeting import code_weights, targeting

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import timer
+from . import forks, timer
 from .guardrails import ArmStats
 from .tables import OutcomeRow
 
@@ -194,6 +194,7 @@ class OutcomeRecorder:
         self.clock = clock
         self.dropped = 0
         self._reset_for_this_process()
+        forks.in_child(self._reset_for_this_process)  # a forked child starts with an empty buffer
 
     def _reset_for_this_process(self) -> None:
         self._pid = os.getpid()
@@ -313,11 +314,3 @@ def _flush_at_exit() -> None:
         if found._pid == os.getpid():
             with found.app.app_context():
                 found.flush()
-
-
-def _reset_in_child() -> None:
-    for found in list(_RECORDERS):
-        found._reset_for_this_process()
-
-
-os.register_at_fork(after_in_child=_reset_in_child)
