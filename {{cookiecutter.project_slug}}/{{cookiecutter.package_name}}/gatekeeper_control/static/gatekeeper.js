@@ -1,5 +1,8 @@
-// The gatekeeper dashboard's one enhancement: the flag filter narrows the list as you type.
-// Without JavaScript the same box submits ?q= and the server filters.
+// The gatekeeper dashboard's enhancements; every page works without them:
+// - the flag filter narrows the list as you type (without JavaScript the box submits ?q= and the server filters);
+// - the rollout form shows the rest variant's share as you type (without it, the server works it out);
+// - forms that change what every user sees ask once more in a dialog (the required box stays the rule);
+// - the exposure chart shows an hour's counts as text when it is focused or pointed at.
 (function () {
   "use strict";
 
@@ -43,7 +46,55 @@
     });
   }
 
+  function setUpShares(form) {
+    var inputs = Array.prototype.slice.call(form.querySelectorAll("input[data-gk-share]"));
+    var rest = form.querySelector("output[data-gk-rest]");
+    if (!rest) {
+      return;
+    }
+    function apply() {
+      var total = 0;
+      var valid = inputs.every(function (input) {
+        var text = input.value.trim().replace(/%$/, "");
+        var share = text === "" ? 0 : Number(text);
+        total += share;
+        return isFinite(share) && share >= 0 && share <= 100;
+      });
+      var left = Math.round((100 - total) * 100) / 100;
+      rest.textContent = valid && left >= 0 ? String(left) : "?";
+      rest.classList.toggle("gk-rest-invalid", !(valid && left >= 0));
+    }
+    inputs.forEach(function (input) {
+      input.addEventListener("input", apply);
+    });
+  }
+
+  function setUpConfirm(form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-gk-confirm"))) {
+        event.preventDefault();
+      }
+    });
+  }
+
+  function setUpChart(chart) {
+    var readout = chart.parentNode.querySelector("[data-gk-readout]");
+    if (!readout) {
+      return;
+    }
+    chart.querySelectorAll("[data-gk-hour]").forEach(function (hour) {
+      function show() {
+        readout.textContent = hour.getAttribute("data-gk-hour");
+      }
+      hour.addEventListener("focus", show);
+      hour.addEventListener("mouseenter", show);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[data-gk-filter]").forEach(setUpFilter);
+    document.querySelectorAll("form[data-gk-shares]").forEach(setUpShares);
+    document.querySelectorAll("form[data-gk-confirm]").forEach(setUpConfirm);
+    document.querySelectorAll("[data-gk-chart]").forEach(setUpChart);
   });
 })();
