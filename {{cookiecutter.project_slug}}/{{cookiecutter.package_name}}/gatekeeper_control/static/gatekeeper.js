@@ -77,17 +77,29 @@
     });
   }
 
+  // One Tab stop for the chart's 24 hours (the newest); the arrow keys move between them.
   function setUpChart(chart) {
     var readout = chart.parentNode.querySelector("[data-gk-readout]");
-    if (!readout) {
-      return;
-    }
-    chart.querySelectorAll("[data-gk-hour]").forEach(function (hour) {
+    var hours = Array.prototype.slice.call(chart.querySelectorAll("[data-gk-hour]"));
+    hours.forEach(function (hour, index) {
+      hour.setAttribute("tabindex", index === hours.length - 1 ? "0" : "-1");
       function show() {
-        readout.textContent = hour.getAttribute("data-gk-hour");
+        if (readout) {
+          readout.textContent = hour.getAttribute("data-gk-hour");
+        }
       }
       hour.addEventListener("focus", show);
       hour.addEventListener("mouseenter", show);
+      hour.addEventListener("keydown", function (event) {
+        var step = { ArrowLeft: -1, ArrowRight: 1, Home: -index, End: hours.length - 1 - index }[event.key];
+        var next = step === undefined ? null : hours[index + step];
+        if (next) {
+          event.preventDefault();
+          hour.setAttribute("tabindex", "-1");
+          next.setAttribute("tabindex", "0");
+          next.focus();
+        }
+      });
     });
   }
 
