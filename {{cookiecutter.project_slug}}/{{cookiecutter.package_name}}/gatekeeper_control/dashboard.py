@@ -6,7 +6,8 @@ targets, schedules, groups, the user look-up); importing `gatekeeper_control` re
 
 Who may open it is the engine's `can_manage(user)` (default: a true `is_admin`), asked with the engine's
 user hook, so it needs no particular login library. Every change is a POST answered by a
-redirect and carries a signed CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
+redirect (a flag page's refused form: that page again, 422, the error beside the field) and carries a signed
+CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
 else its own), so the app needs no app-wide `CSRFProtect`, and works unchanged with one. Reads come from the
 store's snapshot, so the pages keep working (and say so) when the database is down.
 """
@@ -54,7 +55,7 @@ except ImportError:
 bp = Blueprint("gatekeeper", __name__, template_folder="templates", static_folder="static")
 
 AUDIT_PER_PAGE = 50
-FLAG_AUDIT_ENTRIES = 20
+FLAG_AUDIT_ENTRIES = 5  # a flag page shows its last few changes; the audit log has the rest
 # Lists that grow with what admins make (groups, a group's members, a flag's pending changes) are shown this
 # many to a page, so no page grows with them (5,000 members made a 3 MB page).
 PER_PAGE = 100
