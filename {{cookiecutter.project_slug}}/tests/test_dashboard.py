@@ -86,12 +86,18 @@ def test_admins_see_every_page(admin_client, path):
     assert admin_client.get(path).status_code == 200
 
 
+# The part of the flag page each change comes back to.
+SECTIONS = {"browser-override": "browser", "force": "forced", "unforce": "forced", "users": "users"}
+SECTIONS["users/remove"] = "users"
+
+
 @pytest.mark.parametrize(("path", "data"), CHANGES)
-def test_every_change_answers_with_a_redirect_to_the_flag_page(admin_client, path, data):
-    """POST, then redirect (no resubmission on reload)."""
+def test_every_change_answers_with_a_redirect_to_its_part_of_the_flag_page(admin_client, path, data):
+    """POST, then redirect (no resubmission on reload) to the flag page at the form that was sent."""
     response = admin_client.post(path, data=data)
     assert response.status_code == 302
-    assert response.location.endswith(FLAG_PAGE)
+    action = path.removeprefix(f"{FLAG_PAGE}/")
+    assert response.location.endswith(f"{FLAG_PAGE}#{SECTIONS[action]}")
 
 
 def test_changes_are_not_accepted_by_get(admin_client):
@@ -191,9 +197,13 @@ def test_the_flag_page_shows_the_flag_and_what_you_get(admin_client):
     assert "gk-reason-rule" in page
 
 
-def test_an_unknown_flag_page_is_404(admin_client):
-    """A flag that neither the code nor the store knows is not found."""
-    assert admin_client.get("/gatekeeper/flags/NO_SUCH_FLAG").status_code == 404
+def test_an_unknown_flag_page_goes_back_to_the_list_with_a_message(admin_client):
+    """A flag that neither the code nor the store knows (a stale bookmark, a typo): the flag list, which
+    says there is no such flag, rather than the app's bare 404."""
+    response = admin_client.get("/gatekeeper/flags/NO_SUCH_FLAG")
+    assert response.status_code == 302
+    assert response.location.endswith("/gatekeeper/")
+    assert "There is no flag named &#39;NO_SUCH_FLAG&#39;" in admin_client.get(response.location).text
 
 
 def test_setting_my_browser_override_changes_what_i_get(admin_client):
@@ -223,14 +233,16 @@ def test_a_bogus_browser_override_variant_is_refused(admin_client):
     """A variant the flag does not have: a clear message, no cookie."""
     response = admin_client.post(f"{FLAG_PAGE}/browser-override", data={"variant": "MAYBE"})
     assert OVERRIDE_COOKIE not in response.headers.get("Set-Cookie", "")
-    assert "has no variant &#39;MAYBE&#39;" in admin_client.get(FLAG_PAGE).text
+    assert response.status_code == 422
+    assert "has no variant &#39;MAYBE&#39;" in response.text
 
 
 def test_forcing_needs_the_confirmation_box(app, admin_client):
     """Without the confirmation, nothing is forced and the page says why."""
-    admin_client.post(f"{FLAG_PAGE}/force", data={"variant": "VISIBLE"})
+    response = admin_client.post(f"{FLAG_PAGE}/force", data={"variant": "VISIBLE"})
     assert snapshot(app).forced == {}
-    assert "Tick the confirmation box" in admin_client.get(FLAG_PAGE).text
+    assert response.status_code == 422
+    assert "Tick the box to force VISIBLE for everyone" in response.text
 
 
 def test_forcing_a_variant_reaches_other_users_at_once(app, admin_client, user):
@@ -244,9 +256,9 @@ def test_forcing_a_variant_reaches_other_users_at_once(app, admin_client, user):
 
 def test_forcing_an_unknown_variant_is_refused(app, admin_client):
     """A variant the flag does not have: a clear message, nothing written."""
-    force(admin_client, "MAYBE")
+    response = force(admin_client, "MAYBE")
     assert snapshot(app).forced == {}
-    assert "has no variant &#39;MAYBE&#39;" in admin_client.get(FLAG_PAGE).text
+    assert "has no variant &#39;MAYBE&#39;" in response.text
 
 
 def test_stopping_a_forced_variant_needs_the_confirmation_box(app, admin_client):
@@ -279,10 +291,11 @@ def test_adding_a_user_override_by_id(app, admin_client, user):
 
 def test_an_unknown_user_gets_a_clear_message_and_nothing_is_written(app, admin_client):
     """No such user: the page says so; no override and no audit entry."""
-    admin_client.post(f"{FLAG_PAGE}/users", data={"user": "nobody@example.com", "variant": "VISIBLE"})
+    data = {"user": "nobody@example.com", "variant": "VISIBLE"}
+    response = admin_client.post(f"{FLAG_PAGE}/users", data=data)
     assert snapshot(app).user_overrides == {}
     assert audit_log(app) == []
-    assert "No user matches &#39;nobody@example.com&#39;" in admin_client.get(FLAG_PAGE).text
+    assert "No user matches &#39;nobody@example.com&#39;" in response.text
 
 
 def test_removing_a_user_override(app, admin_client, user):
@@ -406,7 +419,7 @@ def test_a_removed_flag_with_stored_overrides_has_a_page_to_clear_them(admin_cli
     assert "no longer in the code" in page.text
     admin_client.post("/gatekeeper/flags/REMOVED_FLAG/unforce", data={"confirm": "yes"})
     admin_client.post("/gatekeeper/flags/REMOVED_FLAG/users/remove", data={"user_id": "7"})
-    assert admin_client.get("/gatekeeper/flags/REMOVED_FLAG").status_code == 404
+    assert admin_client.get("/gatekeeper/flags/REMOVED_FLAG").status_code == 302  # gone: back to the list
 
 
 # --- Escaping -----------------------------------------------------------------------------------------------
@@ -480,9 +493,8 @@ def test_a_change_during_an_outage_says_nothing_was_changed(app, admin_client):
     """The admin's change is refused with a message; the page does not fail."""
     drop_store_tables(app)
     response = force(admin_client)
-    assert response.status_code == 302
-    page = admin_client.get(FLAG_PAGE).text
-    assert "nothing was changed" in page
+    assert response.status_code == 422
+    assert "nothing was changed" in response.text
 
 
 # --- Bad input ----------------------------------------------------------------------------------------------
@@ -492,11 +504,11 @@ FORM_TEXT = st.text(max_size=300) | st.sampled_from(["", "VISIBLE", "NOT_VISIBLE
 
 
 def test_a_pasted_wall_of_text_is_reported_shortened(app, admin_client):
-    """A huge unknown user still gets its message (cut short to fit the session), and nothing is written."""
-    admin_client.post(f"{FLAG_PAGE}/users", data={"user": "x" * 5000, "variant": "VISIBLE"})
-    page = admin_client.get(FLAG_PAGE).text
-    assert "No user matches &#39;xxxxxxxxxx" in page
-    assert "x" * 100 not in page
+    """A huge unknown user still gets its message, cut short, and nothing is written."""
+    page = admin_client.post(f"{FLAG_PAGE}/users", data={"user": "x" * 5000, "variant": "VISIBLE"}).text
+    error = re.search(r'<p class="gk-field-error" id="gk-error-users" role="alert">(.*?)</p>', page).group(1)
+    assert error.startswith("No user matches &#39;xxxxxxxxxx")
+    assert "x" * 100 not in error
     assert audit_log(app) == []
 
 
@@ -512,9 +524,9 @@ def test_a_pasted_wall_of_text_is_reported_shortened(app, admin_client):
 def test_any_form_input_gives_an_answer_not_an_error(admin_client, flag, action, form):
     """Random flag names and form fields never produce a 500, and the page after them renders."""
     response = admin_client.post(f"/gatekeeper/flags/{quote(flag, safe='')}/{action}", data=form)
-    assert response.status_code in {302, 308, 404, 405}
+    assert response.status_code in {302, 308, 404, 405, 422}
     if response.status_code == 302:
-        assert admin_client.get(response.location).status_code in {200, 404}
+        assert admin_client.get(response.location).status_code in {200, 302}
 
 
 # --- CSRF ---------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_a_huge_user_field_gives_a_small_session_cookie(admin_client, admin, fie
     response = admin_client.post(
         f"{FLAG_PAGE}/users", data={"user": field(admin.email), "variant": "VISIBLE"}
     )
-    assert response.status_code == 302
+    assert response.status_code in {302, 422}  # 422: refused, with the message on the page, not in the cookie
     assert session_cookie_size(response) < BROWSER_COOKIE_LIMIT
     assert admin_client.get(FLAG_PAGE).status_code == 200
 
@@ -51,5 +51,5 @@ def test_a_huge_variant_gives_a_small_session_cookie(admin_client, admin, path):
     """A 20,000-character variant, on any of the flag page's forms, flashes a bounded message."""
     data = {"user": admin.email, "variant": noise(20_000, string.printable), "confirm": "yes"}
     response = admin_client.post(f"{FLAG_PAGE}{path}", data=data)
-    assert response.status_code == 302
+    assert response.status_code in {302, 422}
     assert session_cookie_size(response) < BROWSER_COOKIE_LIMIT

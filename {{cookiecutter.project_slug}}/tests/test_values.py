@@ -274,9 +274,12 @@ def test_an_admin_changes_the_text_on_the_flag_page(app, admin_client):
 
 
 def test_a_refused_value_on_the_flag_page_says_why(app, admin_client, upload_limit):
-    admin_client.post("/gatekeeper/flags/UPLOAD_LIMIT/values", data={"variant": "LARGE", "value": "[1]"})
-    page = admin_client.get("/gatekeeper/flags/UPLOAD_LIMIT").get_data(as_text=True)
-    assert "is a list, but UPLOAD_LIMIT&#39;s values are whole numbers" in page
+    response = admin_client.post(
+        "/gatekeeper/flags/UPLOAD_LIMIT/values", data={"variant": "LARGE", "value": "[1]"}
+    )
+    assert response.status_code == 422
+    assert "is a list, but UPLOAD_LIMIT&#39;s values are whole numbers" in response.text
+    assert 'value="[1]"' in response.text  # what was typed is still in its box
     assert snapshot(app).values == {}
 
 

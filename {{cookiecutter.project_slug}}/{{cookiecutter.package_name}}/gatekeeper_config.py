@@ -21,6 +21,7 @@ class MyNewFeatureFFConfig(FeatureFlagConfig):
     TAGS = ("internal",)  # optional: words to find and filter flags by on the dashboard
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        """The team (users 1, 2 and 3, TEAM_USER_IDS) and development servers see it; nobody else."""
         if (app and app.config.get("IS_DEV")) or (user_id and user_id in TEAM_USER_IDS):
             return self.variants_enum.VISIBLE
         return self.variants_enum.NOT_VISIBLE
@@ -37,7 +38,8 @@ class HomepageExperimentFFConfig(FeatureFlagConfig):
     ROLLOUT = {"VARIANT_A": 10, "VARIANT_B": 10, "CONTROL": 80}
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
-        # Signed-in users are bucketed by user id; visitors by their anonymous id cookie (user_id None).
+        """Split by ROLLOUT (or the shares set on the dashboard): signed-in users by their id, visitors by
+        their anonymous id cookie (user_id None), so each keeps their variant."""
         return self.rollout(user_id)
 
 
@@ -45,7 +47,7 @@ class NewCheckoutFFConfig(FeatureFlagConfig):
     FLAG_NAME = "NEW_CHECKOUT"
     VARIANTS_ENUM_STR = "ON OFF"
     DEFAULT_VARIANT = "OFF"
-    DESCRIPTION = "The one-page checkout, for 10% of visitors (signed in or not); ramp it on the dashboard."
+    DESCRIPTION = "The one-page checkout for a share of visitors, signed in or not; ramp it on the dashboard."
     TAGS = ("checkout", "rollout")
     # The weights self.rollout() uses until someone sets others at runtime (`flask gk rollout`, dashboard).
     ROLLOUT = {"ON": 10, "OFF": 90}
@@ -53,6 +55,7 @@ class NewCheckoutFFConfig(FeatureFlagConfig):
     CLIENT_SIDE = True
 
     def _get_variant(self, user_id=None, app=None, request=None, session=None):
+        """ON for the share of visitors the rollout gives it (10% in code), OFF for the others."""
         return self.rollout(user_id)
 
 

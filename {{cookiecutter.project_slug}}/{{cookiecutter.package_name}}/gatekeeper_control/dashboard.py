@@ -7,7 +7,8 @@ importing `gatekeeper_control` registers them.
 
 Who may open it is the engine's `can_manage(user)` (default: a true `is_admin`), asked with the engine's
 user hook, so it needs no particular login library. Every change is a POST answered by a
-redirect and carries a signed CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
+redirect (a flag page's refused form: that page again, 422, the error beside the field) and carries a signed
+CSRF token that the dashboard checks itself (Flask-WTF's when it is installed,
 else its own), so the app needs no app-wide `CSRFProtect`, and works unchanged with one. Reads come from the
 store's snapshot, so the pages keep working (and say so) when the database is down.
 """
@@ -37,6 +38,7 @@ from flask import (
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
+from .audit import clean_reason
 from .checks import current_config_map, shorten
 from .engine import gatekeeper
 from .parsing import page_number
@@ -54,7 +56,7 @@ except ImportError:
 bp = Blueprint("gatekeeper", __name__, template_folder="templates", static_folder="static")
 
 AUDIT_PER_PAGE = 50
-FLAG_AUDIT_ENTRIES = 20
+FLAG_AUDIT_ENTRIES = 5  # a flag page shows its last few changes; the audit log has the rest
 # Lists that grow with what admins make (groups, a group's members, a flag's pending changes) are shown this
 # many to a page, so no page grows with them (5,000 members made a 3 MB page).
 PER_PAGE = 100
@@ -228,7 +230,19 @@ def relative_time(moment: datetime, now: datetime | None = None) -> str:
     return f"{seconds} s ago"
 
 
+@bp.app_template_global("gatekeeper_axis_ticks")
+def axis_ticks(peak: float, most: int = 4) -> list[int]:
+    """A chart's y-axis: 0 and up to `most` evenly spaced round values (1, 2 or 5 times a power of ten), the
+    last at or above `peak`; the chart's lines are scaled to that last one."""
+    rough = max(peak, 1) / most
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    step = max(1, int(step))
+    return list(range(0, step * math.ceil(max(peak, 1) / step) + 1, step))
+
+
 def config_or_404(name: str) -> Any:
+    """The flag's config; 404 for a POST to a flag the code does not have (a GET goes back to the list)."""
     config = current_config_map().get(name)
     if config is None:
         abort(404)
@@ -271,5 +285,68 @@ def flash_message(message: str, category: str) -> None:
     flash(shorten(message, FLASH_LENGTH), category)
 
 
-def back_to_flag(name: str) -> Response:
-    return redirect(url_for(".flag", name=name))
+def back_to_flag(name: str, section: str | None = None) -> Response:
+    """The flag page, scrolled to `section` (the id of the form's section) when given."""
+    return redirect(url_for(".flag", name=name, _anchor=section))
+
+
+# --- A flag page's forms come back to themselves ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormError:
+    """A flag-page form that saved nothing: its section's id, the field at fault, and what was wrong."""
+
+    form: str
+    field: str
+    message: str
+
+
+def flag_page_with_error(name: str, form: str, field: str, message: str) -> Response | tuple[str, int]:
+    """The flag page again (422), with what was typed in `form` kept and `message` beside `field`.
+
+    The flag view is asked by endpoint, so the modules with POST routes need not import the one with the
+    page. The form's action ends in `#form`, so the browser shows the page at the form, script or not."""
+    g.gk_form_error = FormError(form, field, shorten(message, FLASH_LENGTH))
+    page = current_app.view_functions[f"{bp.name}.flag"](name=name)
+    if isinstance(page, Response):  # no such flag: the list, with a message
+        return page
+    return page, 422
+
+
+def change_on_flag(
+    name: str,
+    form: str,
+    field: str,
+    operation: Any,
+    *args: Any,
+    unchanged: str,
+    note: str = "",
+    section: str | None = None,
+) -> Response | tuple[str, int]:
+    """`change` for a flag page's form: on success back to its section (`section`, else `form`) with a
+    message; on an error the page again with the error beside `field` and the typed values kept."""
+    try:
+        clean_reason(form_reason())  # a reason the store would refuse is the reason field's error
+    except StoreError as exc:
+        return flag_page_with_error(name, form, "reason", str(exc))
+    try:
+        entry = operation(*args, actor=current_actor(), reason=form_reason())
+    except StoreError as exc:
+        return flag_page_with_error(name, form, field, str(exc))
+    message = entry.summary + note if entry else f"{unchanged} Nothing changed."
+    flash_message(message, "success" if entry else "info")
+    return back_to_flag(name, section or form)
+
+
+@bp.context_processor
+def _form_state() -> dict[str, Any]:
+    """`form_error` (a FormError or None) and `typed(form, field, default)`: what the failed form held."""
+    error = g.get("gk_form_error")
+
+    def typed(form: str, field: str, default: Any = "") -> Any:
+        if error is not None and error.form == form:
+            return request.form.get(field, default)
+        return default
+
+    return {"form_error": error, "typed": typed}

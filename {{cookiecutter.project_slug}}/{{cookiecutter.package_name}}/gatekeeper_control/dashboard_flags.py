@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .checks import current_config_map, shorten, unchecked_user_note
@@ -14,12 +14,15 @@ from .dashboard import (
     FLAG_AUDIT_ENTRIES,
     back_to_flag,
     bp,
-    change,
+    change_on_flag,
     config_or_404,
+    current_actor,
+    flag_page_with_error,
     flash_message,
 )
 from .dashboard_targeting import targeting_context
 from .prerequisites import prerequisites
+from .rule_source import relative_path, rule_of, usage_of
 from .snapshot import Snapshot
 from .store import StoreError, store
 from .targeting import targeting
@@ -39,14 +42,17 @@ from .who_sees_what import (
 
 
 @bp.get("/flags/<name>")
-def flag(name: str) -> str:
-    """One flag: my browser override, the forced variant, per-user overrides, and its recent changes."""
+def flag(name: str) -> str | Response:
+    """One flag, as the ordered list it is evaluated in: the off switch, prerequisites, this browser, forced
+    for everyone, user pins, group targets, the rule and its rollout, values; then schedules, exposures and
+    its recent changes. Each part is edited where it is shown. An unknown name goes back to the list."""
     config = current_config_map().get(name)
     snapshot = store.snapshot(max_age=0)
     stale = [item for item in store.stale_overrides(snapshot) if item.flag == name]
     stale_targeting = [item for item in targeting.stale(snapshot) if item.flag == name]
     if config is None and not stale and not stale_targeting:
-        abort(404)
+        flash_message(f"There is no flag named {shorten(name)!r}: pick one from the list.", "error")
+        return redirect(url_for(".index"))
     stale_users = {item.user_id for item in stale if item.user_id is not None}
     browser_override = request.gk.get_browser_override_variants().get(name)
     my_id = my_user_id()
@@ -70,6 +76,7 @@ def flag(name: str) -> str:
     except StoreError:
         audit = None
     stale_values = [item for item in values.stale(snapshot, current_config_map()) if item.flag == name]
+    usage, usage_count = usage_of(name) if config else ([], 0)
     return render_template(
         "gatekeeper/flag.html",
         name=name,
@@ -93,6 +100,9 @@ def flag(name: str) -> str:
         split_source=split_source(name, config, snapshot),
         user_overrides=user_overrides,
         audit=audit,
+        rule=rule_of(config) if config else None,
+        usage=[(relative_path(ref), ref.line, ref.variant) for ref in usage],
+        usage_count=usage_count,
         **targeting_context(name, config, snapshot, stale_targeting),
     )
 
@@ -101,110 +111,118 @@ def flag(name: str) -> str:
 
 
 @bp.post("/flags/<name>/browser-override")
-def set_browser_override(name: str) -> Response:
+def set_browser_override(name: str) -> Response | tuple[str, int]:
     """Set or clear (empty variant) this browser's own override: a signed cookie, never stored or audited."""
     config = config_or_404(name)
     variant = request.form.get("variant", "")
     if variant and variant not in config.get_variants():
-        flash_message(f"{name} has no variant {shorten(variant)!r}; nothing changed.", "error")
-        return back_to_flag(name)
+        message = f"{name} has no variant {shorten(variant)!r}; nothing changed."
+        return flag_page_with_error(name, "browser", "variant", message)
     if variant:
         flash_message(f"{name}: this browser now gets {variant}.", "success")
     else:
         flash_message(f"{name}: your browser override is cleared.", "success")
-    return config.set_browser_override_variant(request, variant, response=back_to_flag(name))
+    return config.set_browser_override_variant(request, variant, response=back_to_flag(name, "browser"))
 
 
 @bp.post("/flags/<name>/force")
-def force(name: str) -> Response:
+def force(name: str) -> Response | tuple[str, int]:
     """Serve one variant to everyone; needs the confirmation box ticked."""
     config_or_404(name)
     variant = request.form.get("variant", "")
     if not request.form.get("confirm"):
-        flash_message(
-            f"Tick the confirmation box to force {shorten(variant) or 'a variant'}; nothing changed.", "error"
-        )
-    else:
-        change(store.force, name, variant, unchanged=f"{name} is already forced to {variant}.")
-    return back_to_flag(name)
+        message = f"Tick the box to force {shorten(variant) or 'a variant'} for everyone; nothing changed."
+        return flag_page_with_error(name, "forced", "confirm", message)
+    unchanged = f"{name} is already forced to {variant}."
+    return change_on_flag(name, "forced", "variant", store.force, name, variant, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/unforce")
-def unforce(name: str) -> Response:
+def unforce(name: str) -> Response | tuple[str, int]:
     """Stop forcing; needs the confirmation box ticked. Also clears a stale forced variant."""
     if not request.form.get("confirm"):
-        flash_message(f"Tick the confirmation box to stop forcing {shorten(name)}; nothing changed.", "error")
-    else:
-        change(store.unforce, name, unchanged=f"{shorten(name)} was not forced.")
-    return back_to_flag(name)
+        message = f"Tick the box to stop forcing {shorten(name)}; nothing changed."
+        return flag_page_with_error(name, "unforce", "confirm", message)
+    unchanged = f"{shorten(name)} was not forced."
+    operation = store.unforce
+    return change_on_flag(name, "unforce", "confirm", operation, name, unchanged=unchanged, section="forced")
 
 
 @bp.post("/flags/<name>/off")
-def switch_off(name: str) -> Response:
+def switch_off(name: str) -> Response | tuple[str, int]:
     """Switch the flag off: everyone gets its default; needs the confirmation box ticked."""
     config_or_404(name)
     if not request.form.get("confirm"):
-        flash_message(f"Tick the confirmation box to switch {name} off; nothing changed.", "error")
-    else:
-        change(store.switch_off, name, unchanged=f"{name} is already off.")
-    return back_to_flag(name)
+        message = f"Tick the box to switch {name} off for everyone; nothing changed."
+        return flag_page_with_error(name, "off-switch", "confirm", message)
+    unchanged = f"{name} is already off."
+    return change_on_flag(name, "off-switch", "confirm", store.switch_off, name, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/on")
-def switch_on(name: str) -> Response:
+def switch_on(name: str) -> Response | tuple[str, int]:
     """Switch the flag back on (also for a flag the code no longer has)."""
-    change(store.switch_on, name, unchanged=f"{shorten(name)} was not off.")
-    return back_to_flag(name)
+    unchanged = f"{shorten(name)} was not off."
+    return change_on_flag(name, "off-switch", "reason", store.switch_on, name, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/prerequisites")
-def require(name: str) -> Response:
+def require(name: str) -> Response | tuple[str, int]:
     """Add a prerequisite: REQUIRED flag and VARIANT, typed as `REQUIRED=VARIANT` or in two fields."""
     required, variant = request.form.get("required", ""), request.form.get("variant", "")
     if "=" in required and not variant:
         required, _, variant = required.partition("=")
     unchanged = f"{name} already requires that."
-    change(prerequisites.require, name, required.strip(), variant.strip(), unchanged=unchanged)
-    return back_to_flag(name)
+    operation = prerequisites.require
+    args = (name, required.strip(), variant.strip())
+    return change_on_flag(name, "prerequisites", "variant", operation, *args, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/prerequisites/remove")
-def unrequire(name: str) -> Response:
-    change(prerequisites.unrequire, name, request.form.get("required", ""), unchanged="Not required.")
-    return back_to_flag(name)
+def unrequire(name: str) -> Response | tuple[str, int]:
+    required = request.form.get("required", "")
+    operation = prerequisites.unrequire
+    return change_on_flag(
+        name, "prerequisites", "required", operation, name, required, unchanged="Not required."
+    )
 
 
 @bp.post("/flags/<name>/values")
-def set_value(name: str) -> Response:
+def set_value(name: str) -> Response | tuple[str, int]:
     """Replace one variant's value (JSON, or plain text for a text flag), or go back to the code's."""
     variant = request.form.get("variant", "")
+    form = f"value-{variant}"
     if request.form.get("clear"):
-        change(values.clear_value, name, variant, unchanged=f"{shorten(variant)} carries the value in code.")
-    else:
-        config_or_404(name)
-        text = request.form.get("value", "")
-        change(values.set_value, name, variant, text, unchanged=f"{shorten(variant)} already carries that.")
-    return back_to_flag(name)
+        unchanged = f"{shorten(variant)} carries the value in code."
+        return change_on_flag(name, "values", "value", values.clear_value, name, variant, unchanged=unchanged)
+    config_or_404(name)
+    text = request.form.get("value", "")
+    unchanged = f"{shorten(variant)} already carries that."
+    operation = values.set_value
+    args = (name, variant, text)
+    return change_on_flag(name, form, "value", operation, *args, unchanged=unchanged, section="values")
 
 
 @bp.post("/flags/<name>/users")
-def add_user_override(name: str) -> Response:
+def add_user_override(name: str) -> Response | tuple[str, int]:
     """Pin one user, named by email or id, to a variant."""
     config_or_404(name)
     user_text = request.form.get("user", "")
     variant = request.form.get("variant", "")
     unchecked = "" if store.checks_users else " " + unchecked_user_note(user_text)
     unchanged = f"{shorten(user_text.strip())} already gets {shorten(variant)}."
-    change(store.set_user_override, name, user_text, variant, unchanged=unchanged, note=unchecked)
-    return back_to_flag(name)
+    operation = store.set_user_override
+    args = (name, user_text, variant)
+    return change_on_flag(name, "users", "user", operation, *args, unchanged=unchanged, note=unchecked)
 
 
 @bp.post("/flags/<name>/users/remove")
-def remove_user_override(name: str) -> Response:
+def remove_user_override(name: str) -> Response | tuple[str, int]:
     """Remove one user's override (stale ones too)."""
     user_id = request.form.get("user_id", "")
-    change(store.clear_user_override, name, user_id, unchanged="That user has no override.")
-    return back_to_flag(name)
+    operation = store.clear_user_override
+    unchanged = "That user has no override."
+    return change_on_flag(name, "users", "user", operation, name, user_id, unchanged=unchanged)
 
 
 # --- Helpers ------------------------------------------------------------------------------------------------

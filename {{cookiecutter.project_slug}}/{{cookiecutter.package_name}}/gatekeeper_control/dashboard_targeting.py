@@ -3,6 +3,9 @@ changes: dashboard_schedules.py), and the groups pages (the user look-up: dashbo
 
 from __future__ import annotations
 
+import functools
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
@@ -14,7 +17,10 @@ from .dashboard import (
     back_to_flag,
     bp,
     change,
+    change_on_flag,
     config_or_404,
+    current_actor,
+    flag_page_with_error,
     flash_message,
     form_reason,
     page_of,
@@ -32,6 +38,7 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
     code_groups = gatekeeper.get_state().groups
     return {
         "weights": dict(stored) if stored else (code_weights(config) if config else None),
+        "rest_variant": rest_variant(config) if config else None,
         "weights_stored": stored is not None,
         "weights_set": snapshot.weights_set.get(name),
         "weights_stale": any(item.kind == "weights" for item in stale),
@@ -45,25 +52,69 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
     }
 
 
-def _form_weights(config: Any) -> dict[str, str]:
-    """The weights typed in the flag page's form (one box per variant; an empty box counts as 0)."""
-    return {
+def _scheduled_changes(name: str) -> tuple[list[Any] | None, Page | None]:
+    """The flag page's scheduled changes: a page of the pending ones (`?schedules=N`, soonest first), then
+    the recently done; and the pending ones' pager. (None, None) while the store is unavailable."""
+    try:
+        pending = scheduler.pending_count(name)
+        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
+        changes = scheduler.schedules(name, pending_page=(page, PER_PAGE))
+    except StoreError:
+        return None, None
+    url = functools.partial(_flag_page_schedules, name)
+    return changes, Page(changes, page, PER_PAGE, pending, url)
+
+
+def _flag_page_schedules(name: str, page: int) -> str:
+    return url_for(".flag", name=name, schedules=page, _anchor="schedules")
+
+
+def rest_variant(config: Any) -> str:
+    """The variant whose share the rollout form computes (the rest of 100%): the default, else the last."""
+    variants = config.get_variants()
+    return config.default_variant if config.default_variant in variants else variants[-1]
+
+
+def _form_weights(config: Any) -> tuple[dict[str, str], str | None, str | None]:
+    """The weights typed in the flag page's rollout form (an empty box counts as 0), with the rest variant's
+    share computed when the form leaves it out; and (field, problem) when a box holds no percentage."""
+    rest = rest_variant(config)
+    weights = {
         variant: (request.form.get(f"weight-{variant}", "").strip() or "0")
         for variant in config.get_variants()
+        if variant != rest or f"weight-{rest}" in request.form
     }
+    if rest in weights:  # every share given (as the CLI and older pages post): checked by the store
+        return {variant: weights.get(variant, "0") for variant in config.get_variants()}, None, None
+    total = Decimal(0)
+    for variant, text in weights.items():
+        try:
+            share = Decimal(text.rstrip("%").strip())
+        except InvalidOperation:
+            share = Decimal(-1)
+        if not share.is_finite() or not 0 <= share <= 100:
+            return weights, f"weight-{variant}", f"{shorten(text)!r} is not a percentage from 0 to 100."
+        total += share
+    if total > 100:
+        field = f"weight-{next(iter(weights))}"
+        return weights, field, f"These shares add up to {total:f}%, more than 100%: lower one of them."
+    weights[rest] = f"{Decimal(100) - total:f}"
+    return {variant: weights[variant] for variant in config.get_variants()}, None, None
 
 
 @bp.post("/flags/<name>/rollout")
-def set_rollout(name: str) -> Response | str:
+def set_rollout(name: str) -> Response | tuple[str, int] | str:
     """Save new weights; when they would move units between experiment arms, ask to confirm first."""
     config = config_or_404(name)
-    weights = _form_weights(config)
+    weights, field, problem = _form_weights(config)
+    first_field = f"weight-{next(iter(config.get_variants()))}"
+    if problem is not None:
+        return flag_page_with_error(name, "rollout", field or first_field, problem)
     if not request.form.get("confirm_moves"):
         try:
             moves = targeting.weights_moves(name, weights)
         except StoreError as exc:
-            flash_message(str(exc), "error")
-            return back_to_flag(name)
+            return flag_page_with_error(name, "rollout", first_field, str(exc))
         if moves:
             return render_template(
                 "gatekeeper/rollout_confirm.html",
@@ -72,33 +123,37 @@ def set_rollout(name: str) -> Response | str:
                 moves=moves,
                 reason=form_reason(),
             )
-    change(targeting.set_weights, name, weights, unchanged=f"{name} already has these weights.")
-    return back_to_flag(name)
+    unchanged = f"{name} already has these weights."
+    return change_on_flag(
+        name, "rollout", first_field, targeting.set_weights, name, weights, unchanged=unchanged
+    )
 
 
 @bp.post("/flags/<name>/rollout/clear")
-def clear_rollout(name: str) -> Response:
+def clear_rollout(name: str) -> Response | tuple[str, int]:
     """Go back to the weights in code (stale stored weights too)."""
-    change(targeting.clear_weights, name, unchanged=f"{shorten(name)} has no stored weights.")
-    return back_to_flag(name)
+    unchanged = f"{shorten(name)} has no stored weights."
+    return change_on_flag(name, "rollout", "reason", targeting.clear_weights, name, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/targets")
-def add_target(name: str) -> Response:
+def add_target(name: str) -> Response | tuple[str, int]:
     """Serve a variant to a group or segment, or split it (`split`: weights such as ON=50 OFF=50)."""
     config_or_404(name)
     group = request.form.get("group", "")
-    variant = request.form.get("split", "").strip() or request.form.get("variant", "")
-    change(targeting.target, name, group, variant, unchanged=f"{shorten(group)} already gets {variant}.")
-    return back_to_flag(name)
+    split = request.form.get("split", "").strip()
+    variant = split or request.form.get("variant", "")
+    unchanged = f"{shorten(group)} already gets {variant}."
+    field = "split" if split else "group"
+    return change_on_flag(name, "groups", field, targeting.target, name, group, variant, unchanged=unchanged)
 
 
 @bp.post("/flags/<name>/targets/remove")
-def remove_target(name: str) -> Response:
+def remove_target(name: str) -> Response | tuple[str, int]:
     """Stop targeting a group (stale targets too)."""
     group = request.form.get("group", "")
-    change(targeting.untarget, name, group, unchanged=f"{shorten(group)} was not targeted.")
-    return back_to_flag(name)
+    unchanged = f"{shorten(group)} was not targeted."
+    return change_on_flag(name, "groups", "group", targeting.untarget, name, group, unchanged=unchanged)
 
 
 @bp.get("/groups")
