@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .checks import current_config_map, shorten, unchecked_user_note
@@ -16,7 +16,6 @@ from .dashboard import (
     bp,
     change_on_flag,
     config_or_404,
-    current_actor,
     flag_page_with_error,
     flash_message,
 )

@@ -3,8 +3,6 @@ changes: dashboard_schedules.py), and the groups pages (the user look-up: dashbo
 
 from __future__ import annotations
 
-import functools
-import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,14 +12,11 @@ from werkzeug.wrappers import Response
 from .checks import shorten
 from .dashboard import (
     PER_PAGE,
-    back_to_flag,
     bp,
     change,
     change_on_flag,
     config_or_404,
-    current_actor,
     flag_page_with_error,
-    flash_message,
     form_reason,
     page_of,
 )
@@ -50,23 +45,6 @@ def targeting_context(name: str, config: Any, snapshot: Snapshot, stale: list[An
         "group_choices": PER_PAGE,  # more groups than this: a text box, not a list of them all
         **schedules_context(name),
     }
-
-
-def _scheduled_changes(name: str) -> tuple[list[Any] | None, Page | None]:
-    """The flag page's scheduled changes: a page of the pending ones (`?schedules=N`, soonest first), then
-    the recently done; and the pending ones' pager. (None, None) while the store is unavailable."""
-    try:
-        pending = scheduler.pending_count(name)
-        page = min(page_number(request.args.get("schedules")), max(1, math.ceil(pending / PER_PAGE)))
-        changes = scheduler.schedules(name, pending_page=(page, PER_PAGE))
-    except StoreError:
-        return None, None
-    url = functools.partial(_flag_page_schedules, name)
-    return changes, Page(changes, page, PER_PAGE, pending, url)
-
-
-def _flag_page_schedules(name: str, page: int) -> str:
-    return url_for(".flag", name=name, schedules=page, _anchor="schedules")
 
 
 def rest_variant(config: Any) -> str:
