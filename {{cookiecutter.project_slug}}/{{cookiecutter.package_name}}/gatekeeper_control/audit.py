@@ -71,6 +71,12 @@ TARGETING_WHAT = {
     "schedule": "change scheduled {target}",
     "cancel_schedule": "scheduled change {target} cancelled",
     "schedule_failed": "scheduled change {target} could not be made",
+    "require": "requires {target}",
+    "unrequire": "no longer requires {target}",
+    "create_segment": "segment {target} created",
+    "add_condition": "condition added to segment {target}",
+    "remove_condition": "condition removed from segment {target}",
+    "delete_segment": "segment {target} deleted",
 }
 TARGETING_SUMMARY = {
     "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
@@ -179,3 +185,47 @@ def record(
 
 
 UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override", "off", "on")
+
+# Every kind of change, in the audit log's "What" filter: (action, its name), grouped by what it changes.
+ACTION_NAMES: dict[str, dict[str, str]] = {
+    "On/off and forcing": {
+        "off": "switched off",
+        "on": "switched on",
+        "force": "forced for everyone",
+        "unforce": "stopped forcing",
+    },
+    "Users": {"user_override": "user override set", "clear_user_override": "user override removed"},
+    "Rollout and targets": {
+        "rollout": "rollout weights set",
+        "clear_rollout": "rollout weights back to code",
+        "target": "group or segment targeted",
+        "untarget": "target removed",
+        "require": "prerequisite set",
+        "unrequire": "prerequisite removed",
+    },
+    "Values": {"value": "value set", "clear_value": "value back to code"},
+    "Groups": {
+        "create_group": "group created",
+        "describe_group": "group described",
+        "add_members": "members added",
+        "remove_members": "members removed",
+    },
+    "Segments": {
+        "create_segment": "segment created",
+        "add_condition": "condition added",
+        "remove_condition": "condition removed",
+        "delete_segment": "segment deleted",
+    },
+    "Schedules": {
+        "schedule": "change scheduled",
+        "cancel_schedule": "scheduled change cancelled",
+        "schedule_failed": "scheduled change failed",
+    },
+}
+# Who made a change: a schedule's own actor starts with this ("schedule #12 (set by ada@example.com)").
+SCHEDULE_ACTOR = "schedule #"
+
+
+def is_schedule_actor(actor: str) -> bool:
+    """Whether `actor` is a scheduled change (made by the timer for whoever set it), not a person."""
+    return actor.startswith(SCHEDULE_ACTOR)

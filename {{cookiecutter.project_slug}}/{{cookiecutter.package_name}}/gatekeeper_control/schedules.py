@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from . import leases, timer
-from .audit import AuditEntry, clean_reason, record
+from .audit import SCHEDULE_ACTOR, AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, current_config_map, quote
 from .errors import OverrideError, ScheduleError
 from .parsing import moment, row_id
@@ -366,7 +366,7 @@ def apply_due_changes(engine: Engine, now: datetime, config_map: Mapping[str, An
                 continue
             row = session.get(ScheduleRow, schedule_id)
             assert row is not None
-            actor = f"schedule #{row.id} (by {row.created_by})"
+            actor = f"{SCHEDULE_ACTOR}{row.id} (set by {row.created_by})"
             try:
                 with session.begin_nested():
                     entry = _apply(session, row, actor, config_map)
