@@ -273,6 +273,7 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
     page = open_as(ADMIN)
     pages = ["/", "/auth/login", "/gatekeeper/", "/gatekeeper/flags/MY_NEW_FEATURE", "/gatekeeper/audit"]
     pages += ["/gatekeeper/flags/NEW_CHECKOUT", "/gatekeeper/groups", f"/gatekeeper/users?q={ADMIN}"]
+    pages += ["/gatekeeper/schedules"]
     for path in pages:
         response = page.goto(f"{server}{path}")
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
@@ -432,6 +433,10 @@ FOCUSED = """() => {
 }"""
 
 
+# Tab stops in one of Chromium's datetime-local inputs: month, day, year, hour, minute, AM/PM, the picker.
+DATETIME_STOPS = 7
+
+
 def tab_order(page, presses: int) -> list[str]:
     """What each Tab press focuses, from the top of the page: element and accessible name."""
     order = []
@@ -446,13 +451,14 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
     says what it acts on."""
     page = open_as(ADMIN)
     page.goto(f"{server}/gatekeeper/flags/HOMEPAGE_EXPERIMENT")
-    assert tab_order(page, 49) == [
+    assert tab_order(page, 85) == [
         "a: Skip to content",
         "a: Gatekeeper",
         "a: Flags",
         "a: Groups",
         "a: Segments",
         "a: Users",
+        "a: Upcoming",
         "a: Audit log",
         "a: Back to Gatekeeper App",
         "a: Flags",
@@ -490,11 +496,22 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_form_in_reading_orde
         "select: Variant the group gets",
         "input: Or split the group: weights adding up to 100",
         "button: Target group",
-        "input: When (UTC, or +1h from now)",
-        "select: Scheduled change",
-        "input: Its variant, weights or group",
+        "select: Change",
+        "select: Variant",
+        *["input: At"] * DATETIME_STOPS,
         "input: Reason (optional) for the scheduled change",
         "button: Schedule",
+        "select: Raise",
+        "select: the rest gets",
+        "input: Step 1: share in percent",
+        *["input: Step 1: time"] * DATETIME_STOPS,
+        "input: Step 2: share in percent",
+        *["input: Step 2: time"] * DATETIME_STOPS,
+        "input: Step 3: share in percent",
+        *["input: Step 3: time"] * DATETIME_STOPS,
+        "input: Reason (optional) for the ramp",
+        "button: Save the ramp",
+        "a: Every flag's upcoming changes",
         "a: All changes to HOMEPAGE_EXPERIMENT",
     ]
 
@@ -536,3 +553,32 @@ def test_compact_mode_fits_twenty_flags_on_an_800_px_screen(open_as, server):
     tallest = max(box["height"] for box in boxes)
     assert boxes[0]["y"] + 20 * tallest <= 800, f"rows of {tallest} px from y={boxes[0]['y']}"
     screenshot(page, "flag-list-compact-1280-light")
+
+
+def test_a_scheduled_time_is_read_in_the_browsers_time_zone_and_stored_in_utc(browser, server):
+    """In Kolkata (UTC+05:30) the form says so, shows only what "Switch off" needs, and 12:00 typed there
+    is listed on the Upcoming page as 06:30 UTC."""
+    context = browser.new_context(timezone_id="Asia/Kolkata")
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/auth/login")
+        page.fill("#email", ADMIN)
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_url(f"{server}/")
+        page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+        form = page.locator("form[action$='/schedules']")
+        form.locator("select[name=action]").select_option("off")
+        assert not form.locator("select[name=variant]").is_visible()
+        form.locator("input[name=at]").fill("2030-06-01T12:00")
+        assert form.locator("[data-gk-zone]").inner_text() == "in your time zone (UTC+05:30)"
+        form.locator("button:has-text('Schedule')").click()
+        page.wait_for_load_state()
+        page.goto(f"{server}/gatekeeper/schedules")
+        row = page.locator("#gk-upcoming tbody tr", has_text="NEW_CHECKOUT")
+        assert row.locator("time").get_attribute("datetime") == "2030-06-01T06:30:00+00:00"
+        row.locator("button:has-text('Cancel')").click()
+        page.wait_for_load_state()
+        assert "Nothing is scheduled." in page.content()
+    finally:
+        context.close()

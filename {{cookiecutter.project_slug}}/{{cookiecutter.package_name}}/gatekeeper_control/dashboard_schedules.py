@@ -37,6 +37,7 @@ def schedules_context(name: str) -> dict[str, Any]:
         "schedule_pages": schedule_pages,
         "schedule_actions": {action: ACTION_LABELS.get(action, action) for action in SCHEDULE_ACTIONS},
         "schedule_fields": ACTION_FIELDS,
+        "ramp_steps": RAMP_STEPS,
     }
 
 
@@ -82,6 +83,7 @@ ACTION_LABELS = {
     "target": "Target a group or segment",
     "untarget": "Stop targeting a group or segment",
 }
+RAMP_STEPS = 3  # rows of the ramp form (5% now, 25% tomorrow, 100% on Friday)
 MAX_OFFSET_MINUTES = 18 * 60  # the widest UTC offset a browser can report
 
 
@@ -147,7 +149,6 @@ def add_schedule(name: str) -> Response:
     return back_to_flag(name)
 
 
-RAMP_STEPS = 4  # rows of the ramp form
 
 
 @bp.post("/flags/<name>/ramp")
