@@ -149,8 +149,6 @@ def add_schedule(name: str) -> Response:
     return back_to_flag(name)
 
 
-
-
 @bp.post("/flags/<name>/ramp")
 def add_ramp(name: str) -> Response:
     """A ramp in one form: raise one variant's share step by step (the rest goes to another variant); the
