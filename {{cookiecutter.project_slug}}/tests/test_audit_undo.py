@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, insert
 
+from {{ cookiecutter.package_name }}.gatekeeper_control.audit import AuditEntry
 from {{ cookiecutter.package_name }}.gatekeeper_control.tables import AuditRow
 from tests.store_helpers import audit_log, snapshot
 
@@ -169,3 +170,23 @@ def test_the_log_is_paged_by_number(app, admin_client):
     assert '<span aria-current="page">4</span>' in numbers
     first = admin_client.get("/gatekeeper/audit?actor=ann").text
     assert re.findall(r"<li[^>]*>(…|<[^>]*>\d+)", first.split('class="gk-page-numbers"')[1].split("</ol>")[0])
+
+
+def test_a_flags_history_shows_what_moved_part_by_part(app, admin_client):
+    """Weights are listed with each variant's move, the code's first; unchanged parts are left out."""
+    set_weights(admin_client, 25)
+    set_weights(admin_client, 50)
+    page = re.sub(r"\s+", " ", admin_client.get(CHECKOUT).text)
+    diffs = re.findall(r'<ul class="gk-diff" aria-label="What changed">(.*?)</ul>', page)
+    assert diffs[:2] == [
+        "<li><code>ON</code> 25 → 50</li><li><code>OFF</code> 75 → 50</li>",
+        "<li><code>ON</code> 10 → 25</li><li><code>OFF</code> 90 → 75</li>",
+    ]
+
+
+def test_a_json_values_history_lists_the_keys_that_changed():
+    entry = AuditEntry(
+        1, datetime.now(UTC), "ann", "F", "value", "ON", '{"a": 1, "b": 2}', '{"a": 1, "b": 3, "c": 4}'
+    )
+    assert entry.changes == [("b", "2", "3"), ("c", None, "4")]
+    assert AuditEntry(2, datetime.now(UTC), "ann", "F", "force", "everyone", "ON", "OFF").changes == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,16 @@ class AuditEntry:
             "clear_user_override": f"override removed for {self.target}",
             **{action: what.format(target=self.target) for action, what in TARGETING_WHAT.items()},
         }.get(self.action, f"{self.action} for {self.target}")
+
+    @property
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """What moved, part by part, for a before and after made of parts: weights (`ON=10 OFF=90`) or a
+        JSON object value: [(part, before, after)] for each part that differs; [] for anything else."""
+        before, after = _parts(self.before), _parts(self.after)
+        if before is None or after is None:
+            return []
+        keys = [*before, *(key for key in after if key not in before)]
+        return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
 
     @property
     def summary(self) -> str:
@@ -95,6 +106,27 @@ TARGETING_SUMMARY = {
     "cancel_schedule": "{entry.flag}: scheduled change {entry.target} ({entry.before}) cancelled.",
     "schedule_failed": "{entry.flag}: scheduled change {entry.target} ({entry.after}) could not be made.",
 }
+
+
+def _parts(text: str | None) -> dict[str, str] | None:
+    """`ON=10 OFF=90` (weights; the code's too) or a JSON object as {part: its text}; None otherwise."""
+    if not text:
+        return None
+    text = text.removeprefix("in code: ")
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return (
+            {str(k): json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+            if isinstance(value, dict)
+            else None
+        )
+    pairs = [part.partition("=") for part in text.split()]
+    if not pairs or any(not sign or not name for name, sign, _value in pairs):
+        return None
+    return {name: value for name, _sign, value in pairs}
 
 
 @dataclass(frozen=True)
