@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, insert
 
 from {{ cookiecutter.package_name }}.gatekeeper_control.audit import AuditEntry
+from {{ cookiecutter.package_name }}.gatekeeper_control.segments import segments
 from {{ cookiecutter.package_name }}.gatekeeper_control.tables import AuditRow
 from tests.store_helpers import audit_log, snapshot
 
@@ -190,3 +191,23 @@ def test_a_json_values_history_lists_the_keys_that_changed():
     )
     assert entry.changes == [("b", "2", "3"), ("c", None, "4")]
     assert AuditEntry(2, datetime.now(UTC), "ann", "F", "force", "everyone", "ON", "OFF").changes == []
+
+
+def test_an_added_segment_condition_is_undone_and_its_removal_says_it_cannot_be(app, admin_client):
+    with app.app_context():
+        segments.create("pros", "paying users", actor="ann")
+        segments.add_condition("pros", "plan", "in", "pro, team", actor="ann")
+    undo(admin_client, audit_log(app)[0])
+    assert audit_log(app)[0].action == "remove_condition"
+    with app.app_context():
+        assert segments.matching({"plan": "pro"}, snapshot(app)) == []
+    refused = flashes(undo(admin_client, audit_log(app)[0]).text)
+    assert "the dashboard cannot undo remove_condition changes" in refused
+
+
+def test_undoing_a_segments_creation_deletes_it(app, admin_client):
+    with app.app_context():
+        segments.create("pros", "paying users", actor="ann")
+    undo(admin_client, audit_log(app)[0])
+    assert "pros" not in snapshot(app).segments
+    assert audit_log(app)[0].action == "delete_segment"

@@ -1,5 +1,5 @@
-"""Undo for the changes of runtime targeting, prerequisites and schedules (the store undoes its own, and
-values.py its values): how to tell what is in place now, and the write that puts `before` back.
+"""Undo for the changes of runtime targeting, prerequisites, segments and schedules (the store undoes its own,
+and values.py its values): how to tell what is in place now, and the write that puts `before` back.
 
 Each kind registers an `UndoKind` in the store's `UNDO_KINDS`, so `store.undo(entry_id, ...)` treats every
 kind alike: it refuses when what the change set is no longer in place (a conflict: undoing would silently
@@ -9,16 +9,20 @@ whose reason says "undo of change #N". Nothing is half-written: each restore is 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+import json
+
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, record
+from .conditions import Condition
 from .errors import OverrideError
 from .prerequisites import prerequisites
 from .schedules import scheduler
+from .segments import segments
 from .snapshot import Snapshot, as_utc
 from .store import UNDO_KINDS, UndoKind, current_state, store
-from .tables import LABEL_LENGTH, AuditRow, ScheduleRow
+from .tables import LABEL_LENGTH, AuditRow, ConditionRow, ScheduleRow
 from .targeting import CODE_WEIGHTS, format_weights, targeting
 
 # Actions whose undo asks for the confirmation box the flag page asks for the same change: undoing a force
@@ -116,6 +120,31 @@ def _restore_schedule(entry: AuditEntry, actor: str, reason: str) -> AuditEntry 
     return store._write(change)
 
 
+def _conditions(name: str) -> list[str]:
+    """Segment `name`'s conditions as the log words them, in their order (1 is the first)."""
+    query = select(ConditionRow).where(ConditionRow.segment == name).order_by(ConditionRow.id)
+    with store._reading() as session:
+        rows = session.scalars(query).all()
+    return [
+        str(Condition(row.attribute, row.operator, json.loads(row.value) if row.value is not None else None))
+        for row in rows
+    ]
+
+
+def _segment_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """A created segment is still in place while it exists; an added condition, while the segment has it."""
+    if entry.action == "create_segment":
+        return entry.after if entry.target in snapshot.segments else "deleted"
+    return entry.after if entry.after in _conditions(entry.target) else None
+
+
+def _restore_segment(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.action == "create_segment":
+        return segments.delete(entry.target, actor, reason=reason)
+    number = len(_conditions(entry.target)) - _conditions(entry.target)[::-1].index(entry.after or "")
+    return segments.remove_condition(entry.target, number, actor, reason=reason)
+
+
 def _same_target(entry: AuditEntry) -> ColumnElement[bool]:
     return AuditRow.target == entry.target
 
@@ -155,6 +184,13 @@ _KINDS = [
         lambda entry: f"the description of group {entry.target}",
     ),
     UndoKind(
+        ("create_segment", "add_condition", "remove_condition", "delete_segment"),
+        _same_target,
+        _segment_now,
+        _restore_segment,
+        lambda entry: f"segment {entry.target}",
+    ),
+    UndoKind(
         ("schedule", "cancel_schedule"),
         _same_schedule,
         _schedule_now,
@@ -163,4 +199,7 @@ _KINDS = [
     ),
 ]
 for _kind in _KINDS:
-    UNDO_KINDS.update(dict.fromkeys(_kind.actions, _kind))
+    # A removed condition or a deleted segment is not put back (its words are not a condition to parse).
+    UNDO_KINDS.update(
+        {action: _kind for action in _kind.actions if action not in ("remove_condition", "delete_segment")}
+    )
