@@ -279,6 +279,7 @@ def test_every_page_runs_under_the_csp_with_nothing_blocked(open_as, server, csp
     page = open_as(ADMIN)
     pages = ["/", "/auth/login", "/gatekeeper/", "/gatekeeper/flags/MY_NEW_FEATURE", "/gatekeeper/audit"]
     pages += ["/gatekeeper/flags/NEW_CHECKOUT", "/gatekeeper/groups", f"/gatekeeper/users?q={ADMIN}"]
+    pages += ["/gatekeeper/schedules"]
     for path in pages:
         response = page.goto(f"{server}{path}")
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
@@ -484,6 +485,10 @@ FOCUSED = """() => {
 }"""
 
 
+# Tab stops in one of Chromium's datetime-local inputs: month, day, year, hour, minute, AM/PM, the picker.
+DATETIME_STOPS = 7
+
+
 def tab_order(page, presses: int) -> list[str]:
     """What each Tab press focuses, from the top of the page: element and accessible name."""
     order = []
@@ -508,6 +513,7 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_part_in_reading_orde
         "a: Groups",
         "a: Segments",
         "a: Users",
+        "a: Upcoming",
         "a: Audit log",
         "a: Webhooks",
 
@@ -529,12 +535,26 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_part_in_reading_orde
         "input: Share of VARIANT_B, in percent",
         "input: Reason (optional) for the new shares",
         "button: Save weights",
-        "summary: Each variant carries its own name",
-        "input: When (UTC, or +1h from now)",
-        "select: Scheduled change",
-        "input: Its variant, weights or group",
+        "select: Group to target",
+        "select: Variant the group gets",
+        "input: Or split the group: weights adding up to 100",
+        "button: Target group",
+        "select: Change",
+        "select: Variant",
+        *["input: At"] * DATETIME_STOPS,
         "input: Reason (optional) for the scheduled change",
         "button: Schedule",
+        "select: Raise",
+        "select: the rest gets",
+        "input: Step 1: share in percent",
+        *["input: Step 1: time"] * DATETIME_STOPS,
+        "input: Step 2: share in percent",
+        *["input: Step 2: time"] * DATETIME_STOPS,
+        "input: Step 3: share in percent",
+        *["input: Step 3: time"] * DATETIME_STOPS,
+        "input: Reason (optional) for the ramp",
+        "button: Save the ramp",
+        "a: Every flag's upcoming changes",
         "a: All changes to HOMEPAGE_EXPERIMENT",
     ]
 
@@ -655,3 +675,32 @@ def test_on_a_phone_a_group_page_stays_in_the_screen_and_its_text_box_follows_da
     background = "el => getComputedStyle(el).backgroundColor"
     field = page.locator("input[name=description]").evaluate(background)
     assert page.locator("textarea").evaluate(background) == field != "rgb(255, 255, 255)"
+
+
+def test_a_scheduled_time_is_read_in_the_browsers_time_zone_and_stored_in_utc(browser, server):
+    """In Kolkata (UTC+05:30) the form says so, shows only what "Switch off" needs, and 12:00 typed there
+    is listed on the Upcoming page as 06:30 UTC."""
+    context = browser.new_context(timezone_id="Asia/Kolkata")
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/auth/login")
+        page.fill("#email", ADMIN)
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_url(f"{server}/")
+        page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+        form = page.locator("form[action$='/schedules']")
+        form.locator("select[name=action]").select_option("off")
+        assert not form.locator("select[name=variant]").is_visible()
+        form.locator("input[name=at]").fill("2030-06-01T12:00")
+        assert form.locator("[data-gk-zone]").inner_text() == "in your time zone (UTC+05:30)"
+        form.locator("button:has-text('Schedule')").click()
+        page.wait_for_load_state()
+        page.goto(f"{server}/gatekeeper/schedules")
+        row = page.locator("#gk-upcoming tbody tr", has_text="NEW_CHECKOUT")
+        assert row.locator("time").get_attribute("datetime") == "2030-06-01T06:30:00+00:00"
+        row.locator("button:has-text('Cancel')").click()
+        page.wait_for_load_state()
+        assert "Nothing is scheduled." in page.content()
+    finally:
+        context.close()

@@ -142,6 +142,6 @@ def test_a_scheduled_change_is_made_once_by_racing_workers(served):
         audit = served.flask("gk", "audit", "--flag", "NEW_CHECKOUT")
         applied = [line for line in audit.splitlines() if "schedule #" in line and "  force  " in line]
         assert len(applied) == 1, audit
-        assert "(by cli)" in applied[0]
+        assert "(set by cli)" in applied[0]
     finally:
         served.flask("gk", "unforce", "NEW_CHECKOUT")

@@ -14,6 +14,7 @@ after `keepalive` seconds. A buffering proxy in front (nginx) protects against s
 """
 
 import os
+from typing import Any
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -37,3 +38,11 @@ graceful_timeout = timeout
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or "-"
 errorlog = "-"
+
+
+def post_worker_init(worker: Any) -> None:  # gunicorn's Worker, its app loaded
+    """Start gatekeeper's timer as each worker boots, so due scheduled changes are made on time even before
+    the worker's first request (without this hook the first request starts it)."""
+    from {{ cookiecutter.package_name }}.gatekeeper_control import timer
+
+    timer.start(worker.wsgi)

@@ -110,7 +110,8 @@ def test_undoing_a_force_restores_the_previous_forced_variant(app, admin_client)
     force(admin_client, "VARIANT_A")
     force(admin_client, "VARIANT_B")
     newest = audit_log(app)[0]
-    response = admin_client.post(f"/gatekeeper/audit/{newest.id}/undo", data={"reason": "wrong variant"})
+    data = {"reason": "wrong variant", "confirm": "1"}
+    response = admin_client.post(f"/gatekeeper/audit/{newest.id}/undo", data=data)
     assert response.status_code == 302
     assert snapshot(app).forced == {FLAG: "VARIANT_A"}
     undo, *history = audit_log(app)
@@ -125,7 +126,7 @@ def test_undoing_a_force_restores_the_previous_forced_variant(app, admin_client)
 def test_undoing_the_first_force_stops_forcing(app, admin_client):
     """A force with nothing before it is undone by unforcing."""
     force(admin_client, "VARIANT_A")
-    admin_client.post(f"/gatekeeper/audit/{audit_log(app)[0].id}/undo")
+    admin_client.post(f"/gatekeeper/audit/{audit_log(app)[0].id}/undo", data={"confirm": "1"})
     assert snapshot(app).forced == {}
     assert audit_log(app)[0].action == "unforce"
 
@@ -134,7 +135,7 @@ def test_undoing_an_unforce_forces_the_variant_again(app, admin_client):
     """Stopping a force is undone by forcing what was forced."""
     force(admin_client, "VARIANT_A")
     admin_client.post(f"{FLAG_PAGE}/unforce", data={"confirm": "yes"})
-    admin_client.post(f"/gatekeeper/audit/{audit_log(app)[0].id}/undo")
+    admin_client.post(f"/gatekeeper/audit/{audit_log(app)[0].id}/undo", data={"confirm": "1"})
     assert snapshot(app).forced == {FLAG: "VARIANT_A"}
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import runpy
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from {{ cookiecutter.package_name }}.gatekeeper_control import timer
 
 CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 SETTINGS = ("GUNICORN_BIND", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT", "FORWARDED_ALLOW_IPS")
@@ -40,3 +44,16 @@ def test_a_bad_worker_count_stops_with_a_message_naming_the_setting(monkeypatch,
     """gunicorn refuses to start, and says which variable to fix and what it should look like."""
     with pytest.raises(SystemExit, match=r"WEB_CONCURRENCY=.* must be a whole number of at least 1"):
         settings(monkeypatch, WEB_CONCURRENCY=value)
+
+
+def test_each_worker_starts_gatekeepers_timer_as_it_boots(monkeypatch, make_app):
+    """No request needed: the worker's app runs its timer jobs from boot (post_worker_init)."""
+    app = make_app(GATEKEEPER_TIMER=True)
+    ran = threading.Event()
+    timer.every("test-worker-boot", 0.05, ran.set)
+    try:
+        settings(monkeypatch)["post_worker_init"](SimpleNamespace(wsgi=app))
+        assert ran.wait(timeout=15)
+    finally:
+        timer.remove("test-worker-boot")
+        timer.stop(app)

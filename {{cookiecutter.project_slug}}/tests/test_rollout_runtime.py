@@ -88,13 +88,15 @@ def test_weights_with_two_decimals_are_exact(app, runner):
 
 
 def test_clear_goes_back_to_the_weights_in_code_and_is_audited(app, runner):
-    """`--clear` removes the stored weights; the audit log has both changes with before and after."""
+    """`--clear` removes the stored weights; the audit log has both changes with before and after (the
+    first stored weights' before is the code's)."""
     gk(runner, "rollout", "NEW_CHECKOUT", "ON=50", "OFF=50")
     result = gk(runner, "rollout", "NEW_CHECKOUT", "--clear")
     assert "back to the weights in code (was ON=50 OFF=50)" in result.output
     assert "NEW_CHECKOUT" not in snapshot(app).weights
     cleared, set_ = audit_log(app, "NEW_CHECKOUT")
-    assert (set_.actor, set_.action, set_.before, set_.after) == ("cli", "rollout", None, "ON=50 OFF=50")
+    assert (set_.actor, set_.action, set_.after) == ("cli", "rollout", "ON=50 OFF=50")
+    assert set_.before == "in code: ON=10 OFF=90"
     assert (cleared.action, cleared.before, cleared.after) == ("clear_rollout", "ON=50 OFF=50", None)
 
 

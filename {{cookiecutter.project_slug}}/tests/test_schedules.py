@@ -64,7 +64,7 @@ def test_a_due_change_is_made_on_the_next_flag_check_and_audited_as_the_schedule
     wait_for_refresh(app)
     assert 'data-flag="NEW_CHECKOUT" data-variant="ON"' in client.get("/").text
     entry = audit_log(app, "NEW_CHECKOUT")[0]
-    assert (entry.actor, entry.action, entry.after) == ("schedule #1 (by cli)", "force", "ON")
+    assert (entry.actor, entry.action, entry.after) == ("schedule #1 (set by cli)", "force", "ON")
     assert "applied" in gk(runner, "schedule", "list").output
 
 
@@ -149,7 +149,7 @@ def test_processes_racing_for_due_changes_make_each_exactly_once(app, runner, cl
     for thread in threads:
         thread.join(timeout=30)
     applied = [e for e in audit_log(app, "NEW_CHECKOUT") if e.action == "rollout"]
-    assert sorted(e.actor for e in applied) == [f"schedule #{n} (by cli)" for n in range(1, 6)]
+    assert sorted(e.actor for e in applied) == [f"schedule #{n} (set by cli)" for n in range(1, 6)]
     assert dict(snapshot(app).weights["NEW_CHECKOUT"]) == {"ON": 50, "OFF": 50}
 
 
@@ -183,5 +183,5 @@ def test_a_change_that_no_longer_fits_is_marked_failed_and_audited(app, runner, 
     clock.now += timedelta(hours=1)
     assert snapshot(app).forced == {}
     entry = audit_log(app, "MY_NEW_FEATURE")[0]
-    assert (entry.actor, entry.action) == ("schedule #1 (by ann@example.com)", "schedule_failed")
+    assert (entry.actor, entry.action) == ("schedule #1 (set by ann@example.com)", "schedule_failed")
     assert "failed" in gk(runner, "schedule", "list").output

@@ -56,7 +56,7 @@ def test_the_timer_job_makes_a_due_change_without_any_request(timed_app, clock):
     assert snapshot(timed_app).forced == {}
     timer.run_due(timed_app)
     assert snapshot(timed_app).forced == {"NEW_CHECKOUT": "ON"}
-    assert [e.actor for e in made_by_schedules(timed_app)] == ["schedule #1 (by ada@example.com)"]
+    assert [e.actor for e in made_by_schedules(timed_app)] == ["schedule #1 (set by ada@example.com)"]
 
 
 def test_the_timer_job_leaves_changes_that_are_not_due(timed_app, clock):
@@ -88,7 +88,7 @@ def test_two_apps_running_the_timer_job_at_once_make_each_change_once(timed_app,
         thread.join(timeout=30)
     timer.run_due(other.app)  # whichever did not hold the lease finds nothing left to do
     actors = sorted(e.actor for e in made_by_schedules(timed_app))
-    assert actors == [f"schedule #{n} (by ada@example.com)" for n in range(1, 6)]
+    assert actors == [f"schedule #{n} (set by ada@example.com)" for n in range(1, 6)]
     assert dict(snapshot(timed_app).weights["NEW_CHECKOUT"]) == {"ON": 50, "OFF": 50}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ class AuditEntry:
         }.get(self.action, f"{self.action} for {self.target}")
 
     @property
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """What moved, part by part, for a before and after made of parts: weights (`ON=10 OFF=90`) or a
+        JSON object value: [(part, before, after)] for each part that differs; [] for anything else."""
+        before, after = _parts(self.before), _parts(self.after)
+        if before is None or after is None:
+            return []
+        keys = [*before, *(key for key in after if key not in before)]
+        return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
+
+    @property
     def summary(self) -> str:
         """The change as a sentence, for flash messages and the CLI."""
         was = f" (was {self.before})" if self.before else ""
@@ -76,6 +87,12 @@ TARGETING_WHAT = {
     "remove_webhook": "{target} removed",
     "release": "release {target}",
     "release_template": "release template {target} saved",
+    "require": "requires {target}",
+    "unrequire": "no longer requires {target}",
+    "create_segment": "segment {target} created",
+    "add_condition": "condition added to segment {target}",
+    "remove_condition": "condition removed from segment {target}",
+    "delete_segment": "segment {target} deleted",
 }
 TARGETING_SUMMARY = {
     "rollout": "{entry.flag}: rolls out {entry.after} now{was}.",
@@ -98,6 +115,27 @@ TARGETING_SUMMARY = {
     "release": "{entry.flag}: release {entry.target} {entry.after}.",
     "release_template": "Release template {entry.target} saved: {entry.after}.",
 }
+
+
+def _parts(text: str | None) -> dict[str, str] | None:
+    """`ON=10 OFF=90` (weights; the code's too) or a JSON object as {part: its text}; None otherwise."""
+    if not text:
+        return None
+    text = text.removeprefix("in code: ")
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return (
+            {str(k): json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+            if isinstance(value, dict)
+            else None
+        )
+    pairs = [part.partition("=") for part in text.split()]
+    if not pairs or any(not sign or not name for name, sign, _value in pairs):
+        return None
+    return {name: value for name, _sign, value in pairs}
 
 
 @dataclass(frozen=True)
@@ -196,3 +234,47 @@ ON_RECORD: list[Callable[[Session, AuditEntry], None]] = []
 
 
 UNDOABLE_ACTIONS = ("force", "unforce", "user_override", "clear_user_override", "off", "on")
+
+# Every kind of change, in the audit log's "What" filter: (action, its name), grouped by what it changes.
+ACTION_NAMES: dict[str, dict[str, str]] = {
+    "On/off and forcing": {
+        "off": "switched off",
+        "on": "switched on",
+        "force": "forced for everyone",
+        "unforce": "stopped forcing",
+    },
+    "Users": {"user_override": "user override set", "clear_user_override": "user override removed"},
+    "Rollout and targets": {
+        "rollout": "rollout weights set",
+        "clear_rollout": "rollout weights back to code",
+        "target": "group or segment targeted",
+        "untarget": "target removed",
+        "require": "prerequisite set",
+        "unrequire": "prerequisite removed",
+    },
+    "Values": {"value": "value set", "clear_value": "value back to code"},
+    "Groups": {
+        "create_group": "group created",
+        "describe_group": "group described",
+        "add_members": "members added",
+        "remove_members": "members removed",
+    },
+    "Segments": {
+        "create_segment": "segment created",
+        "add_condition": "condition added",
+        "remove_condition": "condition removed",
+        "delete_segment": "segment deleted",
+    },
+    "Schedules": {
+        "schedule": "change scheduled",
+        "cancel_schedule": "scheduled change cancelled",
+        "schedule_failed": "scheduled change failed",
+    },
+}
+# Who made a change: a schedule's own actor starts with this ("schedule #12 (set by ada@example.com)").
+SCHEDULE_ACTOR = "schedule #"
+
+
+def is_schedule_actor(actor: str) -> bool:
+    """Whether `actor` is a scheduled change (made by the timer for whoever set it), not a person."""
+    return actor.startswith(SCHEDULE_ACTOR)

@@ -219,15 +219,20 @@ def page_of(
 
 @bp.app_template_global("gatekeeper_relative_time")
 def relative_time(moment: datetime, now: datetime | None = None) -> str:
-    """How long ago `moment` was, in a few words ("just now", "3 min ago", "2 h ago", "5 days ago")."""
+    """How far `moment` is from now, in a few words: "just now", "3 min ago", "2 h ago", "5 days ago", and
+    for a time still to come "in 30 s", "in 3 h", "in 1 day"."""
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    if seconds < 10:
+    if 0 <= seconds < 10:
         return "just now"
+    ahead, seconds = seconds < 0, abs(seconds)
+    words = f"{seconds} s"
     for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
         if seconds >= size:
-            count = seconds // size
-            return f"{count}{' day' if unit == ' days' and count == 1 else unit} ago"
-    return f"{seconds} s ago"
+            # Rounded ahead: a change scheduled +3h still reads "in 3 h" a moment later.
+            count = (seconds + size // 2) // size if ahead else seconds // size
+            words = f"{count}{' day' if unit == ' days' and count == 1 else unit}"
+            break
+    return f"in {words}" if ahead else f"{words} ago"
 
 
 @bp.app_template_global("gatekeeper_axis_ticks")

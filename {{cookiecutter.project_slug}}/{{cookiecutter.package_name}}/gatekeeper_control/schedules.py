@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from . import leases, timer
-from .audit import AuditEntry, clean_reason, record
+from .audit import SCHEDULE_ACTOR, AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, current_config_map, quote
 from .errors import OverrideError, ScheduleError
 from .parsing import moment, row_id
@@ -100,32 +100,51 @@ class Scheduler:
         argument = _check_scheduled_action(flag, action, arguments)
 
         def change(session: Session) -> AuditEntry:
-            row = ScheduleRow(
-                flag=flag,
-                due_at=due,
-                action=action,
-                argument=argument,
-                created_by=actor[:LABEL_LENGTH],
-                created_at=utc_now(),
-                state="pending",
-            )
-            session.add(row)
-            session.flush()
-            target = f"#{row.id} at {due:%Y-%m-%d %H:%M:%S} UTC"
-            return record(
-                session,
-                actor,
-                flag,
-                "schedule",
-                target,
-                None,
-                f"{action} {argument}".strip()[:100],
-                reason=reason,
-            )
+            return _add_schedule(session, flag, due, action, argument, actor, reason)
 
         entry = store._write(change)
         assert entry is not None
         return entry
+
+    def ramp(
+        self,
+        flag: str,
+        steps: list[tuple[str, Mapping[str, str]]],
+        actor: str,
+        *,
+        reason: str | None = None,
+    ) -> list[AuditEntry]:
+        """A rollout ramp in one go, e.g. 5% now, 25% tomorrow, 100% on Friday: `steps` are (WHEN, weights
+        {variant: percent}); the first step's WHEN may be empty for "now". Every step is checked first, then
+        all are written in one transaction (the weights of a "now" step set, the others scheduled)."""
+        reason = clean_reason(reason)
+        config = check_flag(flag)
+        now = current_state().now()
+        if not steps:
+            raise ScheduleError("A ramp needs at least one step with a share; nothing was scheduled.")
+        planned: list[tuple[datetime | None, dict[str, int]]] = []
+        for number, (when, weights) in enumerate(steps, start=1):
+            if not when.strip() and number > 1:
+                raise ScheduleError(f"Step {number} has no time: only the first step can be made now.")
+            due = parse_when(when, now) if when.strip() else None
+            if planned and due is not None and planned[-1][0] is not None and due <= planned[-1][0]:
+                raise ScheduleError(f"Step {number} is not after step {number - 1}; nothing was scheduled.")
+            planned.append((due, parse_weights(config, weights)))
+        entries: list[AuditEntry] = []
+
+        def change(session: Session) -> AuditEntry | None:
+            for due, points in planned:
+                if due is None:
+                    entry = set_weights_in(session, flag, points, actor, reason=reason)
+                else:
+                    argument = format_weights(as_percentages(points))
+                    entry = _add_schedule(session, flag, due, "rollout", argument, actor, reason)
+                if entry is not None:
+                    entries.append(entry)
+            return entries[-1] if entries else None
+
+        store._write(change)
+        return entries
 
     def cancel(
         self, schedule_id: int, actor: str, *, flag: str | None = None, reason: str | None = None
@@ -181,10 +200,12 @@ class Scheduler:
             )
             return [_scheduled(row) for row in [*pending, *done]]
 
-    def pending_count(self, flag: str) -> int:
-        """How many changes of `flag` are pending. Raises StoreError."""
+    def pending_count(self, flag: str | None = None) -> int:
+        """How many changes of `flag` (of every flag, without one) are pending. Raises StoreError."""
         with store._reading() as session:
-            query = select(func.count()).where(ScheduleRow.flag == flag, ScheduleRow.state == "pending")
+            query = select(func.count()).where(ScheduleRow.state == "pending")
+            if flag is not None:
+                query = query.where(ScheduleRow.flag == flag)
             return session.scalar(query) or 0
 
 
@@ -225,6 +246,31 @@ def apply_due_now() -> int:
 
 
 timer.every("schedules", DUE_CHECK_SECONDS, apply_due_now)
+
+
+def _add_schedule(
+    session: Session,
+    flag: str,
+    due: datetime,
+    action: str,
+    argument: str,
+    actor: str,
+    reason: str | None,
+) -> AuditEntry:
+    row = ScheduleRow(
+        flag=flag,
+        due_at=due,
+        action=action,
+        argument=argument,
+        created_by=actor[:LABEL_LENGTH],
+        created_at=utc_now(),
+        state="pending",
+    )
+    session.add(row)
+    session.flush()
+    target = f"#{row.id} at {due:%Y-%m-%d %H:%M:%S} UTC"
+    after = f"{action} {argument}".strip()[:100]
+    return record(session, actor, flag, "schedule", target, None, after, reason=reason)
 
 
 def _check_scheduled_action(flag: str, action: str, arguments: list[str]) -> str:
@@ -320,7 +366,7 @@ def apply_due_changes(engine: Engine, now: datetime, config_map: Mapping[str, An
                 continue
             row = session.get(ScheduleRow, schedule_id)
             assert row is not None
-            actor = f"schedule #{row.id} (by {row.created_by})"
+            actor = f"{SCHEDULE_ACTOR}{row.id} (set by {row.created_by})"
             try:
                 with session.begin_nested():
                     entry = _apply(session, row, actor, config_map)

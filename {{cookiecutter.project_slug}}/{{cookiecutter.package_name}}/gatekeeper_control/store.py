@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import URL, create_engine, func, inspect, select, text, update
+from sqlalchemy import URL, create_engine, func, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
@@ -84,6 +84,8 @@ class UndoKind:
     same_thing: Callable[[Any], Any]  # entry -> a condition on AuditRow for "the same thing"
     now: Callable[[AuditEntry, Snapshot], str | None]
     restore: Callable[[AuditEntry, str, str], AuditEntry | None]  # (entry, actor, reason)
+    # What the change set, for "... has changed since" (default: the value of its target).
+    names: Callable[[AuditEntry], str] | None = None
 
 
 # The session of the `OverrideStore.batch()` in progress in this context, if any: writes join it.
@@ -226,9 +228,13 @@ class OverrideStore:
         *,
         actor: str | None = None,
         action: str | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        search: str | None = None,
     ) -> AuditPage:
-        """One page of the audit log, newest first, optionally for one flag, actor and/or action. Raises
-        StoreUnavailableError.
+        """One page of the audit log, newest first, optionally for one flag, actor and/or action, changes
+        made at `since` or later and before `before`, and `search` anywhere in the entry (flag, who, what it
+        changed, before, after, reason; any case). Raises StoreUnavailableError.
 
         A page past the end gives the last page, so a stale or hand-typed link still shows something.
         """
@@ -237,11 +243,19 @@ class OverrideStore:
         filters.append((AuditRow.action, action, 32))
         if any(value is not None and not storable(value, limit) for _column, value, limit in filters):
             return AuditPage(entries=[], page=1, per_page=per_page, total=0)
-        query = select(AuditRow).order_by(AuditRow.id.desc())
-        count = select(func.count()).select_from(AuditRow)
-        for column, value, _limit in filters:
-            if value is not None:
-                query, count = query.where(column == value), count.where(column == value)
+        conditions = [column == value for column, value, _limit in filters if value is not None]
+        conditions += [AuditRow.at >= since] if since is not None else []
+        conditions += [AuditRow.at < before] if before is not None else []
+        if search:
+            if not storable(search, LABEL_LENGTH):
+                return AuditPage(entries=[], page=1, per_page=per_page, total=0)
+            needle = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            columns = (AuditRow.flag, AuditRow.actor, AuditRow.target, AuditRow.before, AuditRow.after)
+            conditions.append(
+                or_(*(func.lower(column).like(needle, escape="\\") for column in (*columns, AuditRow.reason)))
+            )
+        query = select(AuditRow).where(*conditions).order_by(AuditRow.id.desc())
+        count = select(func.count()).select_from(AuditRow).where(*conditions)
         with self._reading() as session:
             total = session.scalar(count) or 0
             page = min(max(1, page), max(1, math.ceil(total / per_page)))
@@ -573,8 +587,9 @@ def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
     if entry.action not in UNDOABLE_ACTIONS and entry.action not in UNDO_KINDS:
         return f"the dashboard cannot undo {entry.action} changes"
     if entry.action in UNDO_KINDS:
-        now = UNDO_KINDS[entry.action].now(entry, snapshot)
-        target = f"the value of {entry.target}"
+        kind = UNDO_KINDS[entry.action]
+        now = kind.now(entry, snapshot)
+        target = kind.names(entry) if kind.names else f"the value of {entry.target}"
     elif entry.action in ("off", "on"):
         now = "off" if entry.flag in snapshot.disabled else None
         target = "the off switch"
@@ -586,7 +601,7 @@ def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
         target = f"the override for {entry.target}"
     if now != entry.after:
         return f"{target} has changed since"
-    if entry.before is not None and entry.flag not in current_config_map():
+    if entry.before is not None and entry.flag and entry.flag not in current_config_map():
         return f"flag {entry.flag} is no longer in the code"
     return None
 

@@ -81,6 +81,10 @@ def as_percentages(points: Mapping[str, int]) -> dict[str, Any]:
     return {name: p // 100 if p % 100 == 0 else p / 100 for name, p in points.items()}
 
 
+# How the audit log marks weights that were the code's (`ROLLOUT`), not stored ones.
+CODE_WEIGHTS = "in code: "
+
+
 def code_weights(config: Any) -> dict[str, float] | None:
     """The weights in code (`ROLLOUT`), in range order; None when the flag declares none."""
     rollout = getattr(config, "ROLLOUT", None)
@@ -401,7 +405,7 @@ def set_weights_in(
                 set_at=now,
             )
         )
-    was = format_weights(as_percentages(before)) or None
+    was = format_weights(as_percentages(before)) or _code_weights_text(flag)
     return record(
         session,
         actor,
@@ -412,6 +416,14 @@ def set_weights_in(
         format_weights(as_percentages(points))[:100],
         reason=reason,
     )
+
+
+def _code_weights_text(flag: str) -> str | None:
+    """What the rule rolled out before any weights were stored, for the audit log's "before" (the true
+    before, and an undo of the first stored weights goes back to the code's)."""
+    config = current_config_map().get(flag) if has_app_context() else None
+    weights = code_weights(config) if config is not None else None
+    return f"{CODE_WEIGHTS}{format_weights(weights)}"[:100] if weights else None
 
 
 def clear_weights_in(

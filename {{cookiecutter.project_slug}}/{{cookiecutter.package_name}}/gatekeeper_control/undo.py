@@ -1,0 +1,205 @@
+"""Undo for the changes of runtime targeting, prerequisites, segments and schedules (the store undoes its own,
+and values.py its values): how to tell what is in place now, and the write that puts `before` back.
+
+Each kind registers an `UndoKind` in the store's `UNDO_KINDS`, so `store.undo(entry_id, ...)` treats every
+kind alike: it refuses when what the change set is no longer in place (a conflict: undoing would silently
+revert a later change), and otherwise makes one new audited write through the store's one write path,
+whose reason says "undo of change #N". Nothing is half-written: each restore is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from .audit import AuditEntry, record
+from .conditions import Condition
+from .errors import OverrideError
+from .prerequisites import prerequisites
+from .schedules import scheduler
+from .segments import segments
+from .snapshot import Snapshot, as_utc
+from .store import UNDO_KINDS, UndoKind, current_state, store
+from .tables import LABEL_LENGTH, AuditRow, ConditionRow, ScheduleRow
+from .targeting import CODE_WEIGHTS, format_weights, targeting
+
+# Actions whose undo asks for the confirmation box the flag page asks for the same change: undoing a force
+# forces or unforces, undoing an unforce forces, undoing "on" switches the flag off (switching on asks none).
+CONFIRMED_UNDO = ("force", "unforce", "on")
+
+
+def _weights_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    weights = snapshot.weights.get(entry.flag)
+    return format_weights(weights)[:100] if weights else None
+
+
+def _restore_weights(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.before is None or entry.before.startswith(CODE_WEIGHTS):
+        return targeting.clear_weights(entry.flag, actor, reason=reason)
+    return targeting.set_weights(entry.flag, entry.before.split(), actor, reason=reason)
+
+
+def _group(entry: AuditEntry) -> str:
+    return entry.target.removeprefix("group ")
+
+
+def _target_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    return dict(snapshot.group_targets.get(entry.flag, ())).get(_group(entry))
+
+
+def _restore_target(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.before is None:
+        return targeting.untarget(entry.flag, _group(entry), actor, reason=reason)
+    return targeting.target(entry.flag, _group(entry), entry.before, actor, reason=reason)
+
+
+def _required_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    return dict(snapshot.prerequisites.get(entry.flag, ())).get(entry.target)
+
+
+def _restore_required(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.before is None:
+        return prerequisites.unrequire(entry.flag, entry.target, actor, reason=reason)
+    return prerequisites.require(entry.flag, entry.target, entry.before, actor, reason=reason)
+
+
+def _description_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    description = snapshot.groups.get(entry.target)
+    return description[:100] or None if description is not None else None
+
+
+def _restore_description(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.before is not None and len(entry.before) >= 100:
+        raise OverrideError(
+            f"Change #{entry.id} cannot be undone: the old description was cut to 100 characters in the "
+            "log; describe the group again instead. Nothing was changed."
+        )
+    return targeting.describe_group(entry.target, entry.before or "", actor, reason=reason)
+
+
+def _schedule_id(entry: AuditEntry) -> int | None:
+    number = entry.target.removeprefix("#").split(" ", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
+def _schedule_now(entry: AuditEntry, _snapshot: Snapshot) -> str | None:
+    """What a schedule entry set is still in place while the change is pending (scheduled) or still
+    cancelled (a cancellation)."""
+    schedule_id = _schedule_id(entry)
+    with store._reading() as session:
+        row = session.get(ScheduleRow, schedule_id) if schedule_id is not None else None
+        state = row.state if row is not None else None
+    if entry.action == "schedule":
+        return entry.after if state == "pending" else f"{state}"
+    return None if state == "cancelled" else f"{state}"
+
+
+def _restore_schedule(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    schedule_id = _schedule_id(entry)
+    assert schedule_id is not None
+    if entry.action == "schedule":
+        return scheduler.cancel(schedule_id, actor, flag=entry.flag, reason=reason)
+
+    def change(session: Session) -> AuditEntry | None:
+        row = session.get(ScheduleRow, schedule_id)
+        if row is None or row.state != "cancelled":
+            return None
+        if as_utc(row.due_at) <= current_state().now():
+            raise OverrideError(
+                f"Change #{entry.id} cannot be undone: scheduled change #{schedule_id} was due at "
+                f"{as_utc(row.due_at):%Y-%m-%d %H:%M} UTC, which has passed; schedule it again. Nothing "
+                "was changed."
+            )
+        row.state, row.done_at, row.outcome = "pending", None, None
+        what = f"{row.action} {row.argument}".strip()[:100]
+        target = f"#{row.id} at {as_utc(row.due_at):%Y-%m-%d %H:%M:%S} UTC"
+        return record(session, actor[:LABEL_LENGTH], row.flag, "schedule", target, None, what, reason=reason)
+
+    return store._write(change)
+
+
+def _conditions(name: str) -> list[str]:
+    """Segment `name`'s conditions as the log words them, in their order (1 is the first)."""
+    query = select(ConditionRow).where(ConditionRow.segment == name).order_by(ConditionRow.id)
+    with store._reading() as session:
+        rows = session.scalars(query).all()
+    return [
+        str(Condition(row.attribute, row.operator, json.loads(row.value) if row.value is not None else None))
+        for row in rows
+    ]
+
+
+def _segment_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """A created segment is still in place while it exists; an added condition, while the segment has it."""
+    if entry.action == "create_segment":
+        return entry.after if entry.target in snapshot.segments else "deleted"
+    return entry.after if entry.after in _conditions(entry.target) else None
+
+
+def _restore_segment(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    if entry.action == "create_segment":
+        return segments.delete(entry.target, actor, reason=reason)
+    number = len(_conditions(entry.target)) - _conditions(entry.target)[::-1].index(entry.after or "")
+    return segments.remove_condition(entry.target, number, actor, reason=reason)
+
+
+def _same_target(entry: AuditEntry) -> ColumnElement[bool]:
+    return AuditRow.target == entry.target
+
+
+def _same_schedule(entry: AuditEntry) -> ColumnElement[bool]:
+    number = f"#{_schedule_id(entry)}"
+    return AuditRow.target.startswith(f"{number} ") | (AuditRow.target == number)
+
+
+_KINDS = [
+    UndoKind(
+        ("rollout", "clear_rollout"),
+        lambda entry: AuditRow.id > 0,  # any later weights of the same flag
+        _weights_now,
+        _restore_weights,
+        lambda entry: "the rollout",
+    ),
+    UndoKind(
+        ("target", "untarget"),
+        _same_target,
+        _target_now,
+        _restore_target,
+        lambda entry: f"the target of {entry.target}",
+    ),
+    UndoKind(
+        ("require", "unrequire"),
+        _same_target,
+        _required_now,
+        _restore_required,
+        lambda entry: f"the prerequisite on {entry.target}",
+    ),
+    UndoKind(
+        ("describe_group",),
+        _same_target,
+        _description_now,
+        _restore_description,
+        lambda entry: f"the description of group {entry.target}",
+    ),
+    UndoKind(
+        ("create_segment", "add_condition", "remove_condition", "delete_segment"),
+        _same_target,
+        _segment_now,
+        _restore_segment,
+        lambda entry: f"segment {entry.target}",
+    ),
+    UndoKind(
+        ("schedule", "cancel_schedule"),
+        _same_schedule,
+        _schedule_now,
+        _restore_schedule,
+        lambda entry: f"scheduled change {entry.target.split(' ', 1)[0]}",
+    ),
+]
+for _kind in _KINDS:
+    # A removed condition or a deleted segment is not put back (its words are not a condition to parse).
+    UNDO_KINDS.update(
+        {action: _kind for action in _kind.actions if action not in ("remove_condition", "delete_segment")}
+    )
