@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 13:04:39.063994
+Create Date: 2026-12-02 14:07:23.826657
 """
 
 import sqlalchemy as sa
@@ -112,6 +112,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "gatekeeper_outcomes",
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("variant", sa.String(length=100), nullable=False),
+        sa.Column("minute", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(length=100), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.Column("total_squares", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("flag", "variant", "minute", "metric"),
+    )
+    op.create_table(
         "gatekeeper_prerequisites",
         sa.Column("flag", sa.String(length=100), nullable=False),
         sa.Column("required", sa.String(length=100), nullable=False),
@@ -119,6 +130,43 @@ def upgrade() -> None:
         sa.Column("set_by", sa.String(length=254), nullable=False),
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("flag", "required"),
+    )
+    op.create_table(
+        "gatekeeper_release_decisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("release_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("share", sa.Float(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("gatekeeper_release_decisions", schema=None) as batch_op:
+        batch_op.create_index("ix_gatekeeper_release_decisions", ["release_id", "id"], unique=False)
+
+    op.create_table(
+        "gatekeeper_release_templates",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("plan", sa.Text(), nullable=False),
+        sa.Column("saved_by", sa.String(length=254), nullable=False),
+        sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "gatekeeper_releases",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("flag", sa.String(length=100), nullable=False),
+        sa.Column("treatment", sa.String(length=100), nullable=False),
+        sa.Column("control", sa.String(length=100), nullable=False),
+        sa.Column("plan", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("step_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_by", sa.String(length=254), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_reason", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "gatekeeper_rollout_weights",
@@ -163,6 +211,22 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=254), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "gatekeeper_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=254), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("token_hash"),
     )
     op.create_table(
         "gatekeeper_user_overrides",
@@ -250,6 +314,7 @@ def downgrade() -> None:
     op.drop_table("gatekeeper_version")
     op.drop_table("gatekeeper_variant_values")
     op.drop_table("gatekeeper_user_overrides")
+    op.drop_table("gatekeeper_tokens")
     op.drop_table("gatekeeper_segments")
     op.drop_table("gatekeeper_segment_conditions")
     with op.batch_alter_table("gatekeeper_schedules", schema=None) as batch_op:
@@ -257,7 +322,14 @@ def downgrade() -> None:
 
     op.drop_table("gatekeeper_schedules")
     op.drop_table("gatekeeper_rollout_weights")
+    op.drop_table("gatekeeper_releases")
+    op.drop_table("gatekeeper_release_templates")
+    with op.batch_alter_table("gatekeeper_release_decisions", schema=None) as batch_op:
+        batch_op.drop_index("ix_gatekeeper_release_decisions")
+
+    op.drop_table("gatekeeper_release_decisions")
     op.drop_table("gatekeeper_prerequisites")
+    op.drop_table("gatekeeper_outcomes")
     op.drop_table("gatekeeper_leases")
     op.drop_table("gatekeeper_groups")
     op.drop_table("gatekeeper_group_targets")
