@@ -141,7 +141,7 @@ def test_switching_off_from_the_list_needs_the_confirmation_box(app, admin_clien
     assert (entry.action, entry.reason) == ("off", "broken in prod")
     page = admin_client.get("/gatekeeper/?state=off").text
     assert listed(page) == ["MY_NEW_FEATURE"]
-    assert 'aria-label="Switch MY_NEW_FEATURE on"' in page
+    assert 'aria-label="Switch on MY_NEW_FEATURE"' in page
 
 
 def test_switching_on_from_the_list_restores_the_rules(app, admin_client):
