@@ -538,6 +538,7 @@ def test_the_flag_page_tabs_from_the_skip_link_through_each_part_in_reading_orde
         "input: Reason (optional) for the new shares",
         "button: Save weights",
         "summary: Each variant carries its own name",
+        "summary: Start a release",
         "select: Change",
         "select: Variant",
         *["input: At"] * DATETIME_STOPS,
@@ -706,3 +707,32 @@ def test_a_scheduled_time_is_read_in_the_browsers_time_zone_and_stored_in_utc(br
         assert "Nothing is scheduled." in page.content()
     finally:
         context.close()
+
+
+def test_a_release_started_from_the_flag_page_shows_its_milestones_and_can_be_aborted(open_as, server):
+    """NEW_CHECKOUT's release card: start a release with the form (no shell), see the track with 1% current
+    and the error-rate guardrail, then abort it behind its confirmation box; screenshots of the card."""
+    page = open_as(ADMIN)
+    page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+    try:
+        page.locator("summary:has-text('Start a release')").click()
+        page.fill("#gk-release-reason", "a browser test")
+        page.locator("button:has-text('Start the release')").click()
+        page.wait_for_load_state()
+        card = page.locator("#release")
+        assert card.locator("[aria-current=step]").inner_text() == "1%"
+        assert "errors" in card.locator("#gk-release-evidence").inner_text().lower()
+        assert screenshot(page, "release-card").stat().st_size > 0
+        card.locator("button:has-text('Abort the release')").click()
+        assert card.locator("input[name=confirm]:invalid").count() == 1
+        card.locator("input[name=confirm]").check()
+        card.locator("button:has-text('Abort the release')").click()
+        page.wait_for_load_state()
+        assert "aborted" in page.locator("#release h2").inner_text()
+    finally:
+        page.goto(f"{server}/gatekeeper/flags/NEW_CHECKOUT")
+        abort = page.locator("#release input[name=confirm]")
+        if abort.count():
+            abort.check()
+            page.locator("#release button:has-text('Abort the release')").click()
+            page.wait_for_load_state()

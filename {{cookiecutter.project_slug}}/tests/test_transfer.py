@@ -112,7 +112,8 @@ def test_a_dry_run_prints_the_changes_per_flag_and_changes_nothing(make_app, sta
         version = store.snapshot(max_age=0).version
     result = production.test_cli_runner().invoke(args=["gk", "import", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "NEW_CHECKOUT:\n  NEW_CHECKOUT: rolls out ON=30 OFF=70 now (was in code: ON=10 OFF=90)." in result.output
+    expected = "NEW_CHECKOUT:\n  NEW_CHECKOUT: rolls out ON=30 OFF=70 now (was in code: ON=10 OFF=90)."
+    assert expected in result.output
     assert "(dry run: nothing was written)" in result.output
     assert audit_total(production) == 0
     with production.app_context():

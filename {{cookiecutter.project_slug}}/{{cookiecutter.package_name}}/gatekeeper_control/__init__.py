@@ -29,6 +29,7 @@ from . import (  # noqa: F401
     dashboard_audit,
     dashboard_flags,
     dashboard_list,
+    dashboard_releases,
     dashboard_schedules,
     dashboard_segments,
     dashboard_targeting,
