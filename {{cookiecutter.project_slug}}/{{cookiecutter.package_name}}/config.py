@@ -43,6 +43,19 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
+def _share(environ: Mapping[str, str], name: str) -> float:
+    value = (environ.get(name) or "").strip()
+    if not value:
+        return 0.0
+    try:
+        share = float(value)
+    except ValueError:
+        share = math.nan
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"{name}={value!r} is not a share from 0 to 1: set it to e.g. {name}=0.1")
+    return share
+
+
 def _url_prefix(environ: Mapping[str, str], name: str, default: str) -> str:
     value = (environ.get(name) or default).strip()
     if not value.startswith("/") or not value.strip("/"):
@@ -187,6 +200,8 @@ class Settings:
     # Request outcomes per flag variant (errors, latency, tracked metrics), for guarded releases.
     GATEKEEPER_OUTCOMES: bool = True
     GATEKEEPER_OUTCOMES_FLUSH: float = 5.0  # seconds between the background writes of outcomes
+    # For trying guarded releases only: the share of home pages that fail when NEW_CHECKOUT is ON (views.py).
+    DEMO_BROKEN_CHECKOUT: float = 0.0
     # Guarded releases: seconds between due checks, and each step's default minimum time and sample.
     GATEKEEPER_RELEASE_CHECK_SECONDS: float = 10.0
     GATEKEEPER_RELEASE_MIN_SECONDS: float = 600.0
@@ -249,6 +264,7 @@ class Settings:
             GATEKEEPER_TIMER=_bool(environ, "GATEKEEPER_TIMER", default=True),
             GATEKEEPER_OUTCOMES=_bool(environ, "GATEKEEPER_OUTCOMES", True),
             GATEKEEPER_OUTCOMES_FLUSH=_seconds(environ, "GATEKEEPER_OUTCOMES_FLUSH", 5.0),
+            DEMO_BROKEN_CHECKOUT=_share(environ, "DEMO_BROKEN_CHECKOUT"),
             GATEKEEPER_RELEASE_CHECK_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_CHECK_SECONDS", 10.0),
             GATEKEEPER_RELEASE_MIN_SECONDS=_seconds(environ, "GATEKEEPER_RELEASE_MIN_SECONDS", 600.0),
             GATEKEEPER_RELEASE_MIN_SAMPLE=_count(environ, "GATEKEEPER_RELEASE_MIN_SAMPLE", 500),
