@@ -197,8 +197,12 @@ def pages(flask: Any, flags: Any) -> Any:
 
 
 def remove_gatekeeper_hooks(app: Any, package: Any) -> None:
-    """Take out the request hooks that the engine and gatekeeper_control registered on the app."""
+    """Take out the request hooks that the engine and gatekeeper_control registered on the app, and the
+    request class `init_app` derived (its `request.gk` and its `close()`, which ends a request that asked a
+    flag): the app's own request class again."""
     own = (package.gatekeeper.__name__, f"{package.__name__}.gatekeeper_control")
+    if isinstance(app.request_class.__dict__.get("gk"), package.gatekeeper._RequestGatekeeper):
+        app.request_class = app.request_class.__bases__[0]
 
     def ours(function: Any) -> bool:
         module = getattr(function, "__module__", "") or ""

@@ -247,9 +247,13 @@ class FeatureFlagConfig(ABC):
         self._positional_rule = _takes_the_seed_arguments(self._get_variant)
         self.has_own_rule = type(self)._get_variant is not FeatureFlagConfig._get_variant
         self._context_rule = _declares_context(self._get_variant)
+        # Nothing in code to ask before the rule, which takes the seed's arguments: a first evaluation with
+        # nothing stored goes straight to it (Gatekeeper._evaluate_flag).
+        self._plain_rule = self._positional_rule and not self._context_rule and not self._code_overrides
         self.values, self.value_type = self._check_values(names)
         self.metadata = self._check_metadata()
         self._prerequisites = tuple((self.PREREQUISITES or {}).items())
+        self._plain_rule = self._plain_rule and not self._prerequisites
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -302,8 +306,13 @@ class FeatureFlagConfig(ABC):
             weights = self.ROLLOUT
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
-        if unit_id is None:
-            unit_id = anonymous_id()
+        if unit_id is None:  # the visitor's anonymous id: anonymous_id(), with its look-ups inlined
+            context = _cv_request.get(None) if _cv_request is not None else None
+            request_gk = context.request.__dict__.get("gk") if context is not None else None
+            if request_gk is not None:
+                unit_id = request_gk._anonymous_id or request_gk._get_anonymous_id()
+            if unit_id is None:
+                unit_id = anonymous_id()
         key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
         point = _first_8_bytes(_sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
         total, chosen = 0, None
@@ -665,7 +674,9 @@ def _default_user_loader() -> Any:
         return None
     # Flask-Login keeps the request's user in `g._login_user` once anything asked for it (a layout with a
     # login link does): read it there, rather than through `current_user`'s chain of proxies.
-    user = _current_g().__dict__.get("_login_user")  # what g.get() returns, without its two lookups
+    context = _cv_app.get(None) if _cv_app is not None else None
+    g = context.g if context is not None else flask_g  # _current_g(), inlined
+    user = g.__dict__.get("_login_user")  # what g.get() returns, without its two lookups
     if user is None:
         if not hasattr(current_app, "login_manager"):
             return None
@@ -1038,8 +1049,25 @@ class Gatekeeper:
     def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
         """Evaluate `flag` for this Gatekeeper's user, remember it, announce it (KeyError: no such flag)."""
         config = self._state.config_map[flag]
-        user_id = self._user_id if self._user_id is not _MISSING else self._load_user_id()
-        answers = self._flags[flag] = self._evaluate(flag, config, user_id)
+        user_id = self._user_id
+        if user_id is _MISSING:
+            user_id = self._load_user_id()
+        overrides = self._overrides
+        if overrides is None:
+            overrides = self._load_overrides()
+        if overrides or self._weights or not config._plain_rule:
+            answers = self._evaluate(flag, config, user_id)
+        else:  # the usual case, `_evaluate` with nothing to ask before the rule (a call less per flag)
+            try:
+                result = config._get_variant(user_id, self.app, self.request, self.session)
+            except Exception as error:
+                answers = _rule_raised(flag, config, error)
+            else:
+                if type(result) is config.variants_enum:
+                    answers = config._rule_answers[result._name_]
+                else:
+                    answers = _rule_result(flag, config, result)
+        self._flags[flag] = answers
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -1103,29 +1131,13 @@ class Gatekeeper:
                     user_id=user_id, app=self.app, request=self.request, session=self.session
                 )
         except Exception as error:
-            log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
-            return config._answers(
-                Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
-            )
+            return _rule_raised(flag, config, error)
         finally:
             if token is not None:
                 _rule_gatekeeper.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
-        if result is None:  # no match: the default, as a normal outcome
-            return config._default_answers
-        name = config._variant_name(result)
-        if name is None:
-            log.error(
-                "gatekeeper: the rule of %s returned %r, not a variant; serving %s",
-                flag,
-                result,
-                config.default_variant,
-            )
-            return config._answers(
-                Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}")
-            )
-        return config._rule_answers[name]
+        return _rule_result(flag, config, result)
 
     def _load_overrides(self) -> tuple[Any, ...]:
         """Fetch, once per Gatekeeper, everything that can override a rule; () when nothing can."""
@@ -1140,8 +1152,13 @@ class Gatekeeper:
             if not hasattr(snapshot, "disabled"):
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
-        cookies = _cookies(request) if request is not None else ()
-        browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
+        browser = None
+        if request is not None:
+            cookies = request.__dict__.get("cookies")  # _cookies(request), inlined
+            if cookies is None:
+                cookies = request.cookies
+            if OVERRIDE_COOKIE in cookies:
+                browser = read_browser_overrides(request, gatekeeper=self)
         self._weights = snapshot.weights
         self._values = snapshot.values
         if (
@@ -1189,6 +1206,31 @@ class Gatekeeper:
                 self._anonymous_id = secrets.token_hex(16)
                 after_this_request(functools.partial(_set_anonymous_cookie, self._anonymous_id))
         return self._anonymous_id
+
+
+def _rule_raised(flag: str, config: FeatureFlagConfig, error: Exception) -> dict[Any, Any]:
+    """A rule that raised: the default, logged with the traceback (called inside the `except`)."""
+    log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
+    return config._answers(
+        Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
+    )
+
+
+def _rule_result(flag: str, config: FeatureFlagConfig, result: Any) -> dict[Any, Any]:
+    """The answers for what a rule returned, other than one of its enum's members: None is no match (the
+    default, a normal outcome), a variant's name is that variant, anything else is logged (the default)."""
+    if result is None:
+        return config._default_answers
+    name = config._variant_name(result)
+    if name is None:
+        log.error(
+            "gatekeeper: the rule of %s returned %r, not a variant; serving %s",
+            flag,
+            result,
+            config.default_variant,
+        )
+        return config._answers(Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}"))
+    return config._rule_answers[name]
 
 
 def anonymous_cookie_id(request: Request) -> str | None:
@@ -1448,6 +1490,49 @@ class _RequestGatekeeper:
         return gk
 
 
+REQUEST_END_KEY = "gatekeeper_request_end"  # app.extensions[...]: what on_request_end registered
+
+
+def on_request_end(app: Flask, function: Callable[[Gatekeeper, Request], None]) -> None:
+    """Call `function(gk, request)` when a request of `app` that evaluated a flag ends (after its
+    teardown functions, in its app context), with `request.gk`; a request that asked no flag calls nothing.
+    What it raises is logged, never the request's failure. (gatekeeper_control counts exposures here.)
+    Works before or after `init_app`."""
+    app.extensions.setdefault(REQUEST_END_KEY, []).append(function)
+
+
+def _request_class(app: Flask, base: type[Request]) -> type[Request]:
+    """`base` with `request.gk` (made on first use) and a `close()` that runs the `on_request_end` functions
+    for a request that asked a flag. Flask closes every request once it is done with it; unlike a teardown
+    hook, which Flask calls (and checks for a coroutine) on every request, this costs a page that asks no
+    flag one dictionary look-up."""
+    base_close = getattr(base, "close", None)
+    ends = app.extensions.setdefault(REQUEST_END_KEY, [])
+
+    class GatekeeperRequest(base):  # type: ignore[misc,valid-type]
+        gk = _RequestGatekeeper(app)
+
+        def close(self) -> None:
+            gk = self.__dict__.get("gk")
+            if gk is not None and ends and getattr(gk, "_flags", None):
+                _request_ended(ends, gk, self)
+            if base_close is not None:
+                base_close(self)
+
+    GatekeeperRequest.__name__ = GatekeeperRequest.__qualname__ = base.__name__
+    return GatekeeperRequest
+
+
+def _request_ended(
+    ends: list[Callable[[Gatekeeper, Request], None]], gk: Gatekeeper, request: Request
+) -> None:
+    for function in ends:
+        try:
+            function(gk, request)
+        except Exception:  # never the request's failure
+            log.exception("gatekeeper: %r failed at the end of a request", function)
+
+
 def current_gatekeeper() -> Gatekeeper:
     """The request's Gatekeeper (`request.gk`), or one for no user outside a request."""
     request = _current_request()
@@ -1579,8 +1664,7 @@ def init_app(
     # `request.gk` is built the first time a request asks for it: a request that checks no flag runs no
     # gatekeeper code at all (a before-request hook would cost every request its call, flag or not).
     if not isinstance(app.request_class.__dict__.get("gk"), _RequestGatekeeper):
-        base = app.request_class
-        app.request_class = type(base.__name__, (base,), {"gk": _RequestGatekeeper(app)})
+        app.request_class = _request_class(app, app.request_class)
     app.jinja_env.globals["ff"] = _template_ff
     app.jinja_env.globals["gk"] = LocalProxy(current_gatekeeper)
     app.cli.add_command(cli)
