@@ -783,6 +783,7 @@ class GatekeeperState:
         self.user_by_id = user_by_id or _default_user_by_id
         self._warned: set[Any] = set()
         self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
+        self._stored_cache: tuple[Any, frozenset[str]] = (None, frozenset())
 
     def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
         """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
@@ -800,6 +801,23 @@ class GatekeeperState:
                 *([] if snapshot.group_targets else [_group_target]),
             }
             cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
+        return cached[1]
+
+    def stored_flags(self, snapshot: Any) -> frozenset[str]:
+        """The flags something in `snapshot` applies to (switched off, forced, a stored prerequisite, user
+        override or target): any other flag's stored steps would all pass (worked out once per snapshot)."""
+        cached = self._stored_cache
+        if cached[0] is not snapshot:
+            flags = frozenset(
+                [
+                    *snapshot.disabled,
+                    *snapshot.forced,
+                    *snapshot.prerequisites,
+                    *snapshot.user_overrides,
+                    *snapshot.group_targets,
+                ]
+            )
+            cached = self._stored_cache = (snapshot, flags)
         return cached[1]
 
     def attributes_of(self, user: Any) -> dict[str, Any]:
@@ -876,6 +894,7 @@ class Gatekeeper:
         "_resolving",
         "_state",
         "_steps",
+        "_touched",
         "_user",
         "_user_id",
         "_values",
@@ -919,6 +938,7 @@ class Gatekeeper:
         self._extra_context: dict[str, Any] | None = None
         self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
+        self._touched: frozenset[str] = frozenset()  # the flags the overrides name (see _load_overrides)
         self._anonymous_id: str | None = None
 
     @property
@@ -1055,7 +1075,7 @@ class Gatekeeper:
         overrides = self._overrides
         if overrides is None:
             overrides = self._load_overrides()
-        if overrides or self._weights or not config._plain_rule:
+        if (overrides and flag in self._touched) or self._weights or not config._plain_rule:
             answers = self._evaluate(flag, config, user_id)
         else:  # the usual case, `_evaluate` with nothing to ask before the rule (a call less per flag)
             try:
@@ -1172,6 +1192,10 @@ class Gatekeeper:
         ):
             self._overrides = (state.pinned, browser or {}, snapshot)
             self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
+            touched = state.stored_flags(snapshot)
+            if state.pinned or browser:
+                touched = touched.union(state.pinned, browser or ())
+            self._touched = touched
         else:
             self._overrides = ()
         return self._overrides
