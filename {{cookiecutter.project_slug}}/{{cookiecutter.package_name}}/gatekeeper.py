@@ -124,6 +124,7 @@ _first_8_bytes = struct.Struct(">Q").unpack_from
 _RULE_ARGUMENTS = ("user_id", "app", "request", "session")
 _PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every call
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
+_new_object = object.__new__
 _evaluation_of = operator.itemgetter(_EVALUATION)
 # The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
 # `rollout()` then obeys.
@@ -652,6 +653,7 @@ class _Snapshot:
 _EMPTY_SNAPSHOT = _Snapshot()
 _NOTHING_STORED = ({}, {}, _EMPTY_SNAPSHOT)  # (pinned, browser, snapshot) when only code overrides apply
 _NO_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType({})
+_NO_FLAGS: frozenset[str] = frozenset()
 
 
 def _current_request() -> Request | None:
@@ -938,7 +940,7 @@ class Gatekeeper:
         self._extra_context: dict[str, Any] | None = None
         self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
-        self._touched: frozenset[str] = frozenset()  # the flags the overrides name (see _load_overrides)
+        self._touched: frozenset[str] = _NO_FLAGS  # the flags the overrides name (see _load_overrides)
         self._anonymous_id: str | None = None
 
     @property
@@ -1509,8 +1511,25 @@ class _RequestGatekeeper:
     def __get__(self, request: Any, owner: Any = None) -> Any:
         if request is None:
             return self
-        # Positional: CPython builds the object noticeably faster than with keywords.
-        gk = request.__dict__["gk"] = Gatekeeper(None, self.app, request, flask_session)
+        app = self.app
+        state = app.extensions.get("gatekeeper")
+        if state is None:  # pragma: no cover - init_app sets it before it derives this class
+            gk = Gatekeeper(None, app, request, flask_session)
+        else:
+            # Gatekeeper(None, app, request, flask_session), without the class call: CPython 3.11 reaches a
+            # Python __init__ through several C calls, which cost as much as the fields set here.
+            gk = _new_object(Gatekeeper)
+            gk.app = app
+            gk.request = request
+            gk.session = flask_session
+            gk._state = state
+            gk._user_id = gk._user = _MISSING
+            gk._flags = {}
+            gk._overrides = gk._context = gk._extra_context = gk._resolving = gk._anonymous_id = None
+            gk._weights = gk._values = _NO_WEIGHTS
+            gk._steps = EVALUATION_STEPS
+            gk._touched = _NO_FLAGS
+        request.__dict__["gk"] = gk
         return gk
 
 

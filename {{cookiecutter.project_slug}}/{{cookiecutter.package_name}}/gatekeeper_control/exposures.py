@@ -204,7 +204,9 @@ class ExposureRecorder:
             rule = request.url_rule  # `request.blueprint`, without its two properties
             if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
                 return
-            user_id = gk.user_id
+            user_id = gk._user_id  # loaded by the first evaluation
+            if user_id is _MISSING:
+                user_id = gk.user_id
             self._add(gk.evaluations(), str(user_id) if user_id is not None else _anonymous_unit(gk, request))
         except Exception:  # an exposure is never worth a failed request
             log.exception("gatekeeper_exposures: could not record a request's exposures")
@@ -541,6 +543,7 @@ def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
 
 
 _reason_of = operator.itemgetter(2)  # Evaluation.reason
+_MISSING = gatekeeper._MISSING
 _IS_RULE = gatekeeper.RULE.__eq__
 
 
