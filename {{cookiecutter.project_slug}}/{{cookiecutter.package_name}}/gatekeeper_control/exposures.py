@@ -2,13 +2,13 @@
 
 Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the store's metadata (tables.py).
 
-Recording never touches the database on the request path. When a request that asked a flag ends (the
-engine's `on_request_end`: a request that asked none runs nothing of this module), the request's
-evaluations, exactly what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and
-counted in an in-process buffer under one lock, by C's counting loop: per hour, the count of each
-`Evaluation` (the engine's own objects, shared between requests), and per day and unit the evaluations
-the rule decided; the writer turns them into rows. (Connecting a receiver to the signal instead would cost
-every flag of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are counted when
+Recording never touches the database on the request path. When a request that asked a flag ends (the engine's
+`on_request_end`: a request that asked none runs nothing of this module), the request's evaluations, exactly
+what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and counted in an in-process
+buffer under one lock, by C's counting loop: per hour, the count of each `Evaluation` (the engine's own
+objects, shared between requests), and per day and unit the evaluations; the writer turns them into rows (a
+unit's row only for what the rule decided). (Connecting a receiver to the signal instead would cost every flag
+of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are counted when
 `recorder.record` is connected to `flag_evaluated`.) A background thread writes the buffer every
 `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard writes this process's pending
 entries before it reads, so they show at once; and whatever is left is written when the process exits. The
@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import operator
 import os
 import threading
 import time
@@ -36,7 +35,6 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import compress
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
@@ -217,20 +215,20 @@ class ExposureRecorder:
         hour = int(self.clock() // 3600)
         if unit is not None and not _fits(unit):
             unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
-        # Only what the rule decided says anything about its split.
-        decided = list(compress(evaluations, map(_IS_RULE, map(_reason_of, evaluations)))) if unit else ()
         with self._lock:
             counts = self._counts.get(hour)
             if counts is None:
                 counts = self._counts[hour] = {}
-            units = self._units.get((hour // 24, unit)) if decided else None
-            if decided and units is None:
-                units = self._units[hour // 24, unit] = set()
-            if self._entries + len(evaluations) + len(decided) <= MAX_PENDING:  # room for all: C's loops
+            units = None
+            if unit is not None:  # (all the unit's evaluations: the writer keeps those the rule decided)
+                units = self._units.get((hour // 24, unit))
+                if units is None:
+                    units = self._units[hour // 24, unit] = set()
+            if self._entries + 2 * len(evaluations) <= MAX_PENDING:  # room for all: C's loops
                 before = len(counts) + (len(units) if units is not None else 0)
                 _count_elements(counts, evaluations)
                 if units is not None:
-                    units.update(decided)
+                    units.update(evaluations)
                 self._entries += len(counts) + (len(units) if units is not None else 0) - before
             else:
                 self._add_within_room(counts, units, evaluations)
@@ -538,13 +536,25 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
 def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
     """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's when it is
     one the engine accepts (`anonymous_cookie_id`); a cookie the engine would refuse is no unit at all."""
-    anonymous = getattr(gk, "_anonymous_id", None) or gatekeeper.anonymous_cookie_id(request)
-    return _ANONYMOUS_PREFIX + anonymous if anonymous else None
+    anonymous = getattr(gk, "_anonymous_id", None)
+    if anonymous:
+        return _ANONYMOUS_PREFIX + anonymous
+    cookie = gatekeeper.cookie_value(request, gatekeeper.ANONYMOUS_COOKIE)
+    unit = _recent_units.get(cookie, _MISSING) if cookie is not None else None
+    if unit is _MISSING:  # checked once per cookie value, as the engine checks it
+        anonymous = gatekeeper.anonymous_cookie_id(request)
+        unit = _ANONYMOUS_PREFIX + anonymous if anonymous else None
+        if len(_recent_units) >= RECENT_UNITS:
+            _recent_units.clear()
+        _recent_units[cookie] = unit
+    return unit
 
 
-_reason_of = operator.itemgetter(2)  # Evaluation.reason
+RECENT_UNITS = 4096  # visitors' cookies checked lately, with their unit (None: a cookie that is no unit)
+_recent_units: dict[str, str | None] = {}
+
+
 _MISSING = gatekeeper._MISSING
-_IS_RULE = gatekeeper.RULE.__eq__
 
 
 def _rows(
@@ -557,10 +567,11 @@ def _rows(
         for evaluation, count in bucket.items():
             key = (evaluation.flag, evaluation.variant, hour)
             counts[key] = counts.get(key, 0) + count
-    units = {
+    units = {  # only what the rule decided says anything about its split
         (evaluation.flag, evaluation.variant, day, unit)
         for (day, unit), evaluations in by_unit.items()
         for evaluation in evaluations
+        if evaluation.reason == gatekeeper.RULE
     }
     return counts, units
 
