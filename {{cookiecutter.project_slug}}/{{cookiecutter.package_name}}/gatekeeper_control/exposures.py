@@ -32,6 +32,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,6 +166,9 @@ class ExposureRecorder:
         self._counts: dict[int, dict[gatekeeper.Evaluation, int]] = {}  # hour -> evaluation -> count
         self._units: dict[tuple[int, str], set[gatekeeper.Evaluation]] = {}  # (day, unit) -> rule's
         self._entries = 0  # what the two hold: evaluations counted per hour, plus per day and unit
+        # What requests left, not counted yet: (time, unit, evaluations), appended without a lock (a deque's
+        # append is atomic) and counted into the two above by whoever reads them next (`_drain`).
+        self._queue: deque[tuple[float, str | None, tuple[gatekeeper.Evaluation, ...]]] = deque()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._pruned_hour = -1
@@ -182,6 +186,7 @@ class ExposureRecorder:
     @property
     def pending(self) -> int:
         """Entries recorded in this process and not written yet."""
+        self._drain()
         return self._entries
 
     def record(self, sender: Any, flag: str, variant: str, reason: str, user_id: Any, **_: Any) -> None:
@@ -205,46 +210,69 @@ class ExposureRecorder:
             user_id = gk._user_id  # loaded by the first evaluation
             if user_id is _MISSING:
                 user_id = gk.user_id
-            self._add(gk.evaluations(), str(user_id) if user_id is not None else _anonymous_unit(gk, request))
+            unit = str(user_id) if user_id is not None else _anonymous_unit(gk, request)
+            # `_add`, inlined: the one thing a request does here is this append (a tuple of strings and
+            # tuples, which the garbage collector stops tracking).
+            queue = self._queue
+            if len(queue) < MAX_PENDING:
+                queue.append((self.clock(), unit, tuple(map(_evaluation_of, gk._flags.values()))))
+                if len(queue) >= FLUSH_SOON:
+                    self._wake.set()
+            else:
+                self.dropped += len(gk._flags)
+            if self._writer is None and self.flush_seconds > 0:
+                self._start_writer()
         except Exception:  # an exposure is never worth a failed request
             log.exception("gatekeeper_exposures: could not record a request's exposures")
 
     def _add(self, evaluations: Iterable[gatekeeper.Evaluation], unit: str | None) -> None:
-        """Count one unit's evaluations in the buffer, within MAX_PENDING entries."""
-        evaluations = list(evaluations)
-        hour = int(self.clock() // 3600)
-        if unit is not None and not _fits(unit):
-            unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
-        with self._lock:
-            counts = self._counts.get(hour)
-            if counts is None:
-                counts = self._counts[hour] = {}
-            units = None
-            if unit is not None:  # (all the unit's evaluations: the writer keeps those the rule decided)
-                units = self._units.get((hour // 24, unit))
-                if units is None:
-                    units = self._units[hour // 24, unit] = set()
-            if self._entries + 2 * len(evaluations) <= MAX_PENDING:  # room for all: C's loops
-                before = len(counts) + (len(units) if units is not None else 0)
-                _count_elements(counts, evaluations)
-                if units is not None:
-                    units.update(evaluations)
-                self._entries += len(counts) + (len(units) if units is not None else 0) - before
-            else:
-                self._add_within_room(counts, units, evaluations)
-            soon = self._entries >= FLUSH_SOON
-        if soon:
-            self._wake.set()
+        """Buffer one unit's evaluations (counted by the next `_drain`), within MAX_PENDING requests."""
+        evaluations = tuple(evaluations)
+        if len(self._queue) < MAX_PENDING:
+            self._queue.append((self.clock(), unit, evaluations))
+            if len(self._queue) >= FLUSH_SOON:
+                self._wake.set()
+        else:
+            self.dropped += len(evaluations)
         if self._writer is None and self.flush_seconds > 0:
             self._start_writer()
+
+    def _drain(self) -> None:
+        """Count what requests left in the queue into the buffer, within MAX_PENDING entries."""
+        queue = self._queue
+        with self._lock:
+            while queue:
+                moment, unit, evaluations = queue.popleft()
+                self._count(int(moment // 3600), unit, evaluations)
+
+    def _count(self, hour: int, unit: str | None, evaluations: tuple[gatekeeper.Evaluation, ...]) -> None:
+        """Count one unit's evaluations of one hour (under the lock)."""
+        if unit is not None and not _fits(unit):
+            unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
+        counts = self._counts.get(hour)
+        if counts is None:
+            counts = self._counts[hour] = {}
+        units = None
+        if unit is not None:  # (all the unit's evaluations: the writer keeps those the rule decided)
+            units = self._units.get((hour // 24, unit))
+            if units is None:
+                units = self._units[hour // 24, unit] = set()
+        if self._entries + 2 * len(evaluations) <= MAX_PENDING:  # room for all: C's loops
+            before = len(counts) + (len(units) if units is not None else 0)
+            _count_elements(counts, evaluations)
+            if units is not None:
+                units.update(evaluations)
+            self._entries += len(counts) + (len(units) if units is not None else 0) - before
+        else:
+            self._add_within_room(counts, units, evaluations)
 
     def _add_within_room(
         self,
         counts: dict[gatekeeper.Evaluation, int],
         units: set[gatekeeper.Evaluation] | None,
-        evaluations: list[gatekeeper.Evaluation],
+        evaluations: tuple[gatekeeper.Evaluation, ...],
     ) -> None:
-        """`_add` near MAX_PENDING (under the lock): one evaluation at a time, dropping what does not fit."""
+        """`_count` near MAX_PENDING (under the lock): one at a time, dropping what does not fit."""
         for evaluation in evaluations:
             count = counts.get(evaluation)
             if count is not None:
@@ -265,6 +293,7 @@ class ExposureRecorder:
     def flush(self) -> int:
         """Write everything pending; returns how many entries were written (0 when the write failed)."""
         with self._flush_lock:
+            self._drain()
             with self._lock:
                 by_hour, by_unit = self._counts, self._units
                 self._counts, self._units, self._entries = {}, {}, 0
@@ -555,6 +584,7 @@ _recent_units: dict[str, str | None] = {}
 
 
 _MISSING = gatekeeper._MISSING
+_evaluation_of = gatekeeper._evaluation_of
 
 
 def _rows(
