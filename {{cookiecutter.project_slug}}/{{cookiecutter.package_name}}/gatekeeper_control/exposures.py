@@ -4,16 +4,17 @@ Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the 
 
 Recording never touches the database on the request path. When a request that asked a flag ends (the engine's
 `on_request_end`: a request that asked none runs nothing of this module), the request's evaluations, exactly
-what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and counted in an in-process
-buffer under one lock, by C's counting loop: per hour, the count of each `Evaluation` (the engine's own
-objects, shared between requests), and per day and unit the evaluations; the writer turns them into rows (a
-unit's row only for what the rule decided). (Connecting a receiver to the signal instead would cost every flag
-of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are counted when
-`recorder.record` is connected to `flag_evaluated`.) A background thread writes the buffer every
+what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and left in a queue as one
+tuple (the time, the unit, the evaluations), with no lock; whoever reads the buffer next (the writer, the flag
+page, exit) counts the queue under one lock, by C's counting loop: per hour, the count of each `Evaluation`
+(the engine's own objects, shared between requests), and per day and unit the evaluations; the writer turns
+them into rows (a unit's row only for what the rule decided). (Connecting a receiver to the signal instead
+would cost every flag of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are
+counted when `recorder.record` is connected to `flag_evaluated`.) A background thread writes the buffer every
 `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard writes this process's pending
 entries before it reads, so they show at once; and whatever is left is written when the process exits. The
-buffer is bounded (`MAX_PENDING` entries): past it, new entries are dropped and counted, never blocking a
-request. A failed write keeps the entries for the next one.
+buffer is bounded (`MAX_PENDING` requests queued, and as many entries counted): past it, new entries are
+dropped and counted, never blocking a request. A failed write keeps the entries for the next one.
 
 The dashboard's own evaluations (what an admin gets) are not exposures. Units: the user id, or for
 visitors the anonymous id of the `gk_anon` cookie; only evaluations the flag's rule decided count towards
