@@ -11,8 +11,15 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
 - the first check: the page checking one flag (on for everyone) less the same page checking none;
 - ten flags: the page checking ten different flags (five on for everyone, five rollouts) less none;
 - gatekeeper's own request hooks on a page that checks no flag: the same page with and without the
-  before/after/teardown-request functions that the engine and gatekeeper_control registered (taken out
-  after the warm-up), as a share of the page without them.
+  before/after/teardown-request functions that the engine and gatekeeper_control registered and the request
+  class `init_app` derived (taken out after the warm-up), as a share of the page without them;
+- this round's features on: a third app, the same but with values stored for the ten flags, 100 segments of
+  5 conditions stored and one of the ten flags targeting one of them (so its evaluation builds the context
+  and asks the segment), and a context with attributes (the user's, and two the page adds with
+  `request.gk.add_context` before its checks): what the ten flags add there, against the same with them off.
+  Two of the issue's features are not in this build and are said so in the table: outcome recording does not
+  exist yet, and OpenTelemetry is counted only where `opentelemetry-api` is installed and the folder has a
+  telemetry module.
 
 The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
 asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
@@ -30,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
+import importlib.util
 import json
 import os
 import re
@@ -49,6 +58,9 @@ WHO = ("anonymous", "signed-in")
 FIRST_CHECK_TARGET = 15_000  # instructions a first flag check may add to a request
 TEN_FLAGS_TARGET = 150_000  # ... and ten different flags
 HOOK_SHARE_TARGET = 1.0  # percent of a no-flag request that gatekeeper's own hooks may cost
+FEATURES_RATIO_TARGET = 1.10  # the ten flags with this round's features on, over the same with them off
+SEGMENTS = 100
+TARGETED = ("BENCH_EXTRA_1", "segment-7", "ON")  # one of the ten flags targets one of the segments
 ANONYMOUS_ID = "0123456789abcdef0123456789abcdef"
 # Far past any run: no background snapshot refresh or exposure write lands inside a case.
 QUIET_SECONDS = 10**9
@@ -63,10 +75,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="K: GETs per case (default 1,000)")
     parser.add_argument("--who", choices=WHO, action="append", help="only this visitor (default: both)")
     parser.add_argument("--hub", type=Path, help=argparse.SUPPRESS)  # under callgrind: write {pid: case} here
+    parser.add_argument("--databases", type=Path, help=argparse.SUPPRESS)  # the apps' databases, made first
     args = parser.parse_args()
     visitors = tuple(args.who or WHO)
     if args.hub:
-        run_cases(args.project.resolve(), args.requests, visitors, args.hub)
+        run_cases(args.project.resolve(), args.requests, visitors, args.hub, args.databases)
+    elif args.databases:
+        prepare(args.project.resolve(), args.databases)
     else:
         report(measure(args.project.resolve(), args.requests, visitors), args.requests, visitors)
 
@@ -74,7 +89,8 @@ def main() -> None:
 # -- under callgrind: one process, a child per case --------------------------------------------------------
 
 # (checks, kind): "on" is the app as baked; "off" the same with gatekeeper's request hooks taken out (in the
-# child); "noexp" the app with GATEKEEPER_EXPOSURES off.
+# child); "noexp" the app with GATEKEEPER_EXPOSURES off; "features" the app as baked with this round's
+# features on (values, segments, a target on one, a context with attributes).
 CASES = (
     ("0", "on"),
     ("1", "on"),
@@ -83,33 +99,62 @@ CASES = (
     ("0", "noexp"),
     ("1", "noexp"),
     ("10", "noexp"),
+    ("0", "features"),
+    ("10", "features"),
 )
+KINDS = ("on", "noexp", "features")  # the apps built ("off" is "on" with its hooks taken out)
 
 
-def run_cases(project: Path, requests: int, visitors: tuple[str, ...], mapping: Path) -> None:
-    """Build and warm up, then fork each case and its probe, two cases at a time; record who is which."""
+def baked_package(project: Path) -> Any:
+    """The baked package, with the benchmark's flags added to its FF_CONFIG_MAP."""
     sys.path.insert(0, str(HERE))
-    import flask
-    from bench_flags import TEN_FLAGS, bench_flag_configs
-    from benchcommon import bench_user, import_baked_package, log_in
+    from bench_flags import bench_flag_configs
+    from benchcommon import import_baked_package
 
     package = import_baked_package(project)
     package.gatekeeper_config.FF_CONFIG_MAP.update(bench_flag_configs(package.gatekeeper))
-    tmp = tempfile.mkdtemp(prefix="gatekeeper-instructions-")
-    apps, clients = {}, {}
-    for kind in ("on", "noexp"):
-        app = apps[kind] = package.create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/{kind}.db",
-                "SECRET_KEY": "bench-secret",
-                "GATEKEEPER_STORE_TTL": QUIET_SECONDS,
-                "GATEKEEPER_EXPOSURES_FLUSH": QUIET_SECONDS,
-                "GATEKEEPER_EXPOSURES": kind == "on",
-            }
-        )
+    return package
+
+
+def build_app(package: Any, databases: Path, kind: str) -> Any:
+    return package.create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{databases}/{kind}.db",
+            "SECRET_KEY": "bench-secret",
+            "GATEKEEPER_STORE_TTL": QUIET_SECONDS,
+            "GATEKEEPER_EXPOSURES_FLUSH": QUIET_SECONDS,
+            "GATEKEEPER_EXPOSURES": kind != "noexp",
+        }
+    )
+
+
+def prepare(project: Path, databases: Path) -> None:
+    """Before callgrind, at full speed: each app's database, and the features stored in the features one
+    (hundreds of writes, each reloading the snapshot: minutes under callgrind, seconds here)."""
+    from bench_flags import TEN_FLAGS
+
+    package = baked_package(project)
+    for kind in KINDS:
+        app = build_app(package, databases, kind)
         with app.app_context():
             package.database.init_db()
-        app.register_blueprint(pages(flask, TEN_FLAGS))
+        if kind == "features":
+            store_features(package, app, TEN_FLAGS)
+
+
+def run_cases(
+    project: Path, requests: int, visitors: tuple[str, ...], mapping: Path, databases: Path
+) -> None:
+    """Build and warm up, then fork each case and its probe, two cases at a time; record who is which."""
+    package = baked_package(project)
+    import flask
+    from bench_flags import TEN_FLAGS
+    from benchcommon import bench_user, log_in
+
+    apps, clients = {}, {}
+    for kind in KINDS:
+        app = apps[kind] = build_app(package, databases, kind)
+        app.register_blueprint(pages(flask, TEN_FLAGS, context=kind == "features"))
         recorder = app.extensions.get("gatekeeper_exposures")
         if recorder is not None:
             recorder.flush_seconds = 0  # no writer thread: the same request path, nothing running beside it
@@ -155,7 +200,9 @@ def run_cases(project: Path, requests: int, visitors: tuple[str, ...], mapping: 
             _, status = os.waitpid(pid, 0)
             if status != 0:
                 raise SystemExit(f"{children[pid]} failed (status {status})")
-    mapping.write_text(json.dumps(children), encoding="utf-8")
+    mapping.write_text(
+        json.dumps({"children": children, "telemetry": telemetry_note(package)}), encoding="utf-8"
+    )
     sys.stdout.flush()
     os._exit(0)
 
@@ -178,9 +225,10 @@ def serve(package: Any, app: Any, client: Any, checks: str, kind: str, role: str
         os._exit(2)
 
 
-def pages(flask: Any, flags: Any) -> Any:
+def pages(flask: Any, flags: Any, context: bool = False) -> Any:
     """`/bench/page/<n>`: a page that loads the current user, then asks the first n of `flags`; a page that
-    asks none never touches `request.gk`."""
+    asks none never touches `request.gk`. With `context`, the page adds two attributes to the evaluation
+    context before its checks (as an app adds the request's country or plan)."""
     from flask_login import current_user
 
     bp = flask.Blueprint("bench_instructions", __name__)
@@ -191,14 +239,57 @@ def pages(flask: Any, flags: Any) -> Any:
         if not checks:
             return f"{who}:"
         gk = flask.request.gk
+        if context:
+            gk.add_context(plan="pro", country="FR")
         return f"{who}:{','.join('1' if gk.ff(flag, variant) else '0' for flag, variant in flags[:checks])}"
 
     return bp
 
 
+def store_features(package: Any, app: Any, flags: Any) -> None:
+    """This round's features, stored through the store's own API: a value for the variant each of `flags`
+    is asked for, 100 segments of 5 conditions (as bench_segments.py), and a target of one flag on one."""
+    control = f"{package.__name__}.gatekeeper_control"
+    values = importlib.import_module(f"{control}.values").values
+    segments = importlib.import_module(f"{control}.segments").segments
+    targeting = importlib.import_module(f"{control}.targeting").targeting
+    with app.app_context():
+        for flag, variant in flags:
+            values.set_value(flag, variant, json.dumps(f"{flag} {variant}, stored"), actor="bench")
+        for n in range(SEGMENTS):
+            name = f"segment-{n}"
+            segments.create(name, "bench", actor="bench")
+            segments.add_condition(name, "email", "ends_with", f"@example{n}.com", actor="bench")
+            segments.add_condition(name, "plan", "in", "pro,team", actor="bench")
+            segments.add_condition(name, "age", "gte", "21", actor="bench")
+            segments.add_condition(name, "country", "is_set", None, actor="bench")
+            segments.add_condition(name, "app_version", "semver_gt", "2.1.0", actor="bench")
+        targeting.target(*TARGETED, actor="bench")
+        snapshot = app.extensions["gatekeeper"].store.snapshot(max_age=0)
+        if len(snapshot.segments) != SEGMENTS or len(snapshot.values) != len(flags):
+            raise SystemExit("the features were not stored")
+        if TARGETED[0] not in snapshot.group_targets:
+            raise SystemExit(f"{TARGETED[0]} targets no segment")
+
+
+def telemetry_note(package: Any) -> str:
+    """Why OpenTelemetry is not in the features-on case, or "" when it could be."""
+    try:
+        importlib.import_module("opentelemetry")
+    except ImportError:
+        return "opentelemetry-api is not installed: not counted"
+    if importlib.util.find_spec(f"{package.__name__}.gatekeeper_control.telemetry") is None:
+        return "this build has no gatekeeper_control.telemetry: not counted"
+    return "installed, but this benchmark does not turn it on yet: not counted"
+
+
 def remove_gatekeeper_hooks(app: Any, package: Any) -> None:
-    """Take out the request hooks that the engine and gatekeeper_control registered on the app."""
+    """Take out the request hooks that the engine and gatekeeper_control registered on the app, and the
+    request class `init_app` derived (its `request.gk` and its `close()`, which ends a request that asked a
+    flag): the app's own request class again."""
     own = (package.gatekeeper.__name__, f"{package.__name__}.gatekeeper_control")
+    if isinstance(app.request_class.__dict__.get("gk"), package.gatekeeper._RequestGatekeeper):
+        app.request_class = app.request_class.__bases__[0]
 
     def ours(function: Any) -> bool:
         module = getattr(function, "__module__", "") or ""
@@ -212,13 +303,31 @@ def remove_gatekeeper_hooks(app: Any, package: Any) -> None:
 # -- the driver -------------------------------------------------------------------------------------------
 
 
-def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> dict[str, dict[str, float]]:
+def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> dict[str, Any]:
     """Per visitor: instructions per request of the page, and what one check, ten, and the hooks add."""
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     OUT_DIR.mkdir(parents=True)
     mapping = OUT_DIR / "cases.json"
+    databases = Path(tempfile.mkdtemp(prefix="gatekeeper-instructions-"))
+    prepared = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--project",
+            str(project),
+            "--databases",
+            str(databases),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if prepared.returncode != 0:
+        raise SystemExit(
+            f"preparing the databases failed:\n{prepared.stdout[-3000:]}{prepared.stderr[-5000:]}"
+        )
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -231,23 +340,27 @@ def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> di
         str(requests),
         "--hub",
         str(mapping),
+        "--databases",
+        str(databases),
         *(f"--who={who}" for who in visitors),
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    shutil.rmtree(databases, ignore_errors=True)
     if completed.returncode != 0 or not mapping.exists():
         raise SystemExit(
             f"the cases failed under callgrind:\n{completed.stdout[-3000:]}{completed.stderr[-5000:]}"
         )
     counts: dict[str, int] = {}
-    for pid, name in json.loads(mapping.read_text(encoding="utf-8")).items():
+    hub = json.loads(mapping.read_text(encoding="utf-8"))
+    for pid, name in hub["children"].items():
         out = OUT_DIR / f"pid-{pid}.out"
         counts[name] = total_instructions(out)
         if name.endswith(":case"):  # kept under its case's name, for callgrind_annotate
             out.rename(OUT_DIR / f"{name.removesuffix(':case').replace(':', '-')}.out")
     for leftover in OUT_DIR.glob("pid-*.out"):
         leftover.unlink()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, Any] = {"telemetry": hub["telemetry"]}
     for who in visitors:
         per = {
             f"{checks}:{kind}": (
@@ -264,6 +377,9 @@ def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> di
             "ten, exposures off": per["10:noexp"] - per["0:noexp"],
             "hooks": per["0:on"] - per["0:off"],
             "page without hooks": per["0:off"],
+            "ten, features on": per["10:features"] - per["0:features"],
+            "ten-flag page, features on": per["10:features"],
+            "ten-flag page": per["10:on"],
         }
     return results
 
@@ -277,9 +393,10 @@ def total_instructions(out: Path) -> int:
     return int(match.group(1))
 
 
-def report(results: dict[str, dict[str, float]], requests: int, visitors: tuple[str, ...] = WHO) -> None:
+def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = WHO) -> None:
     """The table, each target beside its row, and the verdicts."""
     shares = {who: 100 * results[who]["hooks"] / results[who]["page without hooks"] for who in visitors}
+    ratios = {who: results[who]["ten, features on"] / results[who]["ten"] for who in visitors}
     labels = {"anonymous": "anonymous", "signed-in": "signed in"}
     print(
         f"instructions per request (callgrind; {requests:,} test-client GETs per case, PYTHONHASHSEED=0,"
@@ -301,6 +418,29 @@ def report(results: dict[str, dict[str, float]], requests: int, visitors: tuple[
             *(f"{shares[w]:.2f}%" for w in visitors),
             f"< {HOOK_SHARE_TARGET}%",
         ],
+        ["  ten flags with this round's features on add", *counts("ten, features on", "+"), ""],
+        [
+            "    over the same with them off",
+            *(f"{ratios[w]:.2f}x" for w in visitors),
+            f"<= {FEATURES_RATIO_TARGET:.2f}x",
+        ],
+        [
+            "    the whole ten-flag page, on over off",
+            *(
+                f"{results[w]['ten-flag page, features on'] / results[w]['ten-flag page']:.3f}x"
+                for w in visitors
+            ),
+            "",
+        ],
+        ["    of which: values stored for the ten flags", *(["on"] * len(visitors)), ""],
+        [
+            f"    of which: {SEGMENTS} segments stored, {TARGETED[0]} targets one",
+            *(["on"] * len(visitors)),
+            "",
+        ],
+        ["    of which: a context with attributes (the user's, and 2 added)", *(["on"] * len(visitors)), ""],
+        ["    of which: outcome recording", *(["not built yet"] * len(visitors)), ""],
+        ["    of which: OpenTelemetry without an exporter", *(["not counted"] * len(visitors)), ""],
     ]
     print_table(["", *(labels[who] for who in visitors), "target"], rows)
     if requests < 1000:
@@ -315,10 +455,15 @@ def report(results: dict[str, dict[str, float]], requests: int, visitors: tuple[
         f"gatekeeper's hooks cost < {HOOK_SHARE_TARGET}% of a page that checks no flag": all(
             shares[who] < HOOK_SHARE_TARGET for who in visitors
         ),
+        f"ten flags with this round's features on cost <= {FEATURES_RATIO_TARGET:.2f}x the same with them off"
+        " (of the features, those this build has)": all(
+            ratios[who] <= FEATURES_RATIO_TARGET for who in visitors
+        ),
     }
     who = " and ".join(labels[who] for who in visitors)
     for label, met in verdicts.items():
         print(f"  target: {label}, {who}: {'met' if met else 'MISSED'}")
+    print(f"  OpenTelemetry: {results['telemetry']}; outcome recording: not in this build")
     print(f"callgrind files: {OUT_DIR}/<who>-<checks>-<case>.out (callgrind_annotate: benchmarks/README.md)")
     for who in visitors:
         where(f"{who}-10-on", f"{who}-0-on", requests)

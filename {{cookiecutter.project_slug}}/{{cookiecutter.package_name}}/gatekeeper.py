@@ -116,6 +116,10 @@ OVERRIDE_COOKIE_MAX_LENGTH = 4096
 ANONYMOUS_COOKIE = "gk_anon"
 ANONYMOUS_COOKIE_MAX_AGE = 2 * 365 * 24 * 3600
 ROLLOUT_BUCKETS = 10_000
+# Rollout buckets kept per process, by key (flag, salt and unit): a returning unit's next page skips the
+# SHA-256 (about 4,000 instructions a flag). Emptied when full: at most this many short strings and ints.
+RECENT_BUCKETS = 4096
+_recent_buckets: dict[str, int] = {}
 
 _SIGNER_SALT = "gatekeeper-browser-overrides"
 _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
@@ -124,6 +128,7 @@ _first_8_bytes = struct.Struct(">Q").unpack_from
 _RULE_ARGUMENTS = ("user_id", "app", "request", "session")
 _PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every call
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
+_new_object = object.__new__
 _evaluation_of = operator.itemgetter(_EVALUATION)
 # The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
 # `rollout()` then obeys.
@@ -266,9 +271,13 @@ class FeatureFlagConfig(ABC):
         self._positional_rule = _takes_the_seed_arguments(self._get_variant)
         self.has_own_rule = type(self)._get_variant is not FeatureFlagConfig._get_variant
         self._context_rule = _declares_context(self._get_variant)
+        # Nothing in code to ask before the rule, which takes the seed's arguments: a first evaluation with
+        # nothing stored goes straight to it (Gatekeeper._evaluate_flag).
+        self._plain_rule = self._positional_rule and not self._context_rule and not self._code_overrides
         self.values, self.value_type = self._check_values(names)
         self.metadata = self._check_metadata()
         self._prerequisites = tuple((self.PREREQUISITES or {}).items())
+        self._plain_rule = self._plain_rule and not self._prerequisites
         self._rollout_flag = self._flag_name()
         # Per variant, the answer to `ff(flag, v)` for every v and the evaluation "the rule says so": the
         # common first evaluation picks one of these prebuilt tables, so it allocates nothing per request.
@@ -321,10 +330,21 @@ class FeatureFlagConfig(ABC):
             weights = self.ROLLOUT
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
-        if unit_id is None:
-            unit_id = anonymous_id()
-        key = f"{self._rollout_prefix}{unit_id}".encode()  # rollout_bucket(key), inlined for speed
-        point = _first_8_bytes(_sha256(key).digest())[0] % ROLLOUT_BUCKETS / (ROLLOUT_BUCKETS // 100)
+        if unit_id is None:  # the visitor's anonymous id: anonymous_id(), with its look-ups inlined
+            context = _cv_request.get(None) if _cv_request is not None else None
+            request_gk = context.request.__dict__.get("gk") if context is not None else None
+            if request_gk is not None:
+                unit_id = request_gk._anonymous_id or request_gk._get_anonymous_id()
+            if unit_id is None:
+                unit_id = anonymous_id()
+        key = f"{self._rollout_prefix}{unit_id}"
+        bucket = _recent_buckets.get(key)
+        if bucket is None:  # rollout_bucket(key), inlined for speed
+            bucket = _first_8_bytes(_sha256(key.encode()).digest())[0] % ROLLOUT_BUCKETS
+            if len(_recent_buckets) >= RECENT_BUCKETS:
+                _recent_buckets.clear()
+            _recent_buckets[key] = bucket
+        point = bucket / (ROLLOUT_BUCKETS // 100)
         total, chosen = 0, None
         for variant, weight in weights.items():
             total += weight
@@ -662,6 +682,7 @@ class _Snapshot:
 _EMPTY_SNAPSHOT = _Snapshot()
 _NOTHING_STORED = ({}, {}, _EMPTY_SNAPSHOT)  # (pinned, browser, snapshot) when only code overrides apply
 _NO_WEIGHTS: Mapping[str, Mapping[str, float]] = MappingProxyType({})
+_NO_FLAGS: frozenset[str] = frozenset()
 
 
 def _current_request() -> Request | None:
@@ -684,7 +705,9 @@ def _default_user_loader() -> Any:
         return None
     # Flask-Login keeps the request's user in `g._login_user` once anything asked for it (a layout with a
     # login link does): read it there, rather than through `current_user`'s chain of proxies.
-    user = _current_g().__dict__.get("_login_user")  # what g.get() returns, without its two lookups
+    context = _cv_app.get(None) if _cv_app is not None else None
+    g = context.g if context is not None else flask_g  # _current_g(), inlined
+    user = g.__dict__.get("_login_user")  # what g.get() returns, without its two lookups
     if user is None:
         if not hasattr(current_app, "login_manager"):
             return None
@@ -791,6 +814,7 @@ class GatekeeperState:
         self.user_by_id = user_by_id or _default_user_by_id
         self._warned: set[Any] = set()
         self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
+        self._stored_cache: tuple[Any, frozenset[str]] = (None, frozenset())
 
     def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
         """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
@@ -808,6 +832,23 @@ class GatekeeperState:
                 *([] if snapshot.group_targets else [_group_target]),
             }
             cached = self._steps_cache = (snapshot, tuple(s for s in EVALUATION_STEPS if s not in idle))
+        return cached[1]
+
+    def stored_flags(self, snapshot: Any) -> frozenset[str]:
+        """The flags something in `snapshot` applies to (switched off, forced, a stored prerequisite, user
+        override or target): any other flag's stored steps would all pass (worked out once per snapshot)."""
+        cached = self._stored_cache
+        if cached[0] is not snapshot:
+            flags = frozenset(
+                [
+                    *snapshot.disabled,
+                    *snapshot.forced,
+                    *snapshot.prerequisites,
+                    *snapshot.user_overrides,
+                    *snapshot.group_targets,
+                ]
+            )
+            cached = self._stored_cache = (snapshot, flags)
         return cached[1]
 
     def attributes_of(self, user: Any) -> dict[str, Any]:
@@ -884,6 +925,7 @@ class Gatekeeper:
         "_resolving",
         "_state",
         "_steps",
+        "_touched",
         "_user",
         "_user_id",
         "_values",
@@ -927,6 +969,7 @@ class Gatekeeper:
         self._extra_context: dict[str, Any] | None = None
         self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
+        self._touched: frozenset[str] = _NO_FLAGS  # the flags the overrides name (see _load_overrides)
         self._anonymous_id: str | None = None
 
     @property
@@ -1089,8 +1132,25 @@ class Gatekeeper:
     def _evaluate_flag(self, flag: str) -> dict[Any, Any]:
         """Evaluate `flag` for this Gatekeeper's user, remember it, announce it (KeyError: no such flag)."""
         config = self._state.config_map[flag]
-        user_id = self._user_id if self._user_id is not _MISSING else self._load_user_id()
-        answers = self._flags[flag] = self._evaluate(flag, config, user_id)
+        user_id = self._user_id
+        if user_id is _MISSING:
+            user_id = self._load_user_id()
+        overrides = self._overrides
+        if overrides is None:
+            overrides = self._load_overrides()
+        if (overrides and flag in self._touched) or self._weights or not config._plain_rule:
+            answers = self._evaluate(flag, config, user_id)
+        else:  # the usual case, `_evaluate` with nothing to ask before the rule (a call less per flag)
+            try:
+                result = config._get_variant(user_id, self.app, self.request, self.session)
+            except Exception as error:
+                answers = _rule_raised(flag, config, error)
+            else:
+                if type(result) is config.variants_enum:
+                    answers = config._rule_answers[result._name_]
+                else:
+                    answers = _rule_result(flag, config, result)
+        self._flags[flag] = answers
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -1154,29 +1214,13 @@ class Gatekeeper:
                     user_id=user_id, app=self.app, request=self.request, session=self.session
                 )
         except Exception as error:
-            log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
-            return config._answers(
-                Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
-            )
+            return _rule_raised(flag, config, error)
         finally:
             if token is not None:
                 _rule_gatekeeper.reset(token)
         if type(result) is config.variants_enum:
             return config._rule_answers[result._name_]
-        if result is None:  # no match: the default, as a normal outcome
-            return config._default_answers
-        name = config._variant_name(result)
-        if name is None:
-            log.error(
-                "gatekeeper: the rule of %s returned %r, not a variant; serving %s",
-                flag,
-                result,
-                config.default_variant,
-            )
-            return config._answers(
-                Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}")
-            )
-        return config._rule_answers[name]
+        return _rule_result(flag, config, result)
 
     def _load_overrides(self) -> tuple[Any, ...]:
         """Fetch, once per Gatekeeper, everything that can override a rule; () when nothing can."""
@@ -1191,8 +1235,13 @@ class Gatekeeper:
             if not hasattr(snapshot, "disabled"):
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
-        cookies = _cookies(request) if request is not None else ()
-        browser = read_browser_overrides(request, gatekeeper=self) if OVERRIDE_COOKIE in cookies else None
+        browser = None
+        if request is not None:
+            cookies = request.__dict__.get("cookies")  # _cookies(request), inlined
+            if cookies is None:
+                cookies = request.cookies
+            if OVERRIDE_COOKIE in cookies:
+                browser = read_browser_overrides(request, gatekeeper=self)
         self._weights = snapshot.weights
         self._values = snapshot.values
         if (
@@ -1206,6 +1255,10 @@ class Gatekeeper:
         ):
             self._overrides = (state.pinned, browser or {}, snapshot)
             self._steps = state.steps_for(snapshot, bool(state.pinned or browser))
+            touched = state.stored_flags(snapshot)
+            if state.pinned or browser:
+                touched = touched.union(state.pinned, browser or ())
+            self._touched = touched
         else:
             self._overrides = ()
         return self._overrides
@@ -1240,6 +1293,31 @@ class Gatekeeper:
                 self._anonymous_id = secrets.token_hex(16)
                 after_this_request(functools.partial(_set_anonymous_cookie, self._anonymous_id))
         return self._anonymous_id
+
+
+def _rule_raised(flag: str, config: FeatureFlagConfig, error: Exception) -> dict[Any, Any]:
+    """A rule that raised: the default, logged with the traceback (called inside the `except`)."""
+    log.exception("gatekeeper: the rule of %s raised; serving %s", flag, config.default_variant)
+    return config._answers(
+        Evaluation(flag, config.default_variant, DEFAULT, f"rule raised {type(error).__name__}")
+    )
+
+
+def _rule_result(flag: str, config: FeatureFlagConfig, result: Any) -> dict[Any, Any]:
+    """The answers for what a rule returned, other than one of its enum's members: None is no match (the
+    default, a normal outcome), a variant's name is that variant, anything else is logged (the default)."""
+    if result is None:
+        return config._default_answers
+    name = config._variant_name(result)
+    if name is None:
+        log.error(
+            "gatekeeper: the rule of %s returned %r, not a variant; serving %s",
+            flag,
+            result,
+            config.default_variant,
+        )
+        return config._answers(Evaluation(flag, config.default_variant, DEFAULT, f"rule returned {result!r}"))
+    return config._rule_answers[name]
 
 
 def anonymous_cookie_id(request: Request) -> str | None:
@@ -1494,9 +1572,69 @@ class _RequestGatekeeper:
     def __get__(self, request: Any, owner: Any = None) -> Any:
         if request is None:
             return self
-        # Positional: CPython builds the object noticeably faster than with keywords.
-        gk = request.__dict__["gk"] = Gatekeeper(None, self.app, request, flask_session)
+        app = self.app
+        state = app.extensions.get("gatekeeper")
+        if state is None:  # pragma: no cover - init_app sets it before it derives this class
+            gk = Gatekeeper(None, app, request, flask_session)
+        else:
+            # Gatekeeper(None, app, request, flask_session), without the class call: CPython 3.11 reaches a
+            # Python __init__ through several C calls, which cost as much as the fields set here.
+            gk = _new_object(Gatekeeper)
+            gk.app = app
+            gk.request = request
+            gk.session = flask_session
+            gk._state = state
+            gk._user_id = gk._user = _MISSING
+            gk._flags = {}
+            gk._overrides = gk._context = gk._extra_context = gk._resolving = gk._anonymous_id = None
+            gk._weights = gk._values = _NO_WEIGHTS
+            gk._steps = EVALUATION_STEPS
+            gk._touched = _NO_FLAGS
+        request.__dict__["gk"] = gk
         return gk
+
+
+REQUEST_END_KEY = "gatekeeper_request_end"  # app.extensions[...]: what on_request_end registered
+
+
+def on_request_end(app: Flask, function: Callable[[Gatekeeper, Request], None]) -> None:
+    """Call `function(gk, request)` when a request of `app` that evaluated a flag ends (after its
+    teardown functions, in its app context), with `request.gk`; a request that asked no flag calls nothing.
+    What it raises is logged, never the request's failure. (gatekeeper_control counts exposures here.)
+    Works before or after `init_app`."""
+    app.extensions.setdefault(REQUEST_END_KEY, []).append(function)
+
+
+def _request_class(app: Flask, base: type[Request]) -> type[Request]:
+    """`base` with `request.gk` (made on first use) and a `close()` that runs the `on_request_end` functions
+    for a request that asked a flag. Flask closes every request once it is done with it; unlike a teardown
+    hook, which Flask calls (and checks for a coroutine) on every request, this costs a page that asks no
+    flag one dictionary look-up."""
+    base_close = getattr(base, "close", None)
+    ends = app.extensions.setdefault(REQUEST_END_KEY, [])
+
+    class GatekeeperRequest(base):  # type: ignore[misc,valid-type]
+        gk = _RequestGatekeeper(app)
+
+        def close(self) -> None:
+            gk = self.__dict__.get("gk")
+            if gk is not None and ends and getattr(gk, "_flags", None):
+                _request_ended(ends, gk, self)
+            if base_close is not None:
+                base_close(self)
+
+    GatekeeperRequest.__name__ = GatekeeperRequest.__qualname__ = base.__name__
+    return GatekeeperRequest
+
+
+def _request_ended(
+    ends: list[Callable[[Gatekeeper, Request], None]], gk: Gatekeeper, request: Request
+) -> None:
+    for function in ends:
+        try:
+            function(gk, request)
+        except Exception:  # never the request's failure
+            log.exception("gatekeeper: %r failed at the end of a request", function)
 
 
 def current_gatekeeper() -> Gatekeeper:
@@ -1630,8 +1768,7 @@ def init_app(
     # `request.gk` is built the first time a request asks for it: a request that checks no flag runs no
     # gatekeeper code at all (a before-request hook would cost every request its call, flag or not).
     if not isinstance(app.request_class.__dict__.get("gk"), _RequestGatekeeper):
-        base = app.request_class
-        app.request_class = type(base.__name__, (base,), {"gk": _RequestGatekeeper(app)})
+        app.request_class = _request_class(app, app.request_class)
     app.jinja_env.globals["ff"] = _template_ff
     app.jinja_env.globals["gk"] = LocalProxy(current_gatekeeper)
     app.cli.add_command(cli)

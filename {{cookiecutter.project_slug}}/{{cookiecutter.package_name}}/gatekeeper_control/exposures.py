@@ -2,14 +2,18 @@
 
 Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the store's metadata (tables.py).
 
-Recording never touches the database on the request path. At the end of each request (`teardown_request`)
-the request's evaluations, exactly what `flag_evaluated` announces (one per flag asked), are read from
-`request.gk.evaluations()` and counted in an in-process buffer under one lock. (Connecting a receiver to
-the signal instead would cost every flag of every request a blinker send, ~3 µs; evaluations outside
-requests, in jobs, are counted when `recorder.record` is connected to `flag_evaluated`.) A background
-thread writes the buffer every `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard
-writes this process's pending entries before it reads, so they show at once; and whatever is left is
-written when the process exits. The buffer is bounded (`MAX_PENDING` entries): past it, new entries are
+Recording never touches the database on the request path. When a request that asked a flag ends (the engine's
+`on_request_end`: a request that asked none runs nothing of this module), the request's evaluations, exactly
+what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and left in a queue as one
+tuple (the time, the unit, the evaluations), with no lock; whoever reads the buffer next (the writer, the flag
+page, exit) counts the queue under one lock, by C's counting loop: per hour, the count of each `Evaluation`
+(the engine's own objects, shared between requests), and per day and unit the evaluations; the writer turns
+them into rows (a unit's row only for what the rule decided). (Connecting a receiver to the signal instead
+would cost every flag of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are
+counted when `recorder.record` is connected to `flag_evaluated`.) A background thread writes the buffer every
+`GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard writes this process's pending
+entries before it reads, so they show at once; and whatever is left is written when the process exits. The
+buffer is bounded (`MAX_PENDING` requests queued, and as many entries counted): past it, new entries are
 dropped and counted, never blocking a request. A failed write keeps the entries for the next one.
 
 The dashboard's own evaluations (what an admin gets) are not exposures. Units: the user id, or for
@@ -29,13 +33,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context
-from flask import request as flask_request
 from sqlalchemy import Engine, Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -44,6 +48,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from . import forks
 from .engine import gatekeeper
 from .tables import Base
+
+try:  # C's loop behind Counter.update(): counts an iterable's items into a dict
+    from collections import _count_elements  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - every CPython has it
+
+    def _count_elements(mapping: dict[Any, int], iterable: Iterable[Any]) -> None:
+        for item in iterable:
+            mapping[item] = mapping.get(item, 0) + 1
+
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +172,12 @@ class ExposureRecorder:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._counts: dict[tuple[str, str, int], int] = {}
-        self._units: set[tuple[str, str, int, str]] = set()
+        self._counts: dict[int, dict[gatekeeper.Evaluation, int]] = {}  # hour -> evaluation -> count
+        self._units: dict[tuple[int, str], set[gatekeeper.Evaluation]] = {}  # (day, unit) -> rule's
+        self._entries = 0  # what the two hold: evaluations counted per hour, plus per day and unit
+        # What requests left, not counted yet: (time, unit, evaluations), appended without a lock (a deque's
+        # append is atomic) and counted into the two above by whoever reads them next (`_drain`).
+        self._queue: deque[tuple[float, str | None, tuple[gatekeeper.Evaluation, ...]]] = deque()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._pruned_hour = -1
@@ -178,11 +195,12 @@ class ExposureRecorder:
     @property
     def pending(self) -> int:
         """Entries recorded in this process and not written yet."""
-        return len(self._counts) + len(self._units)
+        self._drain()
+        return self._entries
 
     def record(self, sender: Any, flag: str, variant: str, reason: str, user_id: Any, **_: Any) -> None:
         """Buffer one exposure outside a request: connect it to `flag_evaluated` in a worker process to
-        count jobs' evaluations too. In a request it does nothing (`end_of_request` counts those)."""
+        count jobs' evaluations too. In a request it does nothing (`count_request` counts those)."""
         if has_request_context():
             return
         try:
@@ -191,63 +209,104 @@ class ExposureRecorder:
         except Exception:
             log.exception("gatekeeper_exposures: could not record an exposure of %s", flag)
 
-    def end_of_request(self, error: BaseException | None = None) -> None:
-        """`teardown_request`: buffer the exposures of the request, what `flag_evaluated` announced for it
-        (one per flag), read from `request.gk` in one step; the dashboard's own are not exposures."""
+    def count_request(self, gk: gatekeeper.Gatekeeper, request: Any) -> None:
+        """The engine's `on_request_end`, for a request that asked flags: buffer its exposures, what
+        `flag_evaluated` announced for it (one per flag); the dashboard's own are not exposures."""
         try:
-            request = flask_request._get_current_object()
-            # Where `request.gk` is kept once a flag was asked (`getattr` would make one for a request that
-            # asked none).
-            gk = request.__dict__.get("gk")
-            evaluations = gk.evaluations() if gk is not None else None
-            if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
+            rule = request.url_rule  # `request.blueprint`, without its two properties
+            if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
                 return
-            user_id = gk.user_id
-            self._add(evaluations, str(user_id) if user_id is not None else _anonymous_unit(gk, request))
+            user_id = gk._user_id  # loaded by the first evaluation
+            if user_id is _MISSING:
+                user_id = gk.user_id
+            unit = str(user_id) if user_id is not None else _anonymous_unit(gk, request)
+            # `_add`, inlined: the one thing a request does here is this append (a tuple of strings and
+            # tuples, which the garbage collector stops tracking).
+            queue = self._queue
+            if len(queue) < MAX_PENDING:
+                queue.append((self.clock(), unit, tuple(map(_evaluation_of, gk._flags.values()))))
+                if len(queue) >= FLUSH_SOON:
+                    self._wake.set()
+            else:
+                self.dropped += len(gk._flags)
+            if self._writer is None and self.flush_seconds > 0:
+                self._start_writer()
         except Exception:  # an exposure is never worth a failed request
             log.exception("gatekeeper_exposures: could not record a request's exposures")
 
-    def _add(self, evaluations: list[gatekeeper.Evaluation], unit: str | None) -> None:
-        """Count one unit's evaluations in the buffer, within MAX_PENDING entries."""
-        hour = int(self.clock() // 3600)
-        day = hour // 24
-        if unit is not None and not _fits(unit):
-            unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
-        with self._lock:
-            counts, units = self._counts, self._units
-            room = MAX_PENDING - len(counts) - len(units)
-            for evaluation in evaluations:
-                key = (evaluation.flag, evaluation.variant, hour)
-                count = counts.get(key)
-                if count is not None:
-                    counts[key] = count + 1
-                elif room > 0:
-                    counts[key] = 1
-                    room -= 1
-                else:
-                    self.dropped += 1
-                    continue
-                if unit is not None and evaluation.reason == gatekeeper.RULE:
-                    entry = (evaluation.flag, evaluation.variant, day, unit)
-                    if entry in units:
-                        continue
-                    if room > 0:
-                        units.add(entry)
-                        room -= 1
-                    else:
-                        self.dropped += 1
-            soon = MAX_PENDING - room >= FLUSH_SOON
-        if soon:
-            self._wake.set()
+    def _add(self, evaluations: Iterable[gatekeeper.Evaluation], unit: str | None) -> None:
+        """Buffer one unit's evaluations (counted by the next `_drain`), within MAX_PENDING requests."""
+        evaluations = tuple(evaluations)
+        if len(self._queue) < MAX_PENDING:
+            self._queue.append((self.clock(), unit, evaluations))
+            if len(self._queue) >= FLUSH_SOON:
+                self._wake.set()
+        else:
+            self.dropped += len(evaluations)
         if self._writer is None and self.flush_seconds > 0:
             self._start_writer()
+
+    def _drain(self) -> None:
+        """Count what requests left in the queue into the buffer, within MAX_PENDING entries."""
+        queue = self._queue
+        with self._lock:
+            while queue:
+                moment, unit, evaluations = queue.popleft()
+                self._count(int(moment // 3600), unit, evaluations)
+
+    def _count(self, hour: int, unit: str | None, evaluations: tuple[gatekeeper.Evaluation, ...]) -> None:
+        """Count one unit's evaluations of one hour (under the lock)."""
+        if unit is not None and not _fits(unit):
+            unit = None  # e.g. a user id longer than the column: its exposures still count, not as a unit
+        counts = self._counts.get(hour)
+        if counts is None:
+            counts = self._counts[hour] = {}
+        units = None
+        if unit is not None:  # (all the unit's evaluations: the writer keeps those the rule decided)
+            units = self._units.get((hour // 24, unit))
+            if units is None:
+                units = self._units[hour // 24, unit] = set()
+        if self._entries + 2 * len(evaluations) <= MAX_PENDING:  # room for all: C's loops
+            before = len(counts) + (len(units) if units is not None else 0)
+            _count_elements(counts, evaluations)
+            if units is not None:
+                units.update(evaluations)
+            self._entries += len(counts) + (len(units) if units is not None else 0) - before
+        else:
+            self._add_within_room(counts, units, evaluations)
+
+    def _add_within_room(
+        self,
+        counts: dict[gatekeeper.Evaluation, int],
+        units: set[gatekeeper.Evaluation] | None,
+        evaluations: tuple[gatekeeper.Evaluation, ...],
+    ) -> None:
+        """`_count` near MAX_PENDING (under the lock): one at a time, dropping what does not fit."""
+        for evaluation in evaluations:
+            count = counts.get(evaluation)
+            if count is not None:
+                counts[evaluation] = count + 1
+            elif self._entries < MAX_PENDING:
+                counts[evaluation] = 1
+                self._entries += 1
+            else:
+                self.dropped += 1
+                continue
+            if units is not None and evaluation.reason == gatekeeper.RULE and evaluation not in units:
+                if self._entries < MAX_PENDING:
+                    units.add(evaluation)
+                    self._entries += 1
+                else:
+                    self.dropped += 1
 
     def flush(self) -> int:
         """Write everything pending; returns how many entries were written (0 when the write failed)."""
         with self._flush_lock:
+            self._drain()
             with self._lock:
-                counts, units = self._counts, self._units
-                self._counts, self._units = {}, set()
+                by_hour, by_unit = self._counts, self._units
+                self._counts, self._units, self._entries = {}, {}, 0
+            counts, units = _rows(by_hour, by_unit)
             if not counts and not units:
                 return 0
             try:
@@ -346,15 +405,25 @@ class ExposureRecorder:
                 log.exception("gatekeeper_exposures: the writer failed")
 
     def _keep(self, counts: dict[tuple[str, str, int], int], units: set[tuple[str, str, int, str]]) -> None:
+        """Put rows a write could not take back into the buffer (as the rule's evaluations: a row keeps only
+        its flag and variant), within MAX_PENDING."""
         with self._lock:
-            for key, count in counts.items():
-                if key in self._counts or self.pending < MAX_PENDING:
-                    self._counts[key] = self._counts.get(key, 0) + count
+            for (flag, variant, hour), count in counts.items():
+                evaluation = gatekeeper.Evaluation(flag, variant, gatekeeper.RULE)
+                bucket = self._counts.setdefault(hour, {})
+                if evaluation in bucket:
+                    bucket[evaluation] += count
+                elif self._entries < MAX_PENDING:
+                    bucket[evaluation] = count
+                    self._entries += 1
                 else:
                     self.dropped += count
-            for unit in units:
-                if self.pending < MAX_PENDING:
-                    self._units.add(unit)
+            for flag, variant, day, unit in units:
+                evaluation = gatekeeper.Evaluation(flag, variant, gatekeeper.RULE)
+                held = self._units.setdefault((day, unit), set())
+                if evaluation not in held and self._entries < MAX_PENDING:
+                    held.add(evaluation)
+                    self._entries += 1
 
     def _prune(self, session: Session) -> None:
         hour = int(self.clock() // 3600)
@@ -384,8 +453,9 @@ class Exposures:
         recorder = ExposureRecorder(app, db, flush_seconds, clock)
         app.extensions["gatekeeper_exposures"] = recorder
         # Requests are read at their end (`request.gk.evaluations()`), not through the signal: a blinker
-        # send costs ~3 µs, so a receiver would add that to every flag of every request.
-        app.teardown_request(recorder.end_of_request)
+        # send costs ~3 µs, so a receiver would add that to every flag of every request. Only a request
+        # that asked a flag ends with this call: a teardown hook would cost every request Flask's call.
+        gatekeeper.on_request_end(app, recorder.count_request)
         _RECORDERS.add(recorder)
         return recorder
 
@@ -504,8 +574,45 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
 def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
     """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's when it is
     one the engine accepts (`anonymous_cookie_id`); a cookie the engine would refuse is no unit at all."""
-    anonymous = getattr(gk, "_anonymous_id", None) or gatekeeper.anonymous_cookie_id(request)
-    return _ANONYMOUS_PREFIX + anonymous if anonymous else None
+    anonymous = getattr(gk, "_anonymous_id", None)
+    if anonymous:
+        return _ANONYMOUS_PREFIX + anonymous
+    cookie = gatekeeper.cookie_value(request, gatekeeper.ANONYMOUS_COOKIE)
+    unit = _recent_units.get(cookie, _MISSING) if cookie is not None else None
+    if unit is _MISSING:  # checked once per cookie value, as the engine checks it
+        anonymous = gatekeeper.anonymous_cookie_id(request)
+        unit = _ANONYMOUS_PREFIX + anonymous if anonymous else None
+        if len(_recent_units) >= RECENT_UNITS:
+            _recent_units.clear()
+        _recent_units[cookie] = unit
+    return unit
+
+
+RECENT_UNITS = 4096  # visitors' cookies checked lately, with their unit (None: a cookie that is no unit)
+_recent_units: dict[str, str | None] = {}
+
+
+_MISSING = gatekeeper._MISSING
+_evaluation_of = gatekeeper._evaluation_of
+
+
+def _rows(
+    by_hour: Mapping[int, Mapping[gatekeeper.Evaluation, int]],
+    by_unit: Mapping[tuple[int, str], set[gatekeeper.Evaluation]],
+) -> tuple[dict[tuple[str, str, int], int], set[tuple[str, str, int, str]]]:
+    """The buffer as the tables' rows: (flag, variant, hour) -> count, and (flag, variant, day, unit)."""
+    counts: dict[tuple[str, str, int], int] = {}
+    for hour, bucket in by_hour.items():
+        for evaluation, count in bucket.items():
+            key = (evaluation.flag, evaluation.variant, hour)
+            counts[key] = counts.get(key, 0) + count
+    units = {  # only what the rule decided says anything about its split
+        (evaluation.flag, evaluation.variant, day, unit)
+        for (day, unit), evaluations in by_unit.items()
+        for evaluation in evaluations
+        if evaluation.reason == gatekeeper.RULE
+    }
+    return counts, units
 
 
 def _fits(text: str) -> bool:
