@@ -63,6 +63,7 @@ def test_every_form_posts_to_its_own_part(admin_client):
         "groups",
         "rollout",
         "values",
+        "release",
         "schedules",
     }
     assert "" not in fragments
