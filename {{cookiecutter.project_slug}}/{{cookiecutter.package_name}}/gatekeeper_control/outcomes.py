@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -186,7 +187,10 @@ class OutcomeRecorder:
     one `errors` observation (1 for a 5xx or an unhandled exception), its duration in `latency_ms`, and the
     metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every
     `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS
-    entries new ones are dropped and counted."""
+    entries new ones are dropped and counted.
+
+    A request only appends one tuple to a queue (no lock: a deque's append is atomic); whoever reads the
+    buffer next (the writer, `pending`) counts the queue into the totals, off the request path."""
 
     def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
         self.app = app
@@ -200,10 +204,13 @@ class OutcomeRecorder:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._buffer: dict[Key, Totals] = {}
+        self._queue: deque[tuple[int, Any, bool, float | None, tuple[tuple[str, float], ...]]] = deque()
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        with self._lock:
+            self._count_queue()
+            return len(self._buffer)
 
     def start_of_request(self) -> None:
         flask_g.setdefault(_STARTED, time.perf_counter())
@@ -237,17 +244,23 @@ class OutcomeRecorder:
         duration_ms: float | None,
         tracked: Iterable[tuple[str, float]] = (),
     ) -> None:
-        """Count one request against each (flag, variant) it was served."""
-        minute = int(self.clock() // 60)
-        tracked = list(tracked)
-        with self._lock:
-            buffer = self._buffer
+        """Count one request against each (flag, variant) it was served (queued; the next reader counts)."""
+        if len(self._queue) >= MAX_KEYS:
+            self.dropped += 1
+            return
+        self._queue.append((int(self.clock() // 60), evaluations, failed, duration_ms, tuple(tracked)))
+
+    def _count_queue(self) -> None:
+        """Count the queued requests into the totals (the caller holds the lock), within MAX_KEYS entries."""
+        buffer, queue = self._buffer, self._queue
+        while queue:
+            minute, evaluations, failed, duration_ms, tracked = queue.popleft()
+            observations: list[tuple[str, float, int | None]] = [(ERRORS, 1.0 if failed else 0.0, None)]
+            if duration_ms is not None:
+                observations.append((LATENCY, duration_ms, bucket_of(duration_ms)))
+            observations.extend((metric, value, None) for metric, value in tracked)
             for evaluation in evaluations:
-                observations = [(ERRORS, 1.0 if failed else 0.0, False)]
-                if duration_ms is not None:
-                    observations.append((LATENCY, duration_ms, True))
-                observations.extend((metric, value, False) for metric, value in tracked)
-                for metric, value, histogram in observations:
+                for metric, value, bucket in observations:
                     key = (evaluation.flag, evaluation.variant, minute, metric)
                     entry = buffer.get(key)
                     if entry is None:
@@ -255,11 +268,18 @@ class OutcomeRecorder:
                             self.dropped += 1
                             continue
                         entry = buffer[key] = Totals()
-                    entry.add(value, histogram=histogram)
+                    entry.n += 1
+                    entry.total += value
+                    entry.total_squares += value * value
+                    if bucket is not None:
+                        if entry.buckets is None:
+                            entry.buckets = [0] * BUCKETS
+                        entry.buckets[bucket] += 1
 
     def flush(self) -> int:
         """Write what is buffered; on a failure keep it for the next time. Returns the entries written."""
         with self._lock:
+            self._count_queue()
             buffer, self._buffer = self._buffer, {}
         if not buffer:
             return 0
