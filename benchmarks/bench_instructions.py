@@ -129,6 +129,9 @@ def build_app(package: Any, databases: Path, kind: str) -> Any:
             "GATEKEEPER_EXPOSURES": kind != "noexp",
             "GATEKEEPER_OUTCOMES": kind != "noout",
             "GATEKEEPER_OUTCOMES_FLUSH": QUIET_SECONDS,
+            # No timer thread: its jobs (due schedules, webhooks, releases, outcome writes) are not a
+            # request's work, and a parent's threads are gone in the forked children anyway.
+            "GATEKEEPER_TIMER": False,
         }
     )
 

@@ -30,6 +30,17 @@ _held_lock = threading.Lock()
 _holder: tuple[int, str] | None = None
 
 
+def _after_fork_in_child() -> None:
+    """A forked child holds no lease of its parent's, and its lock is new (a parent's thread may have held
+    the old one at the fork, and would never release it here)."""
+    global _held_lock
+    _held_lock = threading.Lock()
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def process_holder() -> str:
     """A name unique to this process (host, pid and a random part), made afresh in a forked child."""
     global _holder

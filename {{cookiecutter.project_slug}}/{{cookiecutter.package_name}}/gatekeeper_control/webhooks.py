@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -483,6 +484,16 @@ def _delivery(attempt: WebhookAttemptRow, message: WebhookMessageRow) -> Deliver
 # Engines whose lease this process took: given back at exit, so a restarted app sends at once.
 _held: set[Engine] = set()
 _held_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds none of its parent's leases, and gets a lock no parent thread can be holding."""
+    global _held_lock
+    _held_lock = threading.Lock()
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
