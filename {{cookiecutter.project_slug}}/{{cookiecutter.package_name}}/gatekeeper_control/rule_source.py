@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import logging
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from .engine import gatekeeper
 EXCERPT_LINES = 15
 # Where the code uses a flag: the first few places, then a count of the rest.
 USAGE_SHOWN = 8
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,14 @@ def rule_of(config: Any) -> Rule:
 
 
 def usage_of(flag: str) -> tuple[list[Reference], int]:
-    """The first USAGE_SHOWN places in the app's package that name `flag`, and how many there are in all."""
-    references = [ref for ref in _references(current_app.root_path) if ref.flag == flag]
+    """The first USAGE_SHOWN places in the app's package that name `flag`, and how many there are in all; none
+    (and a line in the log) when the package cannot be scanned: the flag page never fails for its excerpt."""
+    try:
+        found = _references(current_app.root_path)
+    except Exception:
+        log.exception("gatekeeper: could not scan %s for the flag page's usage list", current_app.root_path)
+        return [], 0
+    references = [ref for ref in found if ref.flag == flag]
     return references[:USAGE_SHOWN], len(references)
 
 
