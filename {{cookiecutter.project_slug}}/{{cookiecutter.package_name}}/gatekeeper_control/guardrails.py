@@ -308,3 +308,36 @@ def _normal_quantile(p: float) -> float:
 def summarise(values: Sequence[float]) -> ArmStats:
     """Totals of a list of observations (the tests' and the dashboard's small samples)."""
     return ArmStats(len(values), float(sum(values)), float(sum(v * v for v in values)))
+
+
+def chi_square_p_value(statistic: float, degrees_of_freedom: int) -> float:
+    """P(X >= statistic) for X chi-square distributed: the regularized upper incomplete gamma function
+    Q(k/2, x/2), by its series below a + 1 and its continued fraction above (Numerical Recipes, 6.2)."""
+    if statistic <= 0:
+        return 1.0
+    a, x = degrees_of_freedom / 2, statistic / 2
+    log_prefix = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1 / a
+        n = a
+        while abs(term) > abs(total) * 1e-15:
+            n += 1
+            term *= x / n
+            total += term
+        return max(0.0, 1.0 - total * math.exp(log_prefix))
+    tiny = 1e-300
+    b, c, d = x + 1 - a, 1 / tiny, 1 / (x + 1 - a)
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return math.exp(log_prefix) * h

@@ -29,8 +29,7 @@ from . import leases, timer
 from .audit import AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, quote
 from .errors import ReleaseError
-from .exposures import chi_square_p_value
-from .guardrails import ArmStats, Comparison, Decision, Guardrail, Plan, compare, decide
+from .guardrails import ArmStats, Comparison, Decision, Guardrail, Plan, chi_square_p_value, compare, decide
 from .outcomes import ERRORS, ArmOutcomes, totals
 from .snapshot import DATABASE_ERRORS, EXTENSION_KEY, as_utc
 from .store import current_state, store
