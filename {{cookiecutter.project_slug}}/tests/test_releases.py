@@ -93,6 +93,26 @@ def test_a_regressing_treatment_is_rolled_back_to_zero_with_the_evidence_audited
     assert "rolled back from 1%" in caplog.text
 
 
+def test_outcomes_counted_before_a_release_began_do_not_count_for_it(app):
+    serve(app, "NEW_CHECKOUT", "ON", 1_000, errors=300)  # an earlier, broken try, maybe in the same minute
+    start(app, milestones=(50.0, 100.0))
+    serve(app, "NEW_CHECKOUT", "OFF", 500, errors=5)
+    serve(app, "NEW_CHECKOUT", "ON", 500, errors=5)
+    [(_, decision)] = check(app)
+    assert decision.action == "complete"
+
+
+def test_a_step_counts_its_split_from_when_it_began_not_from_the_start_of_its_minute(app):
+    start(app, milestones=(10.0, 50.0, 100.0))
+    serve(app, "NEW_CHECKOUT", "OFF", 9_000, errors=90)
+    serve(app, "NEW_CHECKOUT", "ON", 1_000, errors=10)
+    assert [d.action for _, d in check(app)] == ["advance"]
+    serve(app, "NEW_CHECKOUT", "OFF", 600, errors=6)
+    serve(app, "NEW_CHECKOUT", "ON", 600, errors=6)
+    [(_, decision)] = check(app)
+    assert decision.action == "complete", decision.reason
+
+
 def test_a_healthy_step_with_its_sample_advances_to_the_next_milestone(app):
     start(app)
     serve(app, "NEW_CHECKOUT", "OFF", 14_850, errors=150)

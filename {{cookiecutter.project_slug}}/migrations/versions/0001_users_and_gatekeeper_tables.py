@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 14:07:23.826657
+Create Date: 2026-12-02 16:05:26.059956
 """
 
 import sqlalchemy as sa
@@ -166,6 +166,8 @@ def upgrade() -> None:
         sa.Column("started_by", sa.String(length=254), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_reason", sa.Text(), nullable=True),
+        sa.Column("baseline", sa.Text(), nullable=True),
+        sa.Column("step_baseline", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(

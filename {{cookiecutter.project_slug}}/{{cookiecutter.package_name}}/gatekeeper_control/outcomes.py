@@ -132,13 +132,53 @@ class ArmOutcomes:
     p95: float | None = None
 
 
+# What a flag had stored in one minute before a moment: {variant: {metric: [n, total, total_squares]}}.
+Baseline = Mapping[str, Mapping[str, list[float]]]
+
+
+def minute_of(moment: datetime) -> int:
+    return int(moment.timestamp() // 60)
+
+
+def baseline_in(session: Session, flag: str, moment: datetime) -> dict[str, dict[str, list[float]]]:
+    """The flag's totals stored so far in the minute of `moment` (every metric, histogram buckets too): what
+    a count "since `moment`" subtracts, so requests earlier in that minute (another release's, the previous
+    step's) are not counted. Requests still buffered in a process at `moment` are the only ones that leak in
+    (at most `GATEKEEPER_OUTCOMES_FLUSH` seconds' worth)."""
+    table = OutcomeRow.__table__
+    found: dict[str, dict[str, list[float]]] = {}
+    for variant, metric, n, total, squares in session.execute(
+        select(table.c.variant, table.c.metric, table.c.n, table.c.total, table.c.total_squares).where(
+            table.c.flag == flag, table.c.minute == minute_of(moment)
+        )
+    ):
+        found.setdefault(variant, {})[metric] = [int(n), float(total), float(squares)]
+    return found
+
+
 def totals(
-    engine: Engine, flag: str, variants: Iterable[str], metric: str, since: datetime
+    engine: Engine,
+    flag: str,
+    variants: Iterable[str],
+    metric: str,
+    since: datetime,
+    baseline: Baseline | None = None,
 ) -> dict[str, ArmOutcomes]:
-    """Each variant's totals on `metric` from the minute of `since` on (variants with none: empty)."""
+    """Each variant's totals on `metric` from the minute of `since` on (variants with none: empty), less
+    `baseline` (`baseline_in` taken at `since`): what came before `since` in its minute."""
     table = OutcomeRow.__table__
     wanted = list(variants)
-    first_minute = int(since.timestamp() // 60)
+    first_minute = minute_of(since)
+    before = baseline or {}
+
+    def less(variant: str, name: str, n: Any, total: Any, squares: Any) -> tuple[int, float, float]:
+        earlier = before.get(variant, {}).get(name, (0, 0.0, 0.0))
+        return (
+            max(int(n or 0) - int(earlier[0]), 0),
+            float(total or 0.0) - float(earlier[1]),
+            max(float(squares or 0.0) - float(earlier[2]), 0.0),
+        )
+
     with engine.connect() as connection:
         rows = connection.execute(
             select(
@@ -160,11 +200,12 @@ def totals(
                 .group_by(table.c.variant, table.c.metric)
             ):
                 index = int(bucket_metric.partition("#")[2])
-                histograms.setdefault(variant, [0] * BUCKETS)[index] += int(count or 0)
+                count = less(variant, bucket_metric, count, 0, 0)[0]
+                histograms.setdefault(variant, [0] * BUCKETS)[index] += count
     binary = metric == ERRORS
     found = {
         variant: ArmOutcomes(
-            ArmStats(int(n or 0), float(total or 0.0), float(squares or 0.0), binary=binary),
+            ArmStats(*less(variant, metric, n, total, squares), binary=binary),
             percentile(histograms[variant], 0.95) if variant in histograms else None,
         )
         for variant, n, total, squares in rows

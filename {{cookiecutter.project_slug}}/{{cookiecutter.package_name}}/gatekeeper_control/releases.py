@@ -30,7 +30,7 @@ from .audit import AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, quote
 from .errors import ReleaseError
 from .guardrails import ArmStats, Comparison, Decision, Guardrail, Plan, chi_square_p_value, compare, decide
-from .outcomes import ERRORS, ArmOutcomes, totals
+from .outcomes import ERRORS, ArmOutcomes, Baseline, baseline_in, totals
 from .snapshot import DATABASE_ERRORS, EXTENSION_KEY, as_utc
 from .store import current_state, store
 from .tables import LABEL_LENGTH, NAME_LENGTH, ReleaseDecisionRow, ReleaseRow, ReleaseTemplateRow
@@ -60,6 +60,8 @@ class Release:
     started_by: str
     ended_at: datetime | None
     last_reason: str | None
+    baseline: Baseline | None = None  # what the flag had in the minute the release began, before it
+    step_baseline: Baseline | None = None  # the same for the current step
 
     @property
     def share(self) -> float:
@@ -193,6 +195,7 @@ class Releases:
                 started_at=now,
                 started_by=actor[:LABEL_LENGTH],
             )
+            row.baseline = row.step_baseline = json.dumps(baseline_in(session, flag, now))
             session.add(row)
             session.flush()
             release = _release(row)
@@ -243,10 +246,12 @@ class Releases:
             elif action == "resume":
                 row.state, words = "running", f"resumed at {release.share:g}%"
                 row.step_started_at = now  # the time at this step counts again from now
+                row.step_baseline = json.dumps(baseline_in(session, flag, now))
             elif action == "abort":
                 row.state, share, words = "aborted", 0.0, "aborted: the treatment back to 0%"
             else:
                 row.step, row.step_started_at = row.step + 1, now
+                row.step_baseline = json.dumps(baseline_in(session, flag, now))
                 share = release.plan.milestones[row.step]
                 row.state = "completed" if share >= 100.0 else "running"
                 words = f"advanced by hand to {share:g}%" + (
@@ -293,6 +298,7 @@ class Releases:
                 (release.control, release.treatment),
                 guardrail.metric,
                 release.started_at,
+                release.baseline,
             )
             control, treatment = arms[release.control], arms[release.treatment]
             comparison = compare(
@@ -358,10 +364,12 @@ class Releases:
         arms: dict[str, tuple[ArmStats, ArmStats]] = {}
         for guardrail in release.plan.guardrails:
             found: Mapping[str, ArmOutcomes] = totals(
-                engine, release.flag, variants, guardrail.metric, release.started_at
+                engine, release.flag, variants, guardrail.metric, release.started_at, release.baseline
             )
             arms[guardrail.metric] = (found[release.control].stats, found[release.treatment].stats)
-        at_step = totals(engine, release.flag, variants, ERRORS, release.step_started_at)
+        at_step = totals(
+            engine, release.flag, variants, ERRORS, release.step_started_at, release.step_baseline
+        )
         control_n, treatment_n = at_step[release.control].stats.n, at_step[release.treatment].stats.n
         return decide(
             release.plan,
@@ -382,7 +390,8 @@ class Releases:
         def change(session: Session) -> AuditEntry | None:
             values: dict[str, Any] = {"state": state, "last_reason": decision.reason}
             if decision.action == "advance":
-                values.update(step=release.step + 1, step_started_at=now)
+                baseline = json.dumps(baseline_in(session, release.flag, now))
+                values.update(step=release.step + 1, step_started_at=now, step_baseline=baseline)
             if state != "running":
                 values["ended_at"] = now
             if not _claim(session, release, values):
@@ -452,6 +461,8 @@ def _release(row: ReleaseRow) -> Release:
         started_by=row.started_by,
         ended_at=as_utc(row.ended_at) if row.ended_at else None,
         last_reason=row.last_reason,
+        baseline=json.loads(row.baseline) if row.baseline else None,
+        step_baseline=json.loads(row.step_baseline) if row.step_baseline else None,
     )
 
 

@@ -295,6 +295,10 @@ class ReleaseRow(Base):
     started_by: Mapped[str] = mapped_column(String(LABEL_LENGTH))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_reason: Mapped[str | None] = mapped_column(Text)  # the latest decision's words
+    # JSON: the flag's outcomes stored earlier in the minute the release (the step) began, subtracted from
+    # its counts (outcomes.baseline_in)
+    baseline: Mapped[str | None] = mapped_column(Text)
+    step_baseline: Mapped[str | None] = mapped_column(Text)
 
 
 class ReleaseDecisionRow(Base):
