@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from tests.store_helpers import another_process
 
 TTL = 0.2  # seconds: the job's staleness bound, short so the test is quick
 BOUND = 10.0  # seconds a test waits for what takes about TTL
+CHILD_BOUND = 60.0  # seconds a forked child gets to answer
 
 
 def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
@@ -63,10 +66,14 @@ def in_a_forked_child(check: Callable[[], bool], fork: Callable[[], int] = os.fo
             os._exit(0)
     os.close(write_end)
     try:
-        answer = os.read(read_end, 256)
+        ready, _, _ = select.select([read_end], [], [], CHILD_BOUND)
+        answer = os.read(read_end, 256) if ready else b""
     finally:
         os.close(read_end)
+        if not answer:  # a child stuck (e.g. on a lock held at the fork) fails the test, never hangs the suite
+            os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    assert answer, f"the forked child gave no answer in {CHILD_BOUND:g} s"
     assert answer in (b"ok", b"no"), f"the child raised {answer.decode()}"
     return answer == b"ok"
 
@@ -202,8 +209,12 @@ def test_a_snapshot_lock_held_at_the_fork_does_not_stop_the_child_refreshing(app
 
 
 def fork_without_pythons_hooks() -> int:
-    """fork() called in C, as uWSGI does without `py-call-osafterfork`: no `os.register_at_fork` hook runs."""
-    return ctypes.CDLL(None, use_errno=True).fork()
+    """fork() called in C, as uWSGI does without `py-call-osafterfork`: no `os.register_at_fork` hook runs.
+
+    Through `PyDLL`, which keeps the GIL across the call: `CDLL` lets it go, so another thread of this
+    process (an exposure writer, a timer) could hold it at the fork, and the child, where that thread does
+    not exist, would wait for it forever (the suite hung that way in CI)."""
+    return ctypes.PyDLL(None, use_errno=True).fork()
 
 
 def test_a_child_forked_without_pythons_hooks_is_set_right_at_its_first_database_check(app):

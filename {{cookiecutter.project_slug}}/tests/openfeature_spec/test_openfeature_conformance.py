@@ -117,6 +117,7 @@ def spec_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
                 "SECRET_KEY": "spec",
                 "SQLALCHEMY_DATABASE_URI": url,
                 "GATEKEEPER_STORE_PUSH": False,
+                "GATEKEEPER_TIMER": False,  # no thread of its own: the suite asks flags, nothing is due
             }
         )
         with app.app_context():
