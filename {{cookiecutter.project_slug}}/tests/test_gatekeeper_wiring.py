@@ -70,3 +70,42 @@ def test_gk_explain_rejects_an_unknown_flag():
     result = make_app().test_cli_runner().invoke(args=["gk", "explain", "NOPE"])
     assert result.exit_code == 2
     assert "ON_OFF" in result.output
+
+
+def test_on_response_hands_over_the_response_of_a_request_that_asked_a_flag():
+    """`on_response(app, f)`: `f(gk, response, started)` once, after the view, for the request's own
+    Gatekeeper, with the evaluations it made."""
+    app = make_app()
+    seen = []
+    gatekeeper.on_response(
+        app, lambda gk, response, started: seen.append((gk.evaluations(), response.status))
+    )
+    app.test_client().get("/explain/ON_OFF")
+    [(evaluations, status)] = seen
+    assert [e.flag for e in evaluations] == ["ON_OFF"]
+    assert status == "200 OK"
+
+
+def test_on_response_runs_nothing_for_a_request_that_asked_no_flag():
+    app = make_app()
+    seen = []
+    gatekeeper.on_response(app, lambda gk, response, started: seen.append(gk))
+
+    @app.get("/plain")
+    def plain():
+        return "no flag here"
+
+    app.test_client().get("/plain")
+    assert seen == []
+
+
+def test_a_failing_on_response_function_is_logged_and_the_response_still_goes_out(caplog):
+    app = make_app()
+
+    def broken(gk, response, started):
+        raise RuntimeError("counting failed")
+
+    gatekeeper.on_response(app, broken)
+    response = app.test_client().get("/explain/ON_OFF")
+    assert response.status_code == 200
+    assert "failed on a response" in caplog.text

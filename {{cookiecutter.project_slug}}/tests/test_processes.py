@@ -70,7 +70,7 @@ def in_a_forked_child(check: Callable[[], bool], fork: Callable[[], int] = os.fo
         answer = os.read(read_end, 256) if ready else b""
     finally:
         os.close(read_end)
-        if not answer:  # a child stuck (e.g. on a lock held at the fork) fails the test, never hangs the suite
+        if not answer:  # a child stuck (on a lock held at the fork, say) fails the test, not the suite
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     assert answer, f"the forked child gave no answer in {CHILD_BOUND:g} s"

@@ -307,6 +307,38 @@ def test_an_error_response_and_a_tracked_metric_count_against_the_variants_serve
     assert sum(a.stats.total for a in tracked.values()) == 2.5
 
 
+def test_an_unhandled_exception_counts_as_an_error_against_the_variants_served(app):
+    """In production Flask answers an unhandled exception with a 500, and that response is counted."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/checkout-crash")
+    def checkout_crash():
+        request.gk.ff("NEW_CHECKOUT", "ON")
+        raise RuntimeError("the new checkout broke")
+
+    assert app.test_client().get("/checkout-crash").status_code == 500
+    with app.app_context():
+        outcomes.recorder(app).flush()
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        engine = app.extensions["gatekeeper_store"].engine
+        errors = outcomes.totals(engine, "NEW_CHECKOUT", ("ON", "OFF"), ERRORS, since)
+    assert sum(a.stats.total for a in errors.values()) == 1
+
+
+def test_outcome_recording_adds_no_request_hook_a_page_without_flags_would_run(app):
+    """The recorder rides the engine's `on_response` (registered at a request's first flag): the app's
+    before, after and teardown lists hold nothing of it."""
+    recorder = outcomes.recorder(app)
+    hooks = [
+        hook
+        for table in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+        for functions in table.values()
+        for hook in functions
+    ]
+    assert recorder is not None
+    assert not [hook for hook in hooks if getattr(hook, "__self__", None) is recorder]
+
+
 def test_track_refuses_a_name_it_cannot_store():
     with pytest.raises(ValueError, match="not a metric name"):
         gatekeeper.track("a#b")

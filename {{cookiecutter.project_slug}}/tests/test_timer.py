@@ -2,6 +2,8 @@
 traffic, exactly once however many processes run it; a lease lets one process at a time run a job."""
 
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -100,6 +102,46 @@ def test_a_real_timer_thread_makes_a_due_change_with_no_request(timed_app):
     while not made_by_schedules(timed_app) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [e.after for e in made_by_schedules(timed_app)] == ["ON"]
+
+
+def test_once_the_timer_runs_later_requests_run_none_of_its_code(timed_app, monkeypatch):
+    """The first request starts the thread and takes the timer's hook out of the app: a page pays nothing
+    for the timer after that."""
+    started = []
+    start = timer.start
+    monkeypatch.setattr(timer, "start", lambda app: (started.append(app), start(app)))
+    client = timed_app.test_client()
+    for _ in range(3):
+        client.get("/")
+    assert started == [timed_app]
+
+
+def test_a_forked_child_starts_a_timer_of_its_own_on_its_first_request(timed_app):
+    """gunicorn --preload: the parent's thread does not survive the fork; the child's first request starts
+    one, which makes a change due a second later with no request after it."""
+    timed_app.test_client().get("/")  # the parent's timer runs, and its hook has left the app
+    timer.stop()  # no thread of the parent's may make the change instead of the child's
+    engine = timed_app.extensions["gatekeeper_store"].engine
+    leases.release(engine, "schedules", leases.process_holder())  # nor keep the child waiting 15 s for it
+    pid = os.fork()
+    if pid == 0:  # the child: its verdict is its exit code; never return into pytest
+        code = 1
+        try:
+            schedule(timed_app, "+1s", "force", "ON")
+            timed_app.test_client().get("/")
+            deadline = time.monotonic() + WAIT
+            while not made_by_schedules(timed_app) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            code = 0 if made_by_schedules(timed_app) else 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + WAIT + 30
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if ended[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0
 
 
 def test_a_failing_job_is_logged_and_runs_again(timed_app, caplog):

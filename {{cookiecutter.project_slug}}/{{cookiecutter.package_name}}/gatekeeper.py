@@ -53,9 +53,10 @@ import operator
 import re
 import secrets
 import struct
+import time
 from abc import ABC
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import date
 from enum import Enum
@@ -815,6 +816,7 @@ class GatekeeperState:
         self._warned: set[Any] = set()
         self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
         self._stored_cache: tuple[Any, frozenset[str]] = (None, frozenset())
+        self.responses: list[Callable[[Gatekeeper, Response, float], None]] = []  # see on_response
 
     def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
         """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
@@ -1242,6 +1244,8 @@ class Gatekeeper:
                 cookies = request.cookies
             if OVERRIDE_COOKIE in cookies:
                 browser = read_browser_overrides(request, gatekeeper=self)
+            if state.responses and request.__dict__.get("gk") is self:  # the request's own, first flag
+                _watch_response(state.responses, self)
         self._weights = snapshot.weights
         self._values = snapshot.values
         if (
@@ -1605,6 +1609,38 @@ def on_request_end(app: Flask, function: Callable[[Gatekeeper, Request], None]) 
     app.extensions.setdefault(REQUEST_END_KEY, []).append(function)
 
 
+RESPONSE_KEY = "gatekeeper_response"  # app.extensions[...]: what on_response registered
+
+
+def on_response(app: Flask, function: Callable[[Gatekeeper, Response, float], None]) -> None:
+    """Call `function(gk, response, started)` with the response of each request of `app` whose own
+    `request.gk` evaluated a flag, before the app's `after_request` functions (Flask's `after_this_request`,
+    registered at the request's first flag); `started` is `time.perf_counter()` at that first flag. A
+    request that asks no flag runs nothing of this. An exception that escapes Flask (debug and testing
+    propagate them) leaves no response to hand over. What `function` raises is logged, never the
+    request's failure. (gatekeeper_control counts request outcomes here.) Works before or after `init_app`."""
+    app.extensions.setdefault(RESPONSE_KEY, []).append(function)
+
+
+def _watch_response(functions: list[Callable[[Gatekeeper, Response, float], None]], gk: Gatekeeper) -> None:
+    with suppress(RuntimeError):  # not in the request's context (a request object made by hand): no response
+        after_this_request(functools.partial(_responded, functions, gk, time.perf_counter()))
+
+
+def _responded(
+    functions: list[Callable[[Gatekeeper, Response, float], None]],
+    gk: Gatekeeper,
+    started: float,
+    response: Response,
+) -> Response:
+    for function in functions:
+        try:
+            function(gk, response, started)
+        except Exception:  # never the request's failure
+            log.exception("gatekeeper: %r failed on a response", function)
+    return response
+
+
 def _request_class(app: Flask, base: type[Request]) -> type[Request]:
     """`base` with `request.gk` (made on first use) and a `close()` that runs the `on_request_end` functions
     for a request that asked a flag. Flask closes every request once it is done with it; unlike a teardown
@@ -1764,6 +1800,7 @@ def init_app(
     )
     for group in groups:
         state.register_group(*group)
+    state.responses = app.extensions.setdefault(RESPONSE_KEY, [])  # on_response's, before or after this
     app.extensions["gatekeeper"] = state
     # `request.gk` is built the first time a request asks for it: a request that checks no flag runs no
     # gatekeeper code at all (a before-request hook would cost every request its call, flag or not).

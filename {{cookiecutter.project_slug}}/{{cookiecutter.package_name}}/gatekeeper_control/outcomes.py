@@ -3,9 +3,9 @@
 A release (releases.py) compares a treatment variant with a control variant on these totals. Each row of
 `gatekeeper_outcomes` holds, for one flag, variant, minute (since the Unix epoch) and metric, the number of
 observations, their sum and their sum of squares: `errors` (one observation per request, 1 for a 5xx or an
-unhandled exception), `latency_ms` (the request's duration, with a fixed log-scale histogram for its p95),
-and any metric the app tracks (`gatekeeper.track("checkout_completed", value=1.0)`). Totals add, so every
-process adds its own and a release reads the sum since it began.
+unhandled exception), `latency_ms` (from the request's first flag to its response, with a fixed log-scale
+histogram for its p95), and any metric the app tracks (`gatekeeper.track("checkout_completed", value=1.0)`).
+Totals add, so every process adds its own and a release reads the sum since it began.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app
 from flask import g as flask_g
-from flask import request as flask_request
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import forks, timer
+from .engine import gatekeeper
 from .guardrails import ArmStats
 from .tables import OutcomeRow
 
@@ -220,7 +220,6 @@ MAX_KEYS = 20_000  # buffered (flag, variant, minute, metric) entries per proces
 EXTENSION = "gatekeeper_outcomes"
 DASHBOARD_BLUEPRINT = "gatekeeper"
 TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's metrics (on flask.g)
-_STARTED = "gatekeeper_started"
 
 
 class OutcomeRecorder:
@@ -230,8 +229,9 @@ class OutcomeRecorder:
     `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS
     entries new ones are dropped and counted.
 
-    A request only appends one tuple to a queue (no lock: a deque's append is atomic); whoever reads the
-    buffer next (the writer, `pending`) counts the queue into the totals, off the request path."""
+    It rides the engine's `on_response`: a request that asks no flag runs none of it. A request that asked
+    one only appends one tuple to a queue (no lock: a deque's append is atomic); whoever reads the buffer
+    next (the writer, `pending`) counts the queue into the totals, off the request path."""
 
     def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
         self.app = app
@@ -253,30 +253,14 @@ class OutcomeRecorder:
             self._count_queue()
             return len(self._buffer)
 
-    def start_of_request(self) -> None:
-        flask_g.setdefault(_STARTED, time.perf_counter())
-
-    def end_of_request(self, response: Response) -> Response:
-        self._count(response.status_code >= 500)
-        return response
-
-    def after_failure(self, error: BaseException | None) -> None:
-        if error is not None and not flask_g.get("gatekeeper_outcome_counted"):
-            self._count(True)  # an exception no error handler turned into a response
-
-    def _count(self, failed: bool) -> None:
-        try:
-            flask_g.gatekeeper_outcome_counted = True
-            request = flask_request._get_current_object()
-            gk = request.__dict__.get("gk")  # only a request that asked a flag has one
-            evaluations = gk.evaluations() if gk is not None else None
-            if not evaluations or request.blueprint == DASHBOARD_BLUEPRINT:
-                return
-            started = flask_g.get(_STARTED)
-            duration = (time.perf_counter() - started) * 1000 if started is not None else None
-            self.add(evaluations, failed, duration, flask_g.get(TRACKED) or ())
-        except Exception:  # an outcome is never worth a failed request
-            log.exception("gatekeeper_outcomes: could not count a request's outcome")
+    def responded(self, gk: Any, response: Response, started: float) -> None:
+        """The engine's `on_response`, for a request that asked flags: queue its outcome (a 5xx is an
+        error; an unhandled exception is one too, as the 500 Flask makes of it), its duration from its
+        first flag to its response, and what it tracked. The dashboard's own requests are not counted."""
+        if gk.request.blueprint == DASHBOARD_BLUEPRINT:
+            return
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.add(gk.evaluations(), response.status_code >= 500, duration_ms, flask_g.get(TRACKED) or ())
 
     def add(
         self,
@@ -352,9 +336,7 @@ def init_app(app: Flask, engine_of: Callable[[], Engine]) -> OutcomeRecorder | N
     timer.every("outcomes", float(app.config.get("GATEKEEPER_OUTCOMES_FLUSH", 5.0)), flush_now)
     recorder = OutcomeRecorder(app, engine_of)
     app.extensions[EXTENSION] = recorder
-    app.before_request(recorder.start_of_request)
-    app.after_request(recorder.end_of_request)
-    app.teardown_request(recorder.after_failure)
+    gatekeeper.on_response(app, recorder.responded)  # a request that asks no flag pays nothing
     _RECORDERS.add(recorder)
     return recorder
 

@@ -43,7 +43,6 @@ _lock = threading.Lock()
 _stop = threading.Event()
 _thread: threading.Thread | None = None
 _thread_pid = 0
-_generation = 0  # moves on in a forked child, whose first request then starts its own thread
 
 
 def every(name: str, seconds: float, job: Callable[[], None]) -> None:
@@ -65,19 +64,27 @@ def remove(name: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Start the timer for `app` on its first request (unless `GATEKEEPER_TIMER` is off)."""
+    """Start the timer for `app` on its first request (unless `GATEKEEPER_TIMER` is off). The hook leaves
+    the app once the thread runs (later requests pay nothing) and comes back in a forked child."""
     app.config.setdefault("GATEKEEPER_TIMER", True)
     if not app.config["GATEKEEPER_TIMER"]:
         return
-    app.extensions[EXTENSION_KEY] = True
-    started_in = [-1]  # the process generation (see _after_fork_in_child) the timer was started in
 
     def start_on_first_request() -> None:
-        if started_in[0] != _generation:  # one comparison a request; no system call
-            start(app)
-            started_in[0] = _generation
+        start(app)
 
+    app.extensions[EXTENSION_KEY] = start_on_first_request
     app.before_request(start_on_first_request)
+
+
+def _set_hook(app: Flask, armed: bool) -> None:
+    """Put the app's first-request hook in its `before_request` list, or take it out. Always a new list:
+    Flask goes on looping over the one it took for the request under way."""
+    hook = app.extensions.get(EXTENSION_KEY)
+    hooks = app.before_request_funcs.get(None, [])
+    if hook is None or (hook in hooks) == armed:
+        return
+    app.before_request_funcs[None] = [hook, *hooks] if armed else [f for f in hooks if f is not hook]
 
 
 def enabled(app: Flask) -> bool:
@@ -93,6 +100,7 @@ def start(app: Flask) -> None:
         return
     with _lock:
         _apps.add(app)
+        _set_hook(app, armed=False)
         if _thread is not None and _thread_pid == os.getpid() and _thread.is_alive():
             return
         _stop.clear()
@@ -150,9 +158,10 @@ def _run(app: Flask, name: str, job: _Job) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _stop, _thread, _generation
+    global _lock, _stop, _thread
     _lock, _stop, _thread = threading.Lock(), threading.Event(), None
-    _generation += 1
+    for app in list(_apps):  # the parent's thread did not come along: the child's first request starts one
+        _set_hook(app, armed=True)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
