@@ -211,3 +211,30 @@ def test_undoing_a_segments_creation_deletes_it(app, admin_client):
     undo(admin_client, audit_log(app)[0])
     assert "pros" not in snapshot(app).segments
     assert audit_log(app)[0].action == "delete_segment"
+
+
+def members(app, group):
+    return sorted(snapshot(app).group_members.get(group, {}).values())
+
+
+def test_added_members_are_undone_and_undoing_that_adds_them_again(app, admin_client, user):
+    admin_client.post("/gatekeeper/groups", data={"name": "beta"})
+    admin_client.post("/gatekeeper/groups/beta/members", data={"users": user.email})
+    assert members(app, "beta") == [user.email]
+    added = audit_log(app)[0]
+    assert f"/gatekeeper/audit/{added.id}/undo" in admin_client.get("/gatekeeper/audit").text
+    undo(admin_client, added)
+    assert members(app, "beta") == []
+    assert audit_log(app)[0].action == "remove_members"
+    undo(admin_client, audit_log(app)[0])
+    assert members(app, "beta") == [user.email]
+
+
+def test_undoing_an_add_after_the_member_left_is_refused_and_writes_nothing(app, admin_client, user):
+    admin_client.post("/gatekeeper/groups", data={"name": "beta"})
+    admin_client.post("/gatekeeper/groups/beta/members", data={"users": user.email})
+    added = audit_log(app)[0]
+    admin_client.post("/gatekeeper/groups/beta/members/remove", data={"users": user.email})
+    page = undo(admin_client, added).text
+    assert f"Change #{added.id} cannot be undone" in flashes(page)
+    assert members(app, "beta") == []

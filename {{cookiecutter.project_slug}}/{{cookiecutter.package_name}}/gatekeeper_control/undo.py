@@ -1,5 +1,6 @@
-"""Undo for the changes of runtime targeting, prerequisites, segments and schedules (the store undoes its own,
-and values.py its values): how to tell what is in place now, and the write that puts `before` back.
+"""Undo for the changes of runtime targeting (group members too), prerequisites, segments and schedules (the
+store undoes its own, and values.py its values): how to tell what is in place now, and the write that puts
+`before` back.
 
 Each kind registers an `UndoKind` in the store's `UNDO_KINDS`, so `store.undo(entry_id, ...)` treats every
 kind alike: it refuses when what the change set is no longer in place (a conflict: undoing would silently
@@ -77,6 +78,33 @@ def _restore_description(entry: AuditEntry, actor: str, reason: str) -> AuditEnt
             "log; describe the group again instead. Nothing was changed."
         )
     return targeting.describe_group(entry.target, entry.before or "", actor, reason=reason)
+
+
+def _member_labels(entry: AuditEntry) -> list[str]:
+    """The members an add or a removal named, as the log keeps them (labels, e.g. emails)."""
+    text = (entry.after if entry.action == "add_members" else entry.before) or ""
+    if text.endswith("..."):
+        raise OverrideError(
+            f"Change #{entry.id} cannot be undone: the log keeps the first members it named, not all of "
+            "them; change the group's members on its page instead. Nothing was changed."
+        )
+    return [label for label in text.split(", ") if label]
+
+
+def _members_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """An add is still in place while every member it added is in the group; a removal, while none is."""
+    labels = _member_labels(entry)
+    present = set(snapshot.group_members.get(entry.target, {}).values())
+    if entry.action == "add_members":
+        return entry.after if present.issuperset(labels) else "other members"
+    return None if present.isdisjoint(labels) else "other members"
+
+
+def _restore_members(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    labels = _member_labels(entry)
+    if entry.action == "add_members":
+        return targeting.remove_members(entry.target, labels, actor, reason=reason)
+    return targeting.add_members(entry.target, labels, actor, reason=reason)
 
 
 def _schedule_id(entry: AuditEntry) -> int | None:
@@ -175,6 +203,13 @@ _KINDS = [
         _required_now,
         _restore_required,
         lambda entry: f"the prerequisite on {entry.target}",
+    ),
+    UndoKind(
+        ("add_members", "remove_members"),
+        _same_target,
+        _members_now,
+        _restore_members,
+        lambda entry: f"the members of group {entry.target}",
     ),
     UndoKind(
         ("describe_group",),
