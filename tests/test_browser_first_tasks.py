@@ -85,6 +85,7 @@ def test_the_five_first_tasks_take_a_new_user_at_most_15_clicks_and_no_shell(ope
 
     # 3. Schedule a change a minute ahead, in the browser's own time: force NOT_VISIBLE for everyone.
     ahead = datetime.now(ZoneInfo(ZONE)) + timedelta(minutes=2)
+    mouse.click("#schedules summary:has-text('Schedule a change')")
     if page.locator("#gk-schedule-action").input_value() != "force":
         mouse.choose("#gk-schedule-action", "force")
     mouse.choose("#gk-schedule-variant", "NOT_VISIBLE")

@@ -73,15 +73,27 @@ def test_each_action_takes_its_own_fields(app, admin_client):
 
 def test_a_target_without_a_group_is_refused_in_the_forms_words(app, admin_client):
     data = {"action": "target", "group": "", "variant": "ON", "at": local(soon())}
-    admin_client.post(f"{CHECKOUT}/schedules", data=data)
-    assert "Choose the group or segment; nothing was scheduled." in flashes(admin_client.get(CHECKOUT).text)
+    response = admin_client.post(f"{CHECKOUT}/schedules", data=data)
+    assert response.status_code == 422
+    assert "Choose the group or segment; nothing was scheduled." in response.text
     assert pending(app) == []
+
+
+def test_a_refused_schedule_comes_back_open_with_what_was_typed(admin_client):
+    """The form that saved nothing is shown again, unfolded, with its choices and time kept."""
+    data = {"action": "force", "variant": "OFF", "at": "2000-01-01T09:00", "tz_offset": "0", "reason": "why"}
+    page = admin_client.post(f"{CHECKOUT}/schedules", data=data).text
+    form = page.split("<summary>Schedule a change</summary>")[0].rsplit("<details", 1)[1]
+    assert "open" in form
+    assert '<option value="force" selected>' in page
+    assert '<option value="OFF" selected>' in page
+    assert 'value="2000-01-01T09:00"' in page
+    assert 'role="alert"' in page
 
 
 def test_a_bad_date_is_refused_and_nothing_is_scheduled(app, admin_client):
     data = {"action": "off", "at": "31/01/2030 9am", "tz_offset": "0"}
-    admin_client.post(f"{CHECKOUT}/schedules", data=data)
-    assert "is not a time" in flashes(admin_client.get(CHECKOUT).text)
+    assert "is not a time" in admin_client.post(f"{CHECKOUT}/schedules", data=data).text
     assert pending(app) == []
 
 
@@ -126,8 +138,9 @@ def test_a_ramp_is_made_in_one_form(app, admin_client):
 )
 def test_a_ramp_with_one_bad_step_saves_nothing(app, admin_client, steps, message):
     data = {key: local(soon(hours=value)) if key.endswith("-at") else value for key, value in steps.items()}
-    admin_client.post(f"{CHECKOUT}/ramp", data={"variant": "ON", "rest": "OFF", **data})
-    assert message in flashes(admin_client.get(CHECKOUT).text)
+    response = admin_client.post(f"{CHECKOUT}/ramp", data={"variant": "ON", "rest": "OFF", **data})
+    assert response.status_code == 422
+    assert message in response.text
     assert "NEW_CHECKOUT" not in snapshot(app).weights
     assert pending(app) == []
 

@@ -159,7 +159,7 @@ def test_chart_draws_one_line_per_variant_as_inline_svg_without_inline_styles(ap
     assert '<svg class="gk-chart"' in section
     assert section.count("<polyline") == 3
     assert "style=" not in section
-    assert "100 exposures" in section
+    assert "100 in all" in section
 
 
 def test_a_skewed_rule_shows_a_sample_ratio_mismatch_warning(app, admin_client, monkeypatch):

@@ -1623,22 +1623,18 @@ def on_response(app: Flask, function: Callable[[Gatekeeper, Response, float], No
 
 
 def _watch_response(functions: list[Callable[[Gatekeeper, Response, float], None]], gk: Gatekeeper) -> None:
+    started = time.perf_counter()
+
+    def responded(response: Response) -> Response:  # a function, not a partial: Flask's coroutine check
+        for function in functions:  # on a partial unwraps it first
+            try:
+                function(gk, response, started)
+            except Exception:  # never the request's failure
+                log.exception("gatekeeper: %r failed on a response", function)
+        return response
+
     with suppress(RuntimeError):  # not in the request's context (a request object made by hand): no response
-        after_this_request(functools.partial(_responded, functions, gk, time.perf_counter()))
-
-
-def _responded(
-    functions: list[Callable[[Gatekeeper, Response, float], None]],
-    gk: Gatekeeper,
-    started: float,
-    response: Response,
-) -> Response:
-    for function in functions:
-        try:
-            function(gk, response, started)
-        except Exception:  # never the request's failure
-            log.exception("gatekeeper: %r failed on a response", function)
-    return response
+        after_this_request(responded)
 
 
 def _request_class(app: Flask, base: type[Request]) -> type[Request]:

@@ -20,6 +20,7 @@ from .dashboard import (
     change,
     config_or_404,
     current_actor,
+    flag_page_with_error,
     flash_message,
     form_reason,
 )
@@ -132,7 +133,7 @@ def form_shares(config: Any, prefix: str = "share-") -> dict[str, str]:
 
 
 @bp.post("/flags/<name>/schedules")
-def add_schedule(name: str) -> Response:
+def add_schedule(name: str) -> Response | tuple[str, int]:
     """Schedule a change: the action, then the fields it needs (variant, shares, group, value), and when
     (the date-time input, in the viewer's time zone with JavaScript, else UTC)."""
     config = config_or_404(name)
@@ -142,15 +143,14 @@ def add_schedule(name: str) -> Response:
         entry = scheduler.schedule(
             name, form_when(), action, arguments, actor=current_actor(), reason=form_reason()
         )
-    except StoreError as exc:
-        flash_message(str(exc), "error")
-    else:
-        flash_message(entry.summary, "success")
-    return back_to_flag(name)
+    except StoreError as exc:  # the form again, open, with what was typed and the error above its button
+        return flag_page_with_error(name, "schedules", "at", str(exc))
+    flash_message(entry.summary, "success")
+    return back_to_flag(name, "schedules")
 
 
 @bp.post("/flags/<name>/ramp")
-def add_ramp(name: str) -> Response:
+def add_ramp(name: str) -> Response | tuple[str, int]:
     """A ramp in one form: raise one variant's share step by step (the rest goes to another variant); the
     first step may be now (no time), the others at their times. All steps or none are saved."""
     config = config_or_404(name)
@@ -171,11 +171,10 @@ def add_ramp(name: str) -> Response:
             steps.append((form_when(f"step-{number}-"), weights))
         entries = scheduler.ramp(name, steps, actor=current_actor(), reason=form_reason())
     except StoreError as exc:
-        flash_message(str(exc), "error")
-    else:
-        made = f"{name}: a ramp of {len(steps)} step{'s' if len(steps) != 1 else ''} saved."
-        flash_message(" ".join([made, *(entry.summary for entry in entries)]), "success")
-    return back_to_flag(name)
+        return flag_page_with_error(name, "ramp", "at", str(exc))
+    made = f"{name}: a ramp of {len(steps)} step{'s' if len(steps) != 1 else ''} saved."
+    flash_message(" ".join([made, *(entry.summary for entry in entries)]), "success")
+    return back_to_flag(name, "schedules")
 
 
 @bp.post("/flags/<name>/schedules/<int:schedule_id>/cancel")

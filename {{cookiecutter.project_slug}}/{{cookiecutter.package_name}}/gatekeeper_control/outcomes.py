@@ -257,10 +257,14 @@ class OutcomeRecorder:
         """The engine's `on_response`, for a request that asked flags: queue its outcome (a 5xx is an
         error; an unhandled exception is one too, as the 500 Flask makes of it), its duration from its
         first flag to its response, and what it tracked. The dashboard's own requests are not counted."""
-        if gk.request.blueprint == DASHBOARD_BLUEPRINT:
+        rule = gk.request.url_rule  # `request.blueprint`, without its two properties
+        if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
             return
         duration_ms = (time.perf_counter() - started) * 1000
-        self.add(gk.evaluations(), response.status_code >= 500, duration_ms, flask_g.get(TRACKED) or ())
+        # A tuple of the engine's (shared) evaluations: with only atoms and tuples in it, the queued entry
+        # is one the garbage collector stops tracking (a list would be traversed by every collection).
+        evaluations = tuple(gk.evaluations())
+        self.add(evaluations, response.status_code >= 500, duration_ms, flask_g.get(TRACKED) or ())
 
     def add(
         self,
