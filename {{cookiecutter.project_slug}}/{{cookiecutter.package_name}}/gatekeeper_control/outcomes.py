@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, current_app
-from flask import g as flask_g
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -219,7 +218,7 @@ def totals(
 MAX_KEYS = 20_000  # buffered (flag, variant, minute, metric) entries per process before new ones are dropped
 EXTENSION = "gatekeeper_outcomes"
 DASHBOARD_BLUEPRINT = "gatekeeper"
-TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's metrics (on flask.g)
+TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's metrics (its __dict__)
 
 
 class OutcomeRecorder:
@@ -264,7 +263,8 @@ class OutcomeRecorder:
         # A tuple of the engine's (shared) evaluations: with only atoms and tuples in it, the queued entry
         # is one the garbage collector stops tracking (a list would be traversed by every collection).
         evaluations = tuple(gk.evaluations())
-        self.add(evaluations, response.status_code >= 500, duration_ms, flask_g.get(TRACKED) or ())
+        tracked = gk.request.__dict__.get(TRACKED) or ()
+        self.add(evaluations, response.status_code >= 500, duration_ms, tracked)
 
     def add(
         self,
