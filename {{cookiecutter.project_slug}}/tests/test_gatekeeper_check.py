@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskCliRunner
+
+from {{ cookiecutter.package_name }}.gatekeeper_control import check as check_module
 
 
 def plant(folder: Path, relative: str, text: str) -> Path:
@@ -140,3 +144,28 @@ def test_a_file_that_does_not_parse_is_a_warning_not_a_crash(runner, tmp_path):
     assert "broken.py:1: warning: not checked" in result.output
     assert "broken.html:1: warning: not checked" in result.output
     assert "ok.py:1: error: unknown flag 'MY_NEW_FEATUR'" in result.output
+
+
+def test_a_spurious_ast_depth_error_of_cpython_is_retried(monkeypatch):
+    """CPython 3.11's AST converter can say "recursion depth mismatch" when another thread converts an AST
+    at the same moment: the parse is tried again, and the source's references are found."""
+    failures = iter([SystemError("AST constructor recursion depth mismatch (before=168, after=55)")])
+    real_parse = ast.parse
+
+    def flaky_parse(*args, **kwargs):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", flaky_parse)
+    assert isinstance(check_module.parse_python("x = 1"), ast.Module)
+
+
+def test_any_other_system_error_of_the_parser_is_not_hidden(monkeypatch):
+    def broken_parse(*args, **kwargs):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(ast, "parse", broken_parse)
+    with pytest.raises(SystemError, match="something else"):
+        check_module.parse_python("x = 1")

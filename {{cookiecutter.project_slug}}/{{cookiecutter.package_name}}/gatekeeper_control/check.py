@@ -94,9 +94,26 @@ class Scan:
 # -- finding references -------------------------------------------------------------------------------
 
 
+AST_RETRIES = 3
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, again when CPython 3.11 says "AST constructor recursion depth mismatch": its AST
+    converter keeps that depth in state all threads share, so another thread converting an AST at the same
+    moment (Werkzeug compiles its URL builders from ASTs) makes a spurious SystemError, not a fault of the
+    source. Seen once in CI, in `flask gk check` beside a timer thread."""
+    for _ in range(AST_RETRIES):
+        try:
+            return ast.parse(source, filename=filename)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc):
+                raise
+    return ast.parse(source, filename=filename)
+
+
 def python_references(path: Path, source: str) -> tuple[list[Reference], dict[str, frozenset[str]]]:
     """The flag references in one Python file, and the flags it declares; SyntaxError if it does not parse."""
-    tree = ast.parse(source, filename=str(path))
+    tree = parse_python(source, filename=str(path))
     lines = source.splitlines()
     references, declared = [], {}
     for node in ast.walk(tree):

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import current_app
 
-from .check import Reference, scan
+from .check import Reference, parse_python, scan
 from .engine import gatekeeper
 
 # The excerpt's length: enough for a typical rule (a few branches), never a whole module on the page.
@@ -94,7 +94,7 @@ def _references(root_path: str) -> tuple[Reference, ...]:
 def _without_docstring(lines: list[str]) -> list[str]:
     """The method's lines without its docstring (shown as text above the excerpt, not twice)."""
     try:
-        function = ast.parse("\n".join(lines)).body[0]
+        function = parse_python("\n".join(lines)).body[0]
     except (SyntaxError, IndexError):
         return lines
     first = function.body[0] if isinstance(function, ast.FunctionDef) and function.body else None
