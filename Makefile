@@ -39,7 +39,7 @@ test: $(VENV)/.installed system-packages
 
 ## test-quick: between edits, under 3 minutes: the fast template tests and the defaults bake's own suite
 test-quick: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not slow or quick"
+	BAKED_SUITE_WORKERS=2 $(VENV)/bin/python -m pytest -n 2 --dist loadgroup -m "not slow or quick"
 
 ## lint: ruff on the template's own code (hooks, tests, benchmarks)
 lint: $(VENV)/.installed

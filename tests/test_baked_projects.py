@@ -12,6 +12,7 @@ tests of the code that leans on the language.
 
 from __future__ import annotations
 
+import os
 import zipfile
 
 import pytest
@@ -71,8 +72,12 @@ def test_baked_test_suite_passes(option, request):
     subset = SUITE_SUBSETS.get(name) if server else None
     paths = sorted(str(p.relative_to(project)) for pattern in subset or () for p in project.glob(pattern))
     assert paths or not subset, f"{name}: its subset names no file"
+    # `make test-quick` gives the defaults' suite two processes of its own (the other template tests are
+    # few there); `make test` keeps each baked suite in one, its two workers being busy with the rest.
+    workers = os.environ.get("BAKED_SUITE_WORKERS", "")
+    parallel = ["-n", workers] if workers.isdigit() else []
     run(
-        ["python", "-m", "pytest", "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider", *paths],
+        ["python", "-m", "pytest", "-q", "--tb=short", "-rfE", "-p", "no:cacheprovider", *parallel, *paths],
         cwd=project,
         env=env,
     )
