@@ -1040,24 +1040,33 @@ class Gatekeeper:
     def context(self) -> Mapping[str, Any]:
         """Who the flags are for, as attributes: ``key`` (the user id as text, None when anonymous), what
         the context loader reads from the user, and what the app added (`add_context`). Built once."""
-        if self._context is None:
-            user_id = self.user_id
-            user = self._user_for(user_id) if user_id is not None else None
-            context: dict[str, Any] = {"key": None if user_id is None else str(user_id)}
-            if user is not None:
-                try:
-                    context.update(self._state.context_loader(user))
-                except Exception as error:  # a broken loader: rules see the key alone (logged once)
-                    self._state.warn_once(
-                        ("context", type(error)), "gatekeeper: context_loader raised %r", error
-                    )
-            context.update(self._extra_context or {})
-            self._context = MappingProxyType(context)
-        return self._context
+        return self._context if self._context is not None else self._build_context()
+
+    def _build_context(self) -> Mapping[str, Any]:
+        # Fields, not the properties: a property's getter is a call from C (this runs on a flag's path).
+        user_id = self._user_id if self._user_id is not _MISSING else self._load_user_id()
+        user = None
+        if user_id is not None:
+            if self.request is not None:  # `_user_for(user_id)` for the request's own user, inlined
+                user = self._user if self._user is not _MISSING else self._load_user()
+            else:
+                user = self._user_for(user_id)
+        context: dict[str, Any] = {"key": None if user_id is None else str(user_id)}
+        if user is not None:
+            try:
+                context.update(self._state.context_loader(user))
+            except Exception as error:  # a broken loader: rules see the key alone (logged once)
+                self._state.warn_once(("context", type(error)), "gatekeeper: context_loader raised %r", error)
+        context.update(self._extra_context or {})
+        built = self._context = MappingProxyType(context)
+        return built
 
     def _context_for(self, user_id: Any) -> Mapping[str, Any]:
         """The context of `user_id`: this Gatekeeper's own, or (explaining another user) the key alone."""
-        return self.context if user_id == self.user_id else _given_context(user_id, {})
+        own = self._user_id if self._user_id is not _MISSING else self._load_user_id()
+        if user_id != own:
+            return _given_context(user_id, {})
+        return self._context if self._context is not None else self._build_context()
 
     def add_context(self, **attributes: Any) -> None:
         """Add request attributes to the evaluation context (e.g. ``country="FR"`` in a before-request
