@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine
 
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.gatekeeper_control import leases, timer
 from {{ cookiecutter.package_name }}.gatekeeper_control.schedules import scheduler
 from tests.store_helpers import another_process, audit_log, snapshot
@@ -142,6 +143,15 @@ def test_a_forked_child_starts_a_timer_of_its_own_on_its_first_request(timed_app
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0
+
+
+def test_an_app_made_for_tests_starts_no_timer_unless_it_asks_for_one(tmp_path):
+    """`create_app({"TESTING": True, ...})` leaves the timer off (its jobs run with `run_due`); an app
+    that sets GATEKEEPER_TIMER itself gets what it set."""
+    url = f"sqlite:///{tmp_path / 'timer.db'}"
+    assert not timer.enabled(create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url}))
+    asked = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "GATEKEEPER_TIMER": True})
+    assert timer.enabled(asked)
 
 
 def test_a_failing_job_is_logged_and_runs_again(timed_app, caplog):

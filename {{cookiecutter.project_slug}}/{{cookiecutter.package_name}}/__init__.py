@@ -17,6 +17,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Settings.from_env(app.instance_path))
     if test_config:
         app.config.update(test_config)
+        if app.testing and "GATEKEEPER_TIMER" not in test_config:
+            # A test's app starts no timer thread unless it asks for one (tests run the jobs with
+            # `timer.run_due(app)`): a thread left running for an app whose database is gone would log
+            # errors into every later test.
+            app.config["GATEKEEPER_TIMER"] = False
 
     security.init_app(app)
     extensions.init_app(app)
