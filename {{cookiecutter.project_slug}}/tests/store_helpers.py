@@ -15,13 +15,8 @@ from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.gatekeeper import FeatureFlagConfig
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control import schedules
-from {{ cookiecutter.package_name }}.gatekeeper_control.store import (
-    AuditEntry,
-    OverrideStore,
-    Snapshot,
-    UserRef,
-    store,
-)
+from {{ cookiecutter.package_name }}.gatekeeper_control.snapshot import UserRef
+from {{ cookiecutter.package_name }}.gatekeeper_control.store import AuditEntry, OverrideStore, Snapshot, store
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.auth import lookup_user
-from {{ cookiecutter.package_name }}.gatekeeper_control.store import UserRef
+from {{ cookiecutter.package_name }}.gatekeeper_control.snapshot import UserRef
 
 
 def logged_in_as(client):

@@ -26,12 +26,8 @@ from {{ cookiecutter.package_name }}.gatekeeper import (
 )
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control import exposures as gatekeeper_exposures
-from {{ cookiecutter.package_name }}.gatekeeper_control.exposures import (
-    ExposureCount,
-    ExposureUnit,
-    chi_square_p_value,
-    exposures,
-)
+from {{ cookiecutter.package_name }}.gatekeeper_control.exposures import ExposureCount, ExposureUnit, exposures
+from {{ cookiecutter.package_name }}.gatekeeper_control.guardrails import chi_square_p_value
 
 
 class SkewedFFConfig(FeatureFlagConfig):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import user_lookup
 from .api import Problem, actor, operation
 from .api_flags import change_json, entry_json, schedule_json
 from .api_schemas import AUDIT_QUERY, EXPORT_QUERY, FLAG_QUERY, IMPORT_QUERY, REASON_QUERY
@@ -229,7 +230,7 @@ def undo(entry_id: str, body: dict[str, Any]) -> dict[str, Any]:
     response="UserFlags",
 )
 def user_flags(user: str) -> dict[str, Any]:
-    found = store.find_user(user)
+    found = user_lookup.find_user(user)
     if found is None:
         raise UnknownUserError(f"No user matches {user[:60]!r}: give the email or id of an existing user.")
     user_id = int(found.id) if str(found.id).isdigit() else found.id

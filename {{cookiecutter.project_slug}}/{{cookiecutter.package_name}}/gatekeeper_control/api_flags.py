@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from . import user_lookup
 from .api import Problem, actor, operation
 from .api_schemas import REASON_QUERY
 from .audit import AuditEntry
@@ -267,7 +268,7 @@ def set_override(flag: str, user: str, body: dict[str, Any]) -> dict[str, Any]:
     **WRITE,
 )
 def clear_override(flag: str, user: str, query: dict[str, Any]) -> dict[str, Any]:
-    found = store.find_user(user)
+    found = user_lookup.find_user(user)
     user_id = str(found.id) if found is not None else user
     entry = store.clear_user_override(flag, user_id, actor(), reason=query.get("reason"))
     return change_json(entry, f"{user} has no override of {flag}; nothing changed.")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from . import user_lookup
 from .audit import AuditEntry
 from .checks import unchecked_user_note
 from .conditions import OPERATORS
@@ -130,7 +131,7 @@ def override_command(flag: str, variant: str | None, user_text: str, clear: bool
 
 def _clear_override(flag: str, user_text: str, reason: str | None = None) -> None:
     try:
-        user = store.find_user(user_text)
+        user = user_lookup.find_user(user_text)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     # A deleted user's override can still be cleared by the id it was stored under.

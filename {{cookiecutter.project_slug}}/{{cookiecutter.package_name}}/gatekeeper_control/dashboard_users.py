@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from . import user_lookup
 from .checks import current_config_map, shorten
 from .dashboard import bp
 from .engine import gatekeeper
@@ -23,7 +24,7 @@ def users() -> str:
     found, candidates, rows, error, context, matched, groups_of = None, [], [], None, {}, [], []
     if query:
         try:
-            candidates = store.search_users(query)
+            candidates = user_lookup.search_users(query)
         except StoreError as exc:
             error = str(exc)
         if len(candidates) == 1:

@@ -34,7 +34,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from . import forks
 from .engine import gatekeeper
-from .guardrails import chi_square_p_value
+from .exposure_report import ExposureReport, rollout_weights, split_of_units
 from .tables import Base
 
 try:  # C's loop behind Counter.update(): counts an iterable's items into a dict
@@ -66,7 +65,6 @@ FLUSH_SOON = 5_000  # wake the writer early once this many entries wait
 CHART_HOURS = 24
 UNIT_WINDOW_DAYS = 7
 RETENTION_DAYS = 35  # rows older than this are deleted, at most once an hour
-SRM_P_VALUE = 0.001
 # Flags the dashboard evaluates to show an admin what they get are not exposures to the feature.
 DASHBOARD_BLUEPRINT = "gatekeeper"
 _ANONYMOUS_PREFIX = "anon:"
@@ -102,48 +100,6 @@ class ExposureUnit(Base):
 
 
 TABLES = [ExposureCount.__table__, ExposureUnit.__table__]
-
-
-@dataclass(frozen=True)
-class VariantShare:
-    """One variant's distinct units over the window, its share of them, and the share its weight expects."""
-
-    variant: str
-    units: int
-    share: float
-    expected: float | None
-
-
-@dataclass(frozen=True)
-class ExposureReport:
-    """A flag's exposures per variant over the last CHART_HOURS hours, and its split of distinct units."""
-
-    flag: str
-    hours: list[datetime]  # the start of each hour, oldest first
-    series: dict[str, list[int]]  # variant -> exposures in each of those hours
-    shares: list[VariantShare]
-    chi_square: float | None  # None: no weights, or too few units for the test
-    p_value: float | None
-
-    @property
-    def total(self) -> int:
-        return sum(sum(counts) for counts in self.series.values())
-
-    @property
-    def peak(self) -> int:
-        return max((max(counts) for counts in self.series.values()), default=0)
-
-    @property
-    def sample_ratio_mismatch(self) -> bool:
-        return self.p_value is not None and self.p_value < SRM_P_VALUE
-
-    def points(self, variant: str, width: float = 480, height: float = 120) -> str:
-        """The SVG polyline points of one variant's hourly counts in a width x height box."""
-        counts, peak = self.series[variant], max(self.peak, 1)
-        step = width / max(len(counts) - 1, 1)
-        return " ".join(
-            f"{index * step:.1f},{height - count * height / peak:.1f}" for index, count in enumerate(counts)
-        )
 
 
 # -- recording ------------------------------------------------------------------------------------------
@@ -381,7 +337,7 @@ class ExposureRecorder:
             if 0 <= hour - first_hour < CHART_HOURS:
                 series[variant][hour - first_hour] += count
         hours = [datetime.fromtimestamp((first_hour + i) * 3600, UTC) for i in range(CHART_HOURS)]
-        weights = weights or _weights(config)
+        weights = weights or rollout_weights(config)
         shares, chi_square, p_value = split_of_units(variants, units, weights)
         return ExposureReport(flag, hours, series, shares, chi_square, p_value)
 
@@ -473,35 +429,6 @@ class Exposures:
 exposures = Exposures()
 
 
-# -- the ratio check ----------------------------------------------------------------------------------
-
-
-def split_of_units(
-    variants: list[str], units: Mapping[str, int], weights: Mapping[str, float] | None
-) -> tuple[list[VariantShare], float | None, float | None]:
-    """Each variant's share of the units, and the chi-square statistic and p-value against `weights`
-    (None when there are no weights, or when any variant expects fewer than 5 units: too few to test)."""
-    total = sum(units.get(variant, 0) for variant in variants)
-    shares = [
-        VariantShare(
-            variant,
-            units.get(variant, 0),
-            units.get(variant, 0) / total if total else 0.0,
-            weights.get(variant, 0) / 100 if weights else None,
-        )
-        for variant in variants
-    ]
-    if not weights or not total:
-        return shares, None, None
-    tested = [share for share in shares if share.expected]
-    if len(tested) < 2 or any(total * share.expected < 5 for share in tested):
-        return shares, None, None
-    statistic = sum(
-        (share.units - total * share.expected) ** 2 / (total * share.expected) for share in tested
-    )
-    return shares, statistic, chi_square_p_value(statistic, len(tested) - 1)
-
-
 # -- helpers --------------------------------------------------------------------------------------------
 
 _RECORDERS: weakref.WeakSet[ExposureRecorder] = weakref.WeakSet()
@@ -584,11 +511,6 @@ def _rows(
 
 def _fits(text: str) -> bool:
     return len(text) <= COLUMN_LENGTH and "\x00" not in text
-
-
-def _weights(config: gatekeeper.FeatureFlagConfig | None) -> Mapping[str, float] | None:
-    weights = getattr(config, "ROLLOUT", None)
-    return weights if isinstance(weights, Mapping) and weights else None
 
 
 def _add_counts(session: Session, counts: Mapping[tuple[str, str, int], int]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import user_lookup
 from .audit import TARGETING_SUMMARY, TARGETING_WHAT, AuditEntry, clean_reason, record
 from .checks import quote
 from .conditions import Condition, ConditionError, check_condition, parse_condition_value
@@ -151,7 +152,7 @@ class Segments:
 
     def context_of(self, user_text: str) -> tuple[Any, dict[str, Any]]:
         """The user an email or id names, and their evaluation context (the context loader's attributes)."""
-        user = store.find_user(user_text)
+        user = user_lookup.find_user(user_text)
         if user is None:
             raise UnknownGroupError(f"No user matches {quote(user_text.strip())}.")
         user_id = int(user.id) if str(user.id).isdigit() else user.id

@@ -24,16 +24,15 @@ from flask import Flask, current_app
 from sqlalchemy import URL, create_engine, func, inspect, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from . import user_lookup
 from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
 from .checks import (
     check_flag,
     check_variant,
     current_config_map,
     find_stale,
-    one_user,
     quote,
     storable,
-    users_found,
 )
 from .errors import (
     OverrideError,
@@ -51,7 +50,6 @@ from .snapshot import (
     Snapshot,
     StaleOverride,
     UserLookup,
-    UserRef,
     UsersLookup,
     describe_error,
     missing_table,
@@ -385,7 +383,7 @@ class OverrideStore:
         """Serve `variant` of `flag` to the user named by `user_text` (email or id). None if already so."""
         reason = clean_reason(reason)
         check_variant(check_flag(flag), flag, variant)
-        user = self.find_user(user_text)
+        user = user_lookup.find_user(user_text)
         if user is None:
             raise UnknownUserError(
                 f"No user matches {quote(user_text.strip())}: enter the email or id of an existing user."
@@ -431,53 +429,6 @@ class OverrideStore:
             return record(session, actor, flag, action, label, before, None, reason=reason, user_id=user_id)
 
         return self._write(change)
-
-    def find_user(self, text: str) -> UserRef | None:
-        """The user an admin means by `text` (email or id), through the app's `user_lookup`; a text that is
-        only part of some users' emails or names raises UnknownUserError (a change needs one user)."""
-        text = (text or "").strip()
-        return one_user(text, self._lookup(text)) if storable(text, LABEL_LENGTH) else None
-
-    def search_users(self, text: str) -> list[UserRef]:
-        """The users `text` names: the one it names exactly, else those whose email or name it is part of,
-        when the app's `user_lookup` answers partial texts (the users page)."""
-        text = (text or "").strip()
-        return users_found(self._lookup(text)) if storable(text, LABEL_LENGTH) else []
-
-    def _lookup(self, text: str) -> Any:
-        lookup = current_state().user_lookup
-        if lookup is None:
-            return UserRef(id=text, label=text)
-        try:
-            return lookup(text)
-        except DATABASE_ERRORS as exc:
-            raise StoreUnavailableError(
-                f"Could not look up {text!r}: {describe_error(exc)}. Nothing was changed."
-            ) from exc
-
-    def find_users(self, texts: Sequence[str]) -> dict[str, UserRef]:
-        """The users `texts` name, {text: UserRef} (texts that name nobody are left out): through the app's
-        `users_lookup` in one call when it gave one, else one `find_user` each."""
-        texts = [
-            text
-            for text in dict.fromkeys((text or "").strip() for text in texts)
-            if storable(text, LABEL_LENGTH)
-        ]
-        state = current_state()
-        if state.users_lookup is None or state.user_lookup is None:
-            return {text: ref for text in texts if (ref := self._one_or_none(text)) is not None}
-        try:
-            return dict(state.users_lookup(texts))
-        except DATABASE_ERRORS as exc:
-            raise StoreUnavailableError(
-                f"Could not look up {len(texts)} users: {describe_error(exc)}. Nothing was changed."
-            ) from exc
-
-    def _one_or_none(self, text: str) -> UserRef | None:
-        try:
-            return self.find_user(text)
-        except UnknownUserError:  # part of several users' emails: in a pasted list, one that names nobody
-            return None
 
     @contextmanager
     def batch(self, *, commit: bool = True) -> Iterator[None]:

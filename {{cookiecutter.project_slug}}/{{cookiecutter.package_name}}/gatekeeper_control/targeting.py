@@ -18,6 +18,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from . import user_lookup
 from .audit import AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, current_config_map, quote, storable
 from .engine import gatekeeper
@@ -260,7 +261,7 @@ class TargetingStore:
         reason = clean_reason(reason)
         ids = []
         for text in users:
-            ref = store.find_user(text)
+            ref = user_lookup.find_user(text)
             ids.append(ref.id if ref is not None else (text or "").strip())
 
         def change(session: Session) -> AuditEntry | None:
@@ -285,7 +286,7 @@ class TargetingStore:
                 f"{len(texts):,} users at once is more than {MAX_USERS_PER_CHANGE:,}: add them in parts. "
                 "Nothing was changed."
             )
-        refs = store.find_users(texts)
+        refs = user_lookup.find_users(texts)
         found: dict[str, UserRef] = {}
         unknown = []
         for text in texts:

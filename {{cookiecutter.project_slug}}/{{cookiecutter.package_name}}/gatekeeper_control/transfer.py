@@ -22,6 +22,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from . import user_lookup
 from .audit import AuditEntry
 from .checks import current_config_map
 from .errors import OverrideError, StoreError
@@ -199,7 +200,7 @@ class _Importer:
         """This app's id for a user of the file: found by label (an email travels between apps), then id."""
         key = member["user_id"]
         if key not in self.users:
-            found = store.find_user(member.get("label") or key) or store.find_user(key)
+            found = user_lookup.find_user(member.get("label") or key) or user_lookup.find_user(key)
             self.users[key] = str(found.id) if found is not None else None
         return self.users[key]
 
