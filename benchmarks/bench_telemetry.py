@@ -19,7 +19,6 @@ Run through `make bench` (benchmarks/run.sh), which bakes the template and insta
 
 from __future__ import annotations
 
-import gc
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from benchcommon import (
     check_offline,
     forbid_network,
     import_baked_package,
+    interleaved_samples,
     print_table,
     project_argument,
 )
@@ -86,28 +86,6 @@ def build_app(package: Any, database: Path, telemetry: bool) -> Any:
     return app
 
 
-def cpu_samples(runs: dict[Any, Callable[[], object]], items: int, rounds: int = 21) -> dict[Any, list]:
-    """CPU ns per item of each loop, timed in turn with the order rotating each round (as benchcommon's
-    `interleaved_samples`), but on this thread's CPU clock: on a machine shared with other work, wall time
-    counts the other work's turns too, CPU time only this loop's own."""
-    samples: dict[Any, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        run()  # warm-up
-    names = list(runs)
-    for round_number in range(rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            gc.disable()
-            try:
-                start = time.thread_time_ns()
-                runs[name]()
-                samples[name].append((time.thread_time_ns() - start) / items)
-            finally:
-                gc.enable()
-    return samples
-
-
 def main() -> None:
     project = project_argument(__doc__.splitlines()[0])
     package = import_baked_package(project)
@@ -141,7 +119,7 @@ def main() -> None:
             raise SystemExit(f"the hook added {len(events)} events for {len(FLAGS)} flags")
 
         cases = {(on, in_span): loop(on, in_span) for on in (True, False) for in_span in (False, True)}
-        samples = cpu_samples(cases, REQUESTS_PER_SAMPLE)
+        samples = interleaved_samples(cases, REQUESTS_PER_SAMPLE, clock=time.thread_time_ns)
     rows = []
     for in_span, title in ((False, "api only, no span recording"), (True, "recording span, no exporter")):
         on, off = samples[(True, in_span)], samples[(False, in_span)]

@@ -113,12 +113,16 @@ def median_per_item(
 
 
 def interleaved_samples(
-    runs: dict[str, Callable[[], object]], items: int, rounds: int = 21
+    runs: dict[str, Callable[[], object]],
+    items: int,
+    rounds: int = 21,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> dict[str, list[float]]:
     """Ns per item of several loops timed in turn, one sample each per round, the order rotating each round.
 
     Timing the cases in turn, in a different order each round, spreads drift and order effects (caches,
-    the CPU's clock, neighbours on a shared machine) over all of them instead of over one.
+    the CPU's clock, neighbours on a shared machine) over all of them instead of over one. `clock` may be
+    `time.thread_time_ns`: on a machine shared with other work, only the loop's own CPU time counts.
     """
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for run in runs.values():
@@ -130,9 +134,9 @@ def interleaved_samples(
             gc.collect()
             gc.disable()
             try:
-                start = time.perf_counter_ns()
+                start = clock()
                 runs[name]()
-                samples[name].append((time.perf_counter_ns() - start) / items)
+                samples[name].append((clock() - start) / items)
             finally:
                 gc.enable()
     return samples

@@ -76,7 +76,7 @@ def open_as(browser, server, csp_violations):
         context = browser.new_context(viewport=viewport, color_scheme=color_scheme, **options)
         contexts.append(context)
         page = context.new_page()
-        page.on("console", lambda message: _record_csp_violation(message.text, csp_violations))
+        page.on("console", lambda message: record_csp_violation(message.text, csp_violations))
         page.on("dialog", lambda dialog: dialog.accept())  # the dashboard's "are you sure?" on a kill switch
         page.goto(f"{server}/auth/login")
         page.fill("#email", email)
@@ -91,7 +91,7 @@ def open_as(browser, server, csp_violations):
     assert csp_violations == [], "the Content-Security-Policy blocked something"
 
 
-def _record_csp_violation(text: str, violations: list[str]) -> None:
+def record_csp_violation(text: str, violations: list[str]) -> None:
     if "Content Security Policy" in text:
         violations.append(text)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from bakery import copy_project, gunicorn, run
-from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, record_csp_violation
 
 pytestmark = pytest.mark.slow
 
@@ -318,9 +318,7 @@ def signed_in(browser, served):
         context = browser.new_context()
         contexts.append(context)
         page = context.new_page()
-        page.on(
-            "console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None
-        )
+        page.on("console", lambda message: record_csp_violation(message.text, violations))
         page.goto(f"{url}/auth/login")
         page.fill("#email", email)
         page.fill("#password", PASSWORD)
@@ -332,11 +330,6 @@ def signed_in(browser, served):
     for context in contexts:
         context.close()
     assert violations == [], "the Content-Security-Policy blocked something"
-
-
-def _note_csp_violation(text: str, violations: list[str]) -> None:
-    if "Content Security Policy" in text:
-        violations.append(text)
 
 
 def variant_for(of_client, user_id: str) -> str:
