@@ -238,3 +238,18 @@ def test_undoing_an_add_after_the_member_left_is_refused_and_writes_nothing(app,
     page = undo(admin_client, added).text
     assert f"Change #{added.id} cannot be undone" in flashes(page)
     assert members(app, "beta") == []
+
+
+def test_an_add_whose_list_the_log_cut_short_is_listed_but_not_undone(app, admin_client, make_user):
+    """The log keeps the first members of a long list ("..."): the audit page still shows the change and
+    offers no undo for it, and an undo asked for anyway is refused with why."""
+    emails = [make_user(f"member-number-{n}-with-a-long-address@example.com").email for n in range(4)]
+    admin_client.post("/gatekeeper/groups", data={"name": "beta"})
+    admin_client.post("/gatekeeper/groups/beta/members", data={"users": " ".join(emails)})
+    added = audit_log(app)[0]
+    assert added.after.endswith("...")
+    page = admin_client.get("/gatekeeper/audit").text
+    assert "beta" in page
+    assert f"/gatekeeper/audit/{added.id}/undo" not in page
+    assert "the log kept only the first it named" in flashes(undo(admin_client, added).text)
+    assert members(app, "beta") == sorted(emails)

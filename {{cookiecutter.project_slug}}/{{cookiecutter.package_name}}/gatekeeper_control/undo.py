@@ -80,28 +80,34 @@ def _restore_description(entry: AuditEntry, actor: str, reason: str) -> AuditEnt
     return targeting.describe_group(entry.target, entry.before or "", actor, reason=reason)
 
 
-def _member_labels(entry: AuditEntry) -> list[str]:
-    """The members an add or a removal named, as the log keeps them (labels, e.g. emails)."""
+def _member_labels(entry: AuditEntry) -> list[str] | None:
+    """The members an add or a removal named, as the log keeps them (labels, e.g. emails); None when the
+    log cut the list short ("...")."""
     text = (entry.after if entry.action == "add_members" else entry.before) or ""
     if text.endswith("..."):
-        raise OverrideError(
-            f"Change #{entry.id} cannot be undone: the log keeps the first members it named, not all of "
-            "them; change the group's members on its page instead. Nothing was changed."
-        )
+        return None
     return [label for label in text.split(", ") if label]
 
 
 def _members_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
-    """An add is still in place while every member it added is in the group; a removal, while none is."""
+    """An add is still in place while every member it added is in the group; a removal, while none is.
+    A list the log cut short is never in place: who else it named is not known."""
     labels = _member_labels(entry)
+    if labels is None:
+        return "not known"
     present = set(snapshot.group_members.get(entry.target, {}).values())
     if entry.action == "add_members":
         return entry.after if present.issuperset(labels) else "other members"
     return None if present.isdisjoint(labels) else "other members"
 
 
+def _members_named(entry: AuditEntry) -> str:
+    cut = " (the log kept only the first it named)" if _member_labels(entry) is None else ""
+    return f"the members of group {entry.target}{cut}"
+
+
 def _restore_members(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
-    labels = _member_labels(entry)
+    labels = _member_labels(entry) or []  # a cut list never gets here: `_members_now` refused it
     if entry.action == "add_members":
         return targeting.remove_members(entry.target, labels, actor, reason=reason)
     return targeting.add_members(entry.target, labels, actor, reason=reason)
@@ -209,7 +215,7 @@ _KINDS = [
         _same_target,
         _members_now,
         _restore_members,
-        lambda entry: f"the members of group {entry.target}",
+        _members_named,
     ),
     UndoKind(
         ("describe_group",),
