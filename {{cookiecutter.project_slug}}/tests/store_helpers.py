@@ -84,7 +84,7 @@ def audit_log(app: Flask, flag: str | None = None) -> list[AuditEntry]:
 
 
 def another_process(
-    app: Flask,
+    app: Flask | None,
     *,
     config_map: Mapping[str, FeatureFlagConfig] = FF_CONFIG_MAP,
     clock: Callable[[], float] = time.monotonic,
@@ -95,6 +95,9 @@ def another_process(
 ) -> Process:
     """A second app on `app`'s database (or on `database_url`), as another worker would run it; `change_feed`
     is its GATEKEEPER_CHANGE_FEED."""
+    if database_url is None:
+        assert app is not None, "another process needs an app or a database URL"
+        database_url = app.config["SQLALCHEMY_DATABASE_URI"]
     other = Flask("another_process")
     other.config.update(
         TESTING=True,
@@ -104,7 +107,7 @@ def another_process(
         GATEKEEPER_CHANGE_FEED=change_feed,
     )
     other_store = OverrideStore(clock=clock)
-    engine = create_engine(database_url or app.config["SQLALCHEMY_DATABASE_URI"])
+    engine = create_engine(database_url)
     lookup = lambda text: UserRef(id=text, label=f"user {text}")  # noqa: E731
     schedules.init_app(other_store.init_app(other, engine, user_lookup=lookup))
     gatekeeper.init_app(other, config_map, store=other_store)

@@ -8,74 +8,31 @@ PostgreSQL with real gunicorn workers, a multiprocessing child and a worker scri
 
 from __future__ import annotations
 
-import ctypes
 import os
-import select
-import signal
-import threading
-import time
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask, jsonify, request
 
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper, flag_required
+from {{ cookiecutter.package_name }}.gatekeeper import flag_required
 from {{ cookiecutter.package_name }}.gatekeeper_config import FF_CONFIG_MAP
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
+from tests.fork_helpers import (
+    CHILD_BOUND,
+    TTL,
+    eventually,
+    force_elsewhere,
+    in_a_forked_child,
+    lock_held_by_another_thread,
+    variant_in_a_job,
+)
 from tests.store_helpers import another_process
 
-TTL = 0.2  # seconds: the job's staleness bound, short so the test is quick
-BOUND = 10.0  # seconds a test waits for what takes about TTL
-CHILD_BOUND = 60.0  # seconds a forked child gets to answer
-
-
-def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def variant_in_a_job(app: Flask, user_id: str = "42") -> str | None:
-    """What a job sees: an app context, no request, a Gatekeeper for one user (per unit of work)."""
-    with app.app_context():
-        return Gatekeeper(user_id=user_id).ff_variant("MY_NEW_FEATURE")
-
-
-def force_elsewhere(app: Flask, variant: str) -> None:
-    """Another process (the dashboard's, say) forces `variant` of MY_NEW_FEATURE."""
-    with app.app_context():
-        store.force("MY_NEW_FEATURE", variant, actor="test")
-
-
-def in_a_forked_child(check: Callable[[], bool], fork: Callable[[], int] = os.fork) -> bool:
-    """Fork, run `check` in the child (its answer comes back through a pipe), and wait for the child."""
-    read_end, write_end = os.pipe()
-    pid = fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        answer = b"no"
-        try:
-            answer = b"ok" if check() else b"no"
-        except BaseException as error:
-            answer = repr(error).encode()[:200]
-        finally:
-            os.write(write_end, answer)
-            os._exit(0)
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], CHILD_BOUND)
-        answer = os.read(read_end, 256) if ready else b""
-    finally:
-        os.close(read_end)
-        if not answer:  # a child stuck (on a lock held at the fork, say) fails the test, not the suite
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert answer, f"the forked child gave no answer in {CHILD_BOUND:g} s"
-    assert answer in (b"ok", b"no"), f"the child raised {answer.decode()}"
-    return answer == b"ok"
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_a_job_outside_requests_sees_a_change_made_elsewhere_within_the_ttl(app):
@@ -188,59 +145,20 @@ def test_a_snapshot_lock_held_at_the_fork_does_not_stop_the_child_refreshing(app
     so the child still refreshes within the TTL."""
     worker = another_process(app, ttl=TTL)
     assert variant_in_a_job(worker.app) == "NOT_VISIBLE"
-    app_store = worker.app.extensions["gatekeeper_store"]
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold() -> None:
-        with app_store.lock:
-            held.set()
-            release.wait(BOUND)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert held.wait(BOUND)
-    force_elsewhere(app, "VISIBLE")
-    try:
+    with lock_held_by_another_thread(worker.app):
+        force_elsewhere(app, "VISIBLE")
         assert in_a_forked_child(lambda: eventually(lambda: variant_in_a_job(worker.app) == "VISIBLE"))
-    finally:
-        release.set()
-        holder.join()
-
-
-def fork_without_pythons_hooks() -> int:
-    """fork() called in C, as uWSGI does without `py-call-osafterfork`: no `os.register_at_fork` hook runs.
-
-    Through `PyDLL`, which keeps the GIL across the call: `CDLL` lets it go, so another thread of this
-    process (an exposure writer, a timer) could hold it at the fork, and the child, where that thread does
-    not exist, would wait for it forever (the suite hung that way in CI)."""
-    return ctypes.PyDLL(None, use_errno=True).fork()
 
 
 def test_a_child_forked_without_pythons_hooks_is_set_right_at_its_first_database_check(app):
     """A fork Python's hooks never see (uWSGI without py-call-osafterfork) is noticed by its new pid when
     the store next goes to the database: the child then gets locks of its own, so even with the snapshot
-    lock held by another thread at the fork it sees a change made elsewhere within the TTL."""
-    worker = another_process(app, ttl=TTL)
-    assert variant_in_a_job(worker.app) == "NOT_VISIBLE"
-    app_store = worker.app.extensions["gatekeeper_store"]
-    release, held = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with app_store.lock:
-            held.set()
-            release.wait(BOUND)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert held.wait(BOUND)
-    force_elsewhere(app, "VISIBLE")
-    try:
-        child = lambda: eventually(lambda: variant_in_a_job(worker.app) == "VISIBLE")  # noqa: E731
-        assert in_a_forked_child(child, fork=fork_without_pythons_hooks)
-    finally:
-        release.set()
-        holder.join()
+    lock held by another thread at the fork it sees a change made elsewhere within the TTL. The fork is
+    made in a process of its own, whose only threads are the scenario's (tests/fork_helpers.py says why)."""
+    scenario = [sys.executable, "-m", "tests.fork_helpers", app.config["SQLALCHEMY_DATABASE_URI"]]
+    ran = subprocess.run(scenario, cwd=PROJECT, capture_output=True, text=True, timeout=CHILD_BOUND * 2)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "ok"
 
 
 def every_answer() -> dict[str, object]:
