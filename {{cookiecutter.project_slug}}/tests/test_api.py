@@ -370,6 +370,17 @@ def test_creating_a_group_twice_is_a_409(writer):
     assert writer("POST", "/groups", {"name": "beta"}).status_code == 409
 
 
+def test_deleting_a_group_that_has_members_is_a_409_and_keeps_it(app, writer, make_user):
+    make_user("member@example.com")
+    writer("POST", "/groups", {"name": "beta"})
+    writer("POST", "/groups/beta/members", {"users": ["member@example.com"]})
+    response = writer("DELETE", "/groups/beta")
+    assert response.status_code == 409
+    assert "remove them first" in response.get_json()["detail"]
+    with app.app_context():
+        assert "beta" in store.store.snapshot(max_age=0).groups
+
+
 # --- Every other change -------------------------------------------------------------------------------------
 
 
@@ -403,6 +414,8 @@ def test_every_change_and_its_removal_goes_through(app, writer, make_user):
         ),
         ("DELETE", "/segments/corp/conditions/1", None),
         ("DELETE", "/segments/corp", None),
+        ("POST", "/groups", {"name": "gone"}),
+        ("DELETE", "/groups/gone?reason=unused", None),
     ]
     for method, path, body in steps:
         response = writer(method, path, body)

@@ -193,7 +193,7 @@ def test_a_json_values_history_lists_the_keys_that_changed():
     assert AuditEntry(2, datetime.now(UTC), "ann", "F", "force", "everyone", "ON", "OFF").changes == []
 
 
-def test_an_added_segment_condition_is_undone_and_its_removal_says_it_cannot_be(app, admin_client):
+def test_an_added_segment_condition_is_undone_and_undoing_that_adds_it_again(app, admin_client):
     with app.app_context():
         segments.create("pros", "paying users", actor="ann")
         segments.add_condition("pros", "plan", "in", "pro, team", actor="ann")
@@ -201,8 +201,45 @@ def test_an_added_segment_condition_is_undone_and_its_removal_says_it_cannot_be(
     assert audit_log(app)[0].action == "remove_condition"
     with app.app_context():
         assert segments.matching({"plan": "pro"}, snapshot(app)) == []
-    refused = flashes(undo(admin_client, audit_log(app)[0]).text)
-    assert "the dashboard cannot undo remove_condition changes" in refused
+    undo(admin_client, audit_log(app)[0])
+    assert audit_log(app)[0].action == "add_condition"
+    with app.app_context():
+        assert segments.matching({"plan": "pro"}, snapshot(app)) == ["pros"]
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "matching", "other"),
+    [
+        ("equals", '"42"', {"code": "42"}, {"code": 42}),  # text that reads as a number stays text
+        ("lt", "5", {"age": 4}, {"age": 5}),
+        ("matches", "^a.*z$", {"name": "a b z"}, {"name": "b"}),
+        ("is_set", None, {"team": "x"}, {}),
+        ("semver_lt", "2.0.0", {"app": "1.9.1"}, {"app": "2.0.0"}),
+    ],
+)
+def test_a_removed_condition_comes_back_as_it_was(app, admin_client, operator, value, matching, other):
+    """Undoing a removal adds the condition again from the log's words, its value of the same type."""
+    attribute = next(iter(matching))
+    with app.app_context():
+        segments.create("some", "", actor="ann")
+        segments.add_condition("some", attribute, operator, value, actor="ann")
+        segments.remove_condition("some", 1, actor="ann")
+    undo(admin_client, audit_log(app)[0])
+    with app.app_context():
+        assert segments.matching(matching, snapshot(app)) == ["some"]
+        assert segments.matching(other, snapshot(app)) == []
+
+
+def test_a_removed_condition_of_a_deleted_segment_is_not_undone(app, admin_client):
+    with app.app_context():
+        segments.create("pros", "", actor="ann")
+        segments.add_condition("pros", "plan", "equals", "pro", actor="ann")
+        segments.remove_condition("pros", 1, actor="ann")
+        removed = audit_log(app)[0]
+        segments.delete("pros", actor="ann")
+    page = undo(admin_client, removed).text
+    assert f"Change #{removed.id} cannot be undone: segment pros has changed since" in flashes(page)
+    assert "pros" not in snapshot(app).segments
 
 
 def test_undoing_a_segments_creation_deletes_it(app, admin_client):
@@ -211,6 +248,35 @@ def test_undoing_a_segments_creation_deletes_it(app, admin_client):
     undo(admin_client, audit_log(app)[0])
     assert "pros" not in snapshot(app).segments
     assert audit_log(app)[0].action == "delete_segment"
+
+
+def test_undoing_a_groups_creation_deletes_it_and_undoing_that_creates_it_again(app, admin_client):
+    admin_client.post("/gatekeeper/groups", data={"name": "beta", "description": "early users"})
+    undo(admin_client, audit_log(app)[0])
+    assert "beta" not in snapshot(app).groups
+    assert audit_log(app)[0].action == "delete_group"
+    undo(admin_client, audit_log(app)[0])
+    assert snapshot(app).groups["beta"] == "early users"
+
+
+def test_undoing_the_creation_of_a_group_that_has_members_is_refused(app, admin_client, user):
+    admin_client.post("/gatekeeper/groups", data={"name": "beta"})
+    created = audit_log(app)[0]
+    admin_client.post("/gatekeeper/groups/beta/members", data={"users": user.email})
+    page = undo(admin_client, created).text
+    assert "Group beta has 1 member: remove them first" in flashes(page)
+    assert members(app, "beta") == [user.email]
+
+
+def test_a_group_is_deleted_from_its_page_only_when_empty(app, admin_client, user):
+    admin_client.post("/gatekeeper/groups", data={"name": "beta"})
+    admin_client.post("/gatekeeper/groups/beta/members", data={"users": user.email})
+    page = admin_client.post("/gatekeeper/groups/beta/delete", follow_redirects=True).text
+    assert "Group beta has 1 member: remove them first" in flashes(page)
+    admin_client.post("/gatekeeper/groups/beta/members/remove", data={"users": user.email})
+    page = admin_client.post("/gatekeeper/groups/beta/delete", follow_redirects=True).text
+    assert "Group beta deleted." in flashes(page)
+    assert "beta" not in snapshot(app).groups
 
 
 def members(app, group):

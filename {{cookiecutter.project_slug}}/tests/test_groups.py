@@ -60,6 +60,38 @@ def test_a_group_name_is_created_once(runner, beta):
     assert "Group beta already exists" in result.output
 
 
+def test_an_empty_untargeted_group_is_deleted_and_audited_with_its_description(app, runner, beta):
+    """`group delete` removes a group once it has no members and no flag targets it."""
+    gk(runner, "group", "remove", "beta", "7", "8")
+    result = gk(runner, "group", "delete", "beta")
+    assert result.exit_code == 0, result.output
+    assert "Group beta deleted." in result.output
+    assert "beta" not in snapshot(app).groups
+    deleted = audit_log(app)[0]
+    assert (deleted.action, deleted.before) == ("delete_group", "Early testers")
+    assert deleted.what == "group beta deleted"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (False, "Group beta has 2 members: remove them first"),
+        (True, "Group beta is targeted by NEW_CHECKOUT"),
+    ],
+)
+def test_a_group_with_members_or_targets_is_not_deleted(app, runner, beta, target, message):
+    """Deleting a group would change who gets what with no change of its own in the log: refused."""
+    if target:
+        gk(runner, "group", "remove", "beta", "7", "8")
+        gk(runner, "target", "NEW_CHECKOUT", "beta", "ON")
+    entries = len(audit_log(app))
+    result = gk(runner, "group", "delete", "beta")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "beta" in snapshot(app).groups
+    assert len(audit_log(app)) == entries
+
+
 def test_group_changes_are_audited(app, beta):
     """Creation and additions are in the audit log, by the CLI, with what changed."""
     added, created = audit_log(app)[:2]

@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from .api_schemas import NAME_PATTERN, SCHEMAS, ref
 from .errors import (
+    InUseError,
     ScheduleError,
     StoreError,
     StoreUnavailableError,
@@ -102,9 +103,11 @@ def problem_for(error: StoreError) -> Problem:
         return Problem(404, str(error))
     if isinstance(error, ScheduleError):
         return Problem(422, str(error))
-    # A conflict with what is stored: a circle of prerequisites, a name taken, an undo overtaken by a later
-    # change (the store says "already" and "cannot be undone" for those two, with no class of their own).
-    if isinstance(error, PrerequisiteError) or "already" in str(error) or "cannot be undone" in str(error):
+    # A conflict with what is stored: a circle of prerequisites, a group still in use, a name taken, an undo
+    # overtaken by a later change (the store says "already" and "cannot be undone" for those two, with no
+    # class of their own).
+    conflict = isinstance(error, PrerequisiteError | InUseError)
+    if conflict or "already" in str(error) or "cannot be undone" in str(error):
         return Problem(409, str(error))
     return Problem(422, str(error))
 

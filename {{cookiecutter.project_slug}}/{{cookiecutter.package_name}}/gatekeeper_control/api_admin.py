@@ -82,6 +82,18 @@ def describe_group(group: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @operation(
+    "DELETE",
+    "/groups/{group}",
+    summary="Delete a group (only an empty one that no flag targets: 409 otherwise)",
+    query=REASON_QUERY,
+    **WRITE,
+)
+def delete_group(group: str, query: dict[str, Any]) -> dict[str, Any]:
+    entry = targeting.delete_group(group, actor(), reason=query.get("reason"))
+    return change_json(entry, "")
+
+
+@operation(
     "POST",
     "/groups/{group}/members",
     summary="Add users (emails or ids) to a group",

@@ -74,6 +74,7 @@ TARGETING_WHAT = {
     "untarget": "{target} no longer targeted",
     "create_group": "group {target} created",
     "describe_group": "group {target} described",
+    "delete_group": "group {target} deleted",
     "add_members": "added to group {target}",
     "remove_members": "removed from group {target}",
     "off": "switched off",
@@ -101,6 +102,7 @@ TARGETING_SUMMARY = {
     "untarget": "{entry.flag}: {entry.target} no longer targeted{was}.",
     "create_group": "Group {entry.target} created.",
     "describe_group": "Group {entry.target} described.",
+    "delete_group": "Group {entry.target} deleted.",
     "add_members": "Group {entry.target}: added {entry.after}.",
     "remove_members": "Group {entry.target}: removed {entry.before}.",
     "off": "{entry.flag}: switched off; everyone gets its default.",
@@ -258,6 +260,7 @@ ACTION_NAMES: dict[str, dict[str, str]] = {
         "describe_group": "group described",
         "add_members": "members added",
         "remove_members": "members removed",
+        "delete_group": "group deleted",
     },
     "Segments": {
         "create_segment": "segment created",

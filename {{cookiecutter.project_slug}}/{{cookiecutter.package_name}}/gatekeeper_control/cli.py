@@ -227,6 +227,13 @@ def group_describe_command(name: str, description: str) -> None:
     _run(targeting.describe_group, name, description, unchanged=f"{name} already says that; nothing changed.")
 
 
+@group_cli.command("delete")
+@click.argument("name")
+def group_delete_command(name: str) -> None:
+    """Delete group NAME: an empty one that no flag targets (remove its members and targets first)."""
+    _run(targeting.delete_group, name, unchanged="")
+
+
 @group_cli.command("add")
 @click.argument("name")
 @click.argument("users", nargs=-1, required=True)

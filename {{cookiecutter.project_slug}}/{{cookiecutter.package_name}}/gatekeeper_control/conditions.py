@@ -76,6 +76,24 @@ class Condition:
         return f"{self.attribute} {words}{shown}"
 
 
+def condition_from_words(text: str) -> Condition | None:
+    """The condition `str(condition)` worded as `text` (the audit log's words), or None when no operator's
+    words fit: the longest words are tried first ("is a version before" before "is version")."""
+    for operator, (words, kind) in sorted(OPERATORS.items(), key=lambda item: -len(item[1][0])):
+        if kind == "none":
+            if text.endswith(f" {words}") and len(text) > len(words) + 1:
+                return Condition(text[: -len(words) - 1], operator)
+            continue
+        attribute, marker, shown = text.partition(f" {words} ")
+        if not marker or not attribute:
+            continue
+        try:
+            return Condition(attribute, operator, json.loads(shown))
+        except ValueError:
+            continue
+    return None
+
+
 def parse_condition_value(operator: str, text: str | None) -> Any:
     """The value of a condition as typed (CLI, dashboard): JSON when it parses, else the text itself; a
     comma-separated list for `in` / `not_in` when it is not a JSON list."""

@@ -199,6 +199,13 @@ def describe_group(name: str) -> Response:
     return _back_to_group(name)
 
 
+@bp.post("/groups/<name>/delete")
+def delete_group(name: str) -> Response:
+    """Delete an empty group no flag targets; refused with a message (and kept) otherwise."""
+    change(targeting.delete_group, name, unchanged="")
+    return _back_to_group(name)
+
+
 @bp.post("/groups/<name>/members")
 def add_members(name: str) -> Response:
     """Add members: emails or ids, separated by spaces, commas or new lines."""

@@ -35,6 +35,11 @@ class UnknownGroupError(OverrideError):
     pass
 
 
+class InUseError(OverrideError):
+    """A deletion that would change who gets what with no change of its own in the log (a group that still
+    has members, or that a flag targets); nothing was written."""
+
+
 class ValueRejectedError(OverrideError):
     """A variant value that is not JSON, not of the flag's type, or not what its VALUE_SCHEMA allows."""
 

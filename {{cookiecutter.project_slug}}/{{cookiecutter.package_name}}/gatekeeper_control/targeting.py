@@ -15,14 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from . import user_lookup
 from .audit import AuditEntry, clean_reason, record
 from .checks import check_flag, check_variant, current_config_map, quote, storable
 from .engine import gatekeeper
-from .errors import OverrideError, UnknownGroupError, UnknownUserError, WeightsError
+from .errors import InUseError, OverrideError, UnknownGroupError, UnknownUserError, WeightsError
 from .parsing import percentage
 from .snapshot import Snapshot, UserRef
 from .store import store
@@ -217,6 +217,33 @@ class TargetingStore:
                 description[:100] or None,
                 reason=reason,
             )
+
+        return store._write(change)
+
+    def delete_group(self, name: str, actor: str, *, reason: str | None = None) -> AuditEntry | None:
+        """Delete stored group NAME: only an empty one that no flag targets (remove its members and its
+        targets first, so that nothing anyone gets changes without a change of its own in the log). The
+        log keeps its description, for an undo to create it again."""
+        reason = clean_reason(reason)
+
+        def change(session: Session) -> AuditEntry | None:
+            row = _stored_group(session, name)
+            targets = select(TargetRow.flag).where(TargetRow.group == name).order_by(TargetRow.flag)
+            targeted_by = list(session.scalars(targets))
+            if targeted_by:
+                raise InUseError(
+                    f"Group {name} is targeted by {', '.join(targeted_by)}: remove those targets first; "
+                    "nothing changed."
+                )
+            members = session.scalar(select(func.count()).where(MemberRow.group == name)) or 0
+            if members:
+                raise InUseError(
+                    f"Group {name} has {members} member{'s' if members != 1 else ''}: remove them first; "
+                    "nothing changed."
+                )
+            description = row.description
+            session.delete(row)
+            return record(session, actor, "", "delete_group", name, description or None, None, reason=reason)
 
         return store._write(change)
 

@@ -1,6 +1,6 @@
-"""Undo for the changes of runtime targeting (group members too), prerequisites, segments and schedules (the
-store undoes its own, and values.py its values): how to tell what is in place now, and the write that puts
-`before` back.
+"""Undo for the changes of runtime targeting (groups and their members too), prerequisites, segments and
+schedules (the store undoes its own, and values.py its values): how to tell what is in place now, and the
+write that puts `before` back.
 
 Each kind registers an `UndoKind` in the store's `UNDO_KINDS`, so `store.undo(entry_id, ...)` treats every
 kind alike: it refuses when what the change set is no longer in place (a conflict: undoing would silently
@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from .audit import AuditEntry, record
-from .conditions import Condition
+from .conditions import Condition, condition_from_words
 from .errors import OverrideError
 from .prerequisites import prerequisites
 from .schedules import scheduler
@@ -78,6 +78,21 @@ def _restore_description(entry: AuditEntry, actor: str, reason: str) -> AuditEnt
             "log; describe the group again instead. Nothing was changed."
         )
     return targeting.describe_group(entry.target, entry.before or "", actor, reason=reason)
+
+
+def _group_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
+    """A creation is in place while the group exists; a deletion, while it does not."""
+    if entry.action == "create_group":
+        return entry.after if entry.target in snapshot.groups else "deleted"
+    return "created again" if entry.target in snapshot.groups else None
+
+
+def _restore_group(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
+    """Undo a creation by deleting the group (refused while it has members or targets: undo or remove those
+    first); undo a deletion by creating it again with the description the log kept."""
+    if entry.action == "create_group":
+        return targeting.delete_group(entry.target, actor, reason=reason)
+    return targeting.create_group(entry.target, entry.before or "", actor, reason=reason)
 
 
 def _member_labels(entry: AuditEntry) -> list[str] | None:
@@ -166,8 +181,9 @@ def _conditions(name: str) -> list[str]:
 
 
 def _segment_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
-    """A created segment is still in place while it exists; an added condition, while the segment has it."""
-    if entry.action == "create_segment":
+    """A created segment is still in place while it exists; an added condition, while the segment has it;
+    a removed one, while the segment exists without it."""
+    if entry.action == "create_segment" or entry.target not in snapshot.segments:
         return entry.after if entry.target in snapshot.segments else "deleted"
     return entry.after if entry.after in _conditions(entry.target) else None
 
@@ -175,6 +191,18 @@ def _segment_now(entry: AuditEntry, snapshot: Snapshot) -> str | None:
 def _restore_segment(entry: AuditEntry, actor: str, reason: str) -> AuditEntry | None:
     if entry.action == "create_segment":
         return segments.delete(entry.target, actor, reason=reason)
+    if entry.action == "remove_condition":  # add it again: a segment's conditions all hold, in any order
+        condition = condition_from_words(entry.before or "")
+        if condition is None:
+            raise OverrideError(
+                f"Change #{entry.id} cannot be undone: the log's words {entry.before!r} are not a condition "
+                "this version can read; add it again by hand. Nothing was changed."
+            )
+        # A text value goes as JSON, so that add_condition reads it back as text ("42" stays a string).
+        value = json.dumps(condition.value) if isinstance(condition.value, str) else condition.value
+        return segments.add_condition(
+            entry.target, condition.attribute, condition.operator, value, actor, reason=reason
+        )
     number = len(_conditions(entry.target)) - _conditions(entry.target)[::-1].index(entry.after or "")
     return segments.remove_condition(entry.target, number, actor, reason=reason)
 
@@ -218,6 +246,13 @@ _KINDS = [
         _members_named,
     ),
     UndoKind(
+        ("create_group", "delete_group"),
+        _same_target,
+        _group_now,
+        _restore_group,
+        lambda entry: f"group {entry.target}",
+    ),
+    UndoKind(
         ("describe_group",),
         _same_target,
         _description_now,
@@ -240,7 +275,5 @@ _KINDS = [
     ),
 ]
 for _kind in _KINDS:
-    # A removed condition or a deleted segment is not put back (its words are not a condition to parse).
-    UNDO_KINDS.update(
-        {action: _kind for action in _kind.actions if action not in ("remove_condition", "delete_segment")}
-    )
+    # A deleted segment is not put back: the log does not keep its conditions.
+    UNDO_KINDS.update({action: _kind for action in _kind.actions if action != "delete_segment"})
