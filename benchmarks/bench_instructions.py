@@ -15,11 +15,12 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
   class `init_app` derived (taken out after the warm-up), as a share of the page without them;
 - this round's features on: a third app, the same but with values stored for the ten flags, 100 segments of
   5 conditions stored and one of the ten flags targeting one of them (so its evaluation builds the context
-  and asks the segment), and a context with attributes (the user's, and two the page adds with
-  `request.gk.add_context` before its checks): what the ten flags add there, against the same with them off.
-  Outcome recording (guarded releases) is on in every app as baked; a fourth app with `GATEKEEPER_OUTCOMES`
-  off gives what it costs the ten-flag page (issue 24's target: <= 1.10x). OpenTelemetry is counted only where
-  `opentelemetry-api` is installed (the table says so otherwise).
+  and asks the segment), a guarded release under way on another (so its requests' outcomes are recorded:
+  outcomes are kept for releases alone), and a context with attributes (the user's, and two the page adds
+  with `request.gk.add_context` before its checks): what the ten flags add there, against the same with
+  them off. A fourth app, the third with `GATEKEEPER_OUTCOMES` off, gives what outcome recording costs the
+  ten-flag page (issue 24's target: <= 1.10x). OpenTelemetry is counted only where `opentelemetry-api` is
+  installed (the table says so otherwise).
 
 The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
 asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
@@ -61,6 +62,9 @@ HOOK_SHARE_TARGET = 1.0  # percent of a no-flag request that gatekeeper's own ho
 FEATURES_RATIO_TARGET = 1.10  # the ten flags with this round's features on, over the same with them off
 SEGMENTS = 100
 TARGETED = ("BENCH_EXTRA_1", "segment-7", "ON")  # one of the ten flags targets one of the segments
+# Another is under a release (flag, treatment, control): its requests' outcomes are recorded.
+RELEASED = ("HOMEPAGE_EXPERIMENT", "VARIANT_A", "CONTROL")
+FEATURE_KINDS = ("features", "noout")  # the apps with the features stored
 ANONYMOUS_ID = "0123456789abcdef0123456789abcdef"
 # Far past any run: no background snapshot refresh or exposure write lands inside a case.
 QUIET_SECONDS = 10**9
@@ -90,8 +94,8 @@ def main() -> None:
 
 # (checks, kind): "on" is the app as baked; "off" the same with gatekeeper's request hooks taken out (in the
 # child); "noexp" the app with GATEKEEPER_EXPOSURES off; "features" the app as baked with this round's
-# features on (values, segments, a target on one, a context with attributes); "noout" the app with
-# GATEKEEPER_OUTCOMES off.
+# features on (values, segments, a target on one, a release under way on another, a context with
+# attributes); "noout" the features app with GATEKEEPER_OUTCOMES off.
 CASES = (
     ("0", "on"),
     ("1", "on"),
@@ -146,7 +150,7 @@ def prepare(project: Path, databases: Path) -> None:
         app = build_app(package, databases, kind)
         with app.app_context():
             package.database.init_db()
-        if kind == "features":
+        if kind in FEATURE_KINDS:
             store_features(package, app, TEN_FLAGS)
 
 
@@ -162,7 +166,7 @@ def run_cases(
     apps, clients = {}, {}
     for kind in KINDS:
         app = apps[kind] = build_app(package, databases, kind)
-        app.register_blueprint(pages(flask, TEN_FLAGS, context=kind == "features"))
+        app.register_blueprint(pages(flask, TEN_FLAGS, context=kind in FEATURE_KINDS))
         recorder = app.extensions.get("gatekeeper_exposures")
         if recorder is not None:
             recorder.flush_seconds = 0  # no writer thread: the same request path, nothing running beside it
@@ -256,9 +260,11 @@ def pages(flask: Any, flags: Any, context: bool = False) -> Any:
 
 def store_features(package: Any, app: Any, flags: Any) -> None:
     """This round's features, stored through the store's own API: a value for the variant each of `flags`
-    is asked for, 100 segments of 5 conditions (as bench_segments.py), and a target of one flag on one."""
+    is asked for, 100 segments of 5 conditions (as bench_segments.py), a target of one flag on one, and a
+    release of another (its first step: the treatment at its first milestone)."""
     control = f"{package.__name__}.gatekeeper_control"
     values = importlib.import_module(f"{control}.values").values
+    releases = importlib.import_module(f"{control}.releases").releases
     segments = importlib.import_module(f"{control}.segments").segments
     targeting = importlib.import_module(f"{control}.targeting").targeting
     with app.app_context():
@@ -273,11 +279,14 @@ def store_features(package: Any, app: Any, flags: Any) -> None:
             segments.add_condition(name, "country", "is_set", None, actor="bench")
             segments.add_condition(name, "app_version", "semver_gt", "2.1.0", actor="bench")
         targeting.target(*TARGETED, actor="bench")
+        releases.start(*RELEASED, "bench")
         snapshot = app.extensions["gatekeeper"].store.snapshot(max_age=0)
         if len(snapshot.segments) != SEGMENTS or len(snapshot.values) != len(flags):
             raise SystemExit("the features were not stored")
         if TARGETED[0] not in snapshot.group_targets:
             raise SystemExit(f"{TARGETED[0]} targets no segment")
+        if RELEASED[0] not in getattr(snapshot, "watched", ()):
+            raise SystemExit(f"{RELEASED[0]}'s release is not under way")
 
 
 def telemetry_note(package: Any) -> str:
@@ -408,7 +417,8 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
     shares = {who: 100 * results[who]["hooks"] / results[who]["page without hooks"] for who in visitors}
     ratios = {who: results[who]["ten, features on"] / results[who]["ten"] for who in visitors}
     outcome_ratios = {
-        who: results[who]["ten-flag page"] / results[who]["ten-flag page, outcomes off"] for who in visitors
+        who: results[who]["ten-flag page, features on"] / results[who]["ten-flag page, outcomes off"]
+        for who in visitors
     }
     labels = {"anonymous": "anonymous", "signed-in": "signed in"}
     print(
@@ -452,8 +462,8 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
             "",
         ],
         ["    of which: a context with attributes (the user's, and 2 added)", *(["on"] * len(visitors)), ""],
-        ["    of which: outcome recording", *(["on"] * len(visitors)), ""],
-        ["  ten flags add, outcome recording off", *counts("ten, outcomes off", "+"), ""],
+        [f"    of which: outcome recording ({RELEASED[0]} under a release)", *(["on"] * len(visitors)), ""],
+        ["  ten flags add, features on but outcome recording off", *counts("ten, outcomes off", "+"), ""],
         [
             "    the ten-flag page, outcome recording on over off",
             *(f"{outcome_ratios[w]:.3f}x" for w in visitors),

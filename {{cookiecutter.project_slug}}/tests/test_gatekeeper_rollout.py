@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from {{ cookiecutter.package_name }}.gatekeeper import (
     Gatekeeper,
     rollout_bucket,
 )
-from tests.bare_app import cookies_set, make_app
+from tests.bare_app import StaticStore, cookies_set, make_app
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,3 +186,31 @@ def test_a_tampered_anonymous_id_is_replaced():
     response = client.get("/explain/HALF")
     assert response.status_code == 200
     assert len(cookies_set(response)[ANONYMOUS_COOKIE].value) == 32
+
+
+@dataclass
+class WeightsStore(StaticStore):
+    """A store whose snapshot holds weights set at runtime."""
+
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def test_a_rule_that_asks_another_flags_rollout_obeys_that_flags_stored_weights():
+    """A flag with no weights of its own whose rule asks another flag's `rollout()` gets that flag's weights
+    set at runtime, in a request and in a job alike."""
+    inner = experiment("INNER", {"IN": 50, "OUT": 50})
+
+    class Outer(FeatureFlagConfig):
+        FLAG_NAME = "OUTER"
+        VARIANTS_ENUM_STR = "ON OFF"
+        DEFAULT_VARIANT = "OFF"
+
+        def _get_variant(self, user_id=None, app=None, request=None, session=None):
+            return "ON" if inner.rollout(user_id).name == "IN" else "OFF"
+
+    store = WeightsStore(weights={"INNER": {"IN": 100, "OUT": 0}})
+    app = make_app({"INNER": inner, "OUTER": Outer()}, store=store)
+    client = app.test_client()
+    assert {client.get("/explain/OUTER").text for _ in range(20)} == {"ON rule"}
+    with app.app_context():
+        assert {Gatekeeper(user_id=n).ff_variant("OUTER") for n in range(50)} == {"ON"}

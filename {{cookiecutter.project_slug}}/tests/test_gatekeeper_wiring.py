@@ -1,7 +1,11 @@
 """How flags reach views, templates and the command line."""
 
+from dataclasses import dataclass
+
+from flask import request
+
 from {{ cookiecutter.package_name }} import gatekeeper
-from tests.bare_app import make_app
+from tests.bare_app import StaticStore, make_app
 
 
 def test_jinja_globals_ff_and_gk_answer_for_the_current_user():
@@ -97,6 +101,32 @@ def test_on_response_runs_nothing_for_a_request_that_asked_no_flag():
 
     app.test_client().get("/plain")
     assert seen == []
+
+
+@dataclass
+class WatchingStore(StaticStore):
+    """A store whose snapshot names the flags whose requests `on_response` functions see."""
+
+    watched: frozenset[str] = frozenset()
+
+
+def test_on_response_sees_only_requests_that_asked_a_flag_the_store_watches():
+    """With a `watched` set in the snapshot (gatekeeper_control: the flags under a release), a request that
+    asked only other flags runs nothing; one that asked a watched flag, even after others, is handed over."""
+    app = make_app(store=WatchingStore(watched=frozenset({"HALF"})))
+    seen = []
+    gatekeeper.on_response(app, lambda gk, response, started: seen.append(gk.evaluations()))
+
+    @app.get("/two")
+    def two():
+        return f"{request.gk.ff_variant('ON_OFF')} {request.gk.ff_variant('HALF')}"
+
+    client = app.test_client()
+    client.get("/explain/ON_OFF")
+    assert seen == []
+    client.get("/two")
+    [evaluations] = seen
+    assert [e.flag for e in evaluations] == ["ON_OFF", "HALF"]
 
 
 def test_a_failing_on_response_function_is_logged_and_the_response_still_goes_out(caplog):

@@ -272,7 +272,14 @@ def test_the_cli_shows_a_release_and_its_evidence(app, runner):
     assert "errors: ON 0.01667 over 60, OFF 0.01 over 1,000" in result.output
 
 
+def test_a_request_that_asked_no_flag_under_a_release_counts_nothing(app, client):
+    """Outcomes are kept for releases alone: with none under way, a page that asks flags records nothing."""
+    client.get("/")
+    assert outcomes.recorder(app).pending == 0
+
+
 def test_a_request_that_asked_a_flag_counts_its_outcome_against_the_variant_served(app, client):
+    start(app)
     client.get("/")
     recorder = outcomes.recorder(app)
     with app.app_context():
@@ -295,6 +302,7 @@ def test_an_error_response_and_a_tracked_metric_count_against_the_variants_serve
         gatekeeper.track("checkout_completed", 2.5)
         abort(503)
 
+    start(app)
     app.test_client().get("/checkout-test")
     recorder = outcomes.recorder(app)
     with app.app_context():
@@ -316,6 +324,7 @@ def test_an_unhandled_exception_counts_as_an_error_against_the_variants_served(a
         request.gk.ff("NEW_CHECKOUT", "ON")
         raise RuntimeError("the new checkout broke")
 
+    start(app)
     assert app.test_client().get("/checkout-crash").status_code == 500
     with app.app_context():
         outcomes.recorder(app).flush()
@@ -326,8 +335,8 @@ def test_an_unhandled_exception_counts_as_an_error_against_the_variants_served(a
 
 
 def test_outcome_recording_adds_no_request_hook_a_page_without_flags_would_run(app):
-    """The recorder rides the engine's `on_response` (registered at a request's first flag): the app's
-    before, after and teardown lists hold nothing of it."""
+    """The recorder rides the engine's `on_response` (registered at a request's first flag under a
+    release): the app's before, after and teardown lists hold nothing of it."""
     recorder = outcomes.recorder(app)
     hooks = [
         hook

@@ -197,7 +197,8 @@ class Settings:
     # A thread in each process that applies due scheduled changes on time, traffic or not (off: the first
     # request after their time applies them).
     GATEKEEPER_TIMER: bool = True
-    # Request outcomes per flag variant (errors, latency, tracked metrics), for guarded releases.
+    # Request outcomes per flag variant (errors, latency, tracked metrics), for guarded releases: counted only
+    # for the requests that ask a flag a release is under way on.
     GATEKEEPER_OUTCOMES: bool = True
     GATEKEEPER_OUTCOMES_FLUSH: float = 5.0  # seconds between the background writes of outcomes
     # For trying guarded releases only: the share of home pages that fail when NEW_CHECKOUT is ON (views.py).

@@ -132,7 +132,8 @@ _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer tabl
 _new_object = object.__new__
 _evaluation_of = operator.itemgetter(_EVALUATION)
 # The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
-# `rollout()` then obeys.
+# `rollout()` then obeys; without it (a request's flag with no weights of its own), `rollout()` asks the
+# request's own Gatekeeper.
 _rule_gatekeeper: ContextVar[Gatekeeper | None] = ContextVar("gatekeeper_rule_gatekeeper", default=None)
 
 flag_evaluated = Namespace().signal(
@@ -324,6 +325,12 @@ class FeatureFlagConfig(ABC):
         """
         # Never change this hashing or the order of the ranges: every user would move to another variant.
         gk = _rule_gatekeeper.get()
+        request_gk = None
+        if gk is None or unit_id is None:  # the request's own Gatekeeper: its weights, its visitor's id
+            context = _cv_request.get(None) if _cv_request is not None else None
+            request_gk = context.request.__dict__.get("gk") if context is not None else None
+            if gk is None:
+                gk = request_gk
         stored = gk._weights.get(self._rollout_flag) if gk is not None else None
         if stored is not None and stored.keys() <= self._names:  # else stale: a variant left the code
             weights = stored
@@ -332,8 +339,6 @@ class FeatureFlagConfig(ABC):
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
         if unit_id is None:  # the visitor's anonymous id: anonymous_id(), with its look-ups inlined
-            context = _cv_request.get(None) if _cv_request is not None else None
-            request_gk = context.request.__dict__.get("gk") if context is not None else None
             if request_gk is not None:
                 unit_id = request_gk._anonymous_id or request_gk._get_anonymous_id()
             if unit_id is None:
@@ -678,6 +683,8 @@ class _Snapshot:
     # (flag, group) -> {variant: percent}: a target that splits its group, sticky per user (or visitor)
     target_splits: Mapping[tuple[str, str], Mapping[str, float]] = MappingProxyType({})
     values: Mapping[str, Mapping[str, Any]] = MappingProxyType({})  # flag -> {variant: value set at runtime}
+    # The flags whose requests `on_response` functions see (None: every flag's).
+    watched: frozenset[str] | None = None
 
 
 _EMPTY_SNAPSHOT = _Snapshot()
@@ -931,6 +938,7 @@ class Gatekeeper:
         "_user",
         "_user_id",
         "_values",
+        "_watched",
         "_weights",
         "app",
         "request",
@@ -972,6 +980,7 @@ class Gatekeeper:
         self._resolving: set[Any] | None = None  # (flag, user) whose prerequisites are being asked
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._touched: frozenset[str] = _NO_FLAGS  # the flags the overrides name (see _load_overrides)
+        self._watched: frozenset[str] = _NO_FLAGS  # flags whose first evaluation watches the response
         self._anonymous_id: str | None = None
 
     @property
@@ -1149,7 +1158,12 @@ class Gatekeeper:
         overrides = self._overrides
         if overrides is None:
             overrides = self._load_overrides()
-        if (overrides and flag in self._touched) or self._weights or not config._plain_rule:
+        weights = self._weights
+        if (
+            (overrides and flag in self._touched)
+            or not config._plain_rule
+            or (weights and (flag in weights or self.request is None))
+        ):
             answers = self._evaluate(flag, config, user_id)
         else:  # the usual case, `_evaluate` with nothing to ask before the rule (a call less per flag)
             try:
@@ -1162,6 +1176,9 @@ class Gatekeeper:
                 else:
                     answers = _rule_result(flag, config, result)
         self._flags[flag] = answers
+        if flag in self._watched:  # the request's first flag the store watches: hand its response over
+            self._watched = _NO_FLAGS
+            _watch_response(self._state.responses, self)
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -1200,7 +1217,9 @@ class Gatekeeper:
         call more per flag costs as much as a tenth of a first check.)
         """
         overrides = self._overrides if self._overrides is not None else self._load_overrides()
-        if overrides or config._code_overrides or config._prerequisites:
+        # Only a flag something stored names (`_touched`) can be answered by a stored step; code overrides
+        # and prerequisites are the config's own.
+        if (overrides and flag in self._touched) or config._code_overrides or config._prerequisites:
             stored, steps = (overrides, self._steps) if overrides else (_NOTHING_STORED, EVALUATION_STEPS)
             for step in steps:
                 evaluation = step(self, flag, config, user_id, *stored)
@@ -1254,7 +1273,11 @@ class Gatekeeper:
             if OVERRIDE_COOKIE in cookies:
                 browser = read_browser_overrides(request, gatekeeper=self)
             if state.responses and request.__dict__.get("gk") is self:  # the request's own, first flag
-                _watch_response(state.responses, self)
+                watched = getattr(snapshot, "watched", None)
+                if watched is None:  # a store that does not say: every flag
+                    _watch_response(state.responses, self)
+                else:  # only the flags it names (gatekeeper_control: those a release runs on)
+                    self._watched = watched
         self._weights = snapshot.weights
         self._values = snapshot.values
         if (
@@ -1554,6 +1577,7 @@ def _adapt_snapshot(snapshot: Any) -> _Snapshot:
         "target_splits",
     ):
         setattr(adapted, name, getattr(snapshot, name, None) or getattr(adapted, name))
+    adapted.watched = getattr(snapshot, "watched", None)  # (an empty set is not None: it watches nothing)
     return adapted
 
 
@@ -1602,7 +1626,7 @@ class _RequestGatekeeper:
             gk._overrides = gk._context = gk._extra_context = gk._resolving = gk._anonymous_id = None
             gk._weights = gk._values = _NO_WEIGHTS
             gk._steps = EVALUATION_STEPS
-            gk._touched = _NO_FLAGS
+            gk._touched = gk._watched = _NO_FLAGS
         request.__dict__["gk"] = gk
         return gk
 
@@ -1624,10 +1648,12 @@ RESPONSE_KEY = "gatekeeper_response"  # app.extensions[...]: what on_response re
 def on_response(app: Flask, function: Callable[[Gatekeeper, Response, float], None]) -> None:
     """Call `function(gk, response, started)` with the response of each request of `app` whose own
     `request.gk` evaluated a flag, before the app's `after_request` functions (Flask's `after_this_request`,
-    registered at the request's first flag); `started` is `time.perf_counter()` at that first flag. A
-    request that asks no flag runs nothing of this. An exception that escapes Flask (debug and testing
-    propagate them) leaves no response to hand over. What `function` raises is logged, never the
-    request's failure. (gatekeeper_control counts request outcomes here.) Works before or after `init_app`."""
+    registered at the request's first flag); `started` is `time.perf_counter()` at that first flag. When the
+    store's snapshot has a `watched` set, only requests that evaluated one of those flags are handed over,
+    and `started` is taken at the first of them. A request that asks no such flag runs nothing of this. An
+    exception that escapes Flask (debug and testing propagate them) leaves no response to hand over. What
+    `function` raises is logged, never the request's failure. (gatekeeper_control counts request outcomes
+    here, for the flags a release is under way on.) Works before or after `init_app`."""
     app.extensions.setdefault(RESPONSE_KEY, []).append(function)
 
 

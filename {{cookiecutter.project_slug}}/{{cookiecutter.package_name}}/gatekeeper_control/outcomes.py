@@ -1,6 +1,8 @@
 """Request outcomes per flag variant: how the requests that were served each variant went, per minute.
 
-A release (releases.py) compares a treatment variant with a control variant on these totals. Each row of
+A release (releases.py) compares a treatment variant with a control variant on these totals, and they are
+kept for nothing else: only a request that asks a flag a release is under way on (the snapshot's
+`watched`) is counted, and every other request pays nothing for them. Each row of
 `gatekeeper_outcomes` holds, for one flag, variant, minute (since the Unix epoch) and metric, the number of
 observations, their sum and their sum of squares: `errors` (one observation per request, 1 for a 5xx or an
 unhandled exception), `latency_ms` (from the request's first flag to its response, with a fixed log-scale
@@ -222,15 +224,15 @@ TRACKED = "gatekeeper_tracked"  # where `gatekeeper.track()` keeps a request's m
 
 
 class OutcomeRecorder:
-    """One app's outcome buffer: each request that asked a flag adds, per flag and variant it was served,
-    one `errors` observation (1 for a 5xx or an unhandled exception), its duration in `latency_ms`, and the
-    metrics the app tracked with `gatekeeper.track()`. The timer writes the buffer every
-    `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit. Bounded: past MAX_KEYS
-    entries new ones are dropped and counted.
+    """One app's outcome buffer: each request that asked a flag under a release adds, per flag and variant
+    it was served, one `errors` observation (1 for a 5xx or an unhandled exception), its duration in
+    `latency_ms` (from its first such flag), and the metrics the app tracked with `gatekeeper.track()`. The
+    timer writes the buffer every `GATEKEEPER_OUTCOMES_FLUSH` seconds (5); what is left is written at exit.
+    Bounded: past MAX_KEYS entries new ones are dropped and counted.
 
-    It rides the engine's `on_response`: a request that asks no flag runs none of it. A request that asked
-    one only appends one tuple to a queue (no lock: a deque's append is atomic); whoever reads the buffer
-    next (the writer, `pending`) counts the queue into the totals, off the request path."""
+    It rides the engine's `on_response`: a request that asks no flag under a release runs none of it. One
+    that does only appends one tuple to a queue (no lock: a deque's append is atomic); whoever reads the
+    buffer next (the writer, `pending`) counts the queue into the totals, off the request path."""
 
     def __init__(self, app: Flask, engine_of: Callable[[], Engine], clock: Callable[[], float] = time.time):
         self.app = app
@@ -253,9 +255,10 @@ class OutcomeRecorder:
             return len(self._buffer)
 
     def responded(self, gk: Any, response: Response, started: float) -> None:
-        """The engine's `on_response`, for a request that asked flags: queue its outcome (a 5xx is an
-        error; an unhandled exception is one too, as the 500 Flask makes of it), its duration from its
-        first flag to its response, and what it tracked. The dashboard's own requests are not counted."""
+        """The engine's `on_response`, for a request that asked a flag under a release: queue its outcome
+        (a 5xx is an error; an unhandled exception is one too, as the 500 Flask makes of it), its duration
+        from its first such flag to its response, and what it tracked. The dashboard's own requests are not
+        counted."""
         rule = gk.request.url_rule  # `request.blueprint`, without its two properties
         if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
             return

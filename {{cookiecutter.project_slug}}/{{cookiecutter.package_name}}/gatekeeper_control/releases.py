@@ -33,12 +33,19 @@ from .guardrails import ArmStats, Comparison, Decision, Guardrail, Plan, chi_squ
 from .outcomes import ERRORS, ArmOutcomes, Baseline, baseline_in, totals
 from .snapshot import DATABASE_ERRORS, EXTENSION_KEY, as_utc
 from .store import current_state, store
-from .tables import LABEL_LENGTH, NAME_LENGTH, ReleaseDecisionRow, ReleaseRow, ReleaseTemplateRow
+from .tables import (
+    ACTIVE_RELEASE,
+    LABEL_LENGTH,
+    NAME_LENGTH,
+    ReleaseDecisionRow,
+    ReleaseRow,
+    ReleaseTemplateRow,
+)
 from .targeting import code_weights, set_weights_in, utc_now
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("running", "paused")
+ACTIVE = ACTIVE_RELEASE
 LEASE_NAME = "releases"
 LEASE_SECONDS = 30.0
 # A split this unlikely under the weights (chi-square on the step's requests) holds the release.

@@ -37,12 +37,14 @@ from .conditions import CompiledSegment, Condition, compile_segment
 from .engine import gatekeeper
 from .push import ChangeFeed, feed_for
 from .tables import (
+    ACTIVE_RELEASE,
     ConditionRow,
     DisabledRow,
     ForcedRow,
     GroupRow,
     MemberRow,
     PrerequisiteRow,
+    ReleaseRow,
     ScheduleRow,
     SegmentRow,
     TargetRow,
@@ -111,6 +113,9 @@ class Snapshot:
     values: Mapping[str, Mapping[str, Any]] = _nothing()  # flag -> {variant: value set at runtime}
     segments: Mapping[str, CompiledSegment] = _nothing()  # segment -> its conditions, compiled to match
     prerequisites: Mapping[str, tuple[tuple[str, str], ...]] = _nothing()  # flag -> ((flag, variant), ...)
+    # The flags a release is under way on: the engine hands outcomes.py the response of a request that asked
+    # one of them (its `on_response`), and no other request pays for outcome recording.
+    watched: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,9 @@ def read_snapshot(session: Session, version: int) -> Snapshot:
         user_labels=MappingProxyType(labels),
         version=version,
         loaded_at=datetime.now(UTC),
+        watched=frozenset(
+            session.scalars(select(ReleaseRow.flag).where(ReleaseRow.state.in_(ACTIVE_RELEASE)))
+        ),
         **_read_targeting(session),
     )
 

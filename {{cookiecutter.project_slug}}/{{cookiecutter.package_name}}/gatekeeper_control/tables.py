@@ -278,6 +278,9 @@ class OutcomeRow(Base):
     total_squares: Mapped[float] = mapped_column(Float)
 
 
+ACTIVE_RELEASE = ("running", "paused")  # the states of a release still under way (at most one per flag)
+
+
 class ReleaseRow(Base):
     """A guarded release of one flag: treatment against control, ramped by milestones (releases.py)."""
 
