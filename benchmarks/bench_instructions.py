@@ -15,12 +15,13 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
   class `init_app` derived (taken out after the warm-up), as a share of the page without them;
 - this round's features on: a third app, the same but with values stored for the ten flags, 100 segments of
   5 conditions stored and one of the ten flags targeting one of them (so its evaluation builds the context
-  and asks the segment), a guarded release under way on another (so its requests' outcomes are recorded:
-  outcomes are kept for releases alone), and a context with attributes (the user's, and two the page adds
-  with `request.gk.add_context` before its checks): what the ten flags add there, against the same with
-  them off. A fourth app, the third with `GATEKEEPER_OUTCOMES` off, gives what outcome recording costs the
-  ten-flag page (issue 24's target: <= 1.10x). OpenTelemetry is counted only where `opentelemetry-api` is
-  installed (the table says so otherwise).
+  and asks the segment), and a context with attributes (the user's, and two the page adds with
+  `request.gk.add_context` before its checks): what the ten flags add there, against the same with them
+  off. Outcome recording is on in every app as baked, and costs a flag nothing until a release is under
+  way on it (outcomes are kept for releases alone); so a fourth app, the third with a guarded release under
+  way on another of the ten flags, and a fifth, the fourth with `GATEKEEPER_OUTCOMES` off, give what
+  recording costs the ten-flag page then (issue 24's target: <= 1.10x). OpenTelemetry is counted only where
+  `opentelemetry-api` is installed (the table says so otherwise).
 
 The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
 asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
@@ -64,7 +65,8 @@ SEGMENTS = 100
 TARGETED = ("BENCH_EXTRA_1", "segment-7", "ON")  # one of the ten flags targets one of the segments
 # Another is under a release (flag, treatment, control): its requests' outcomes are recorded.
 RELEASED = ("HOMEPAGE_EXPERIMENT", "VARIANT_A", "CONTROL")
-FEATURE_KINDS = ("features", "noout")  # the apps with the features stored
+FEATURE_KINDS = ("features", "release", "noout")  # the apps with the features stored
+RELEASE_KINDS = ("release", "noout")  # ... and a release under way
 ANONYMOUS_ID = "0123456789abcdef0123456789abcdef"
 # Far past any run: no background snapshot refresh or exposure write lands inside a case.
 QUIET_SECONDS = 10**9
@@ -94,8 +96,8 @@ def main() -> None:
 
 # (checks, kind): "on" is the app as baked; "off" the same with gatekeeper's request hooks taken out (in the
 # child); "noexp" the app with GATEKEEPER_EXPOSURES off; "features" the app as baked with this round's
-# features on (values, segments, a target on one, a release under way on another, a context with
-# attributes); "noout" the features app with GATEKEEPER_OUTCOMES off.
+# features on (values, segments, a target on one, a context with attributes); "release" the features app
+# with a release under way on another flag; "noout" the release app with GATEKEEPER_OUTCOMES off.
 CASES = (
     ("0", "on"),
     ("1", "on"),
@@ -106,10 +108,13 @@ CASES = (
     ("10", "noexp"),
     ("0", "features"),
     ("10", "features"),
+    ("0", "release"),
+    ("10", "release"),
     ("0", "noout"),
     ("10", "noout"),
 )
-KINDS = ("on", "noexp", "features", "noout")  # the apps built ("off" is "on" with its hooks taken out)
+# The apps built ("off" is "on" with its hooks taken out).
+KINDS = ("on", "noexp", "features", "release", "noout")
 
 
 def baked_package(project: Path) -> Any:
@@ -151,7 +156,7 @@ def prepare(project: Path, databases: Path) -> None:
         with app.app_context():
             package.database.init_db()
         if kind in FEATURE_KINDS:
-            store_features(package, app, TEN_FLAGS)
+            store_features(package, app, TEN_FLAGS, release=kind in RELEASE_KINDS)
 
 
 def run_cases(
@@ -258,10 +263,10 @@ def pages(flask: Any, flags: Any, context: bool = False) -> Any:
     return bp
 
 
-def store_features(package: Any, app: Any, flags: Any) -> None:
+def store_features(package: Any, app: Any, flags: Any, release: bool = False) -> None:
     """This round's features, stored through the store's own API: a value for the variant each of `flags`
-    is asked for, 100 segments of 5 conditions (as bench_segments.py), a target of one flag on one, and a
-    release of another (its first step: the treatment at its first milestone)."""
+    is asked for, 100 segments of 5 conditions (as bench_segments.py), a target of one flag on one, and with
+    `release` a release of another (its first step: the treatment at its first milestone)."""
     control = f"{package.__name__}.gatekeeper_control"
     values = importlib.import_module(f"{control}.values").values
     releases = importlib.import_module(f"{control}.releases").releases
@@ -279,13 +284,14 @@ def store_features(package: Any, app: Any, flags: Any) -> None:
             segments.add_condition(name, "country", "is_set", None, actor="bench")
             segments.add_condition(name, "app_version", "semver_gt", "2.1.0", actor="bench")
         targeting.target(*TARGETED, actor="bench")
-        releases.start(*RELEASED, "bench")
+        if release:
+            releases.start(*RELEASED, "bench")
         snapshot = app.extensions["gatekeeper"].store.snapshot(max_age=0)
         if len(snapshot.segments) != SEGMENTS or len(snapshot.values) != len(flags):
             raise SystemExit("the features were not stored")
         if TARGETED[0] not in snapshot.group_targets:
             raise SystemExit(f"{TARGETED[0]} targets no segment")
-        if RELEASED[0] not in getattr(snapshot, "watched", ()):
+        if release and RELEASED[0] not in getattr(snapshot, "watched", ()):
             raise SystemExit(f"{RELEASED[0]}'s release is not under way")
 
 
@@ -397,6 +403,8 @@ def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> di
             "ten, features on": per["10:features"] - per["0:features"],
             "ten-flag page, features on": per["10:features"],
             "ten-flag page": per["10:on"],
+            "ten, release": per["10:release"] - per["0:release"],
+            "ten-flag page, release": per["10:release"],
             "ten, outcomes off": per["10:noout"] - per["0:noout"],
             "ten-flag page, outcomes off": per["10:noout"],
         }
@@ -417,7 +425,7 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
     shares = {who: 100 * results[who]["hooks"] / results[who]["page without hooks"] for who in visitors}
     ratios = {who: results[who]["ten, features on"] / results[who]["ten"] for who in visitors}
     outcome_ratios = {
-        who: results[who]["ten-flag page, features on"] / results[who]["ten-flag page, outcomes off"]
+        who: results[who]["ten-flag page, release"] / results[who]["ten-flag page, outcomes off"]
         for who in visitors
     }
     labels = {"anonymous": "anonymous", "signed-in": "signed in"}
@@ -462,8 +470,13 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
             "",
         ],
         ["    of which: a context with attributes (the user's, and 2 added)", *(["on"] * len(visitors)), ""],
-        [f"    of which: outcome recording ({RELEASED[0]} under a release)", *(["on"] * len(visitors)), ""],
-        ["  ten flags add, features on but outcome recording off", *counts("ten, outcomes off", "+"), ""],
+        [
+            "    of which: outcome recording (no release under way: nothing recorded)",
+            *(["on"] * len(visitors)),
+            "",
+        ],
+        [f"  ten flags add, features on and {RELEASED[0]} under a release", *counts("ten, release", "+"), ""],
+        ["    the same with outcome recording off", *counts("ten, outcomes off", "+"), ""],
         [
             "    the ten-flag page, outcome recording on over off",
             *(f"{outcome_ratios[w]:.3f}x" for w in visitors),

@@ -214,3 +214,14 @@ def test_a_rule_that_asks_another_flags_rollout_obeys_that_flags_stored_weights(
     assert {client.get("/explain/OUTER").text for _ in range(20)} == {"ON rule"}
     with app.app_context():
         assert {Gatekeeper(user_id=n).ff_variant("OUTER") for n in range(50)} == {"ON"}
+
+
+def test_a_requests_stored_weights_end_with_it():
+    """The weights a request's rules obeyed are not those of the next request in the same thread, here one
+    of an app whose store holds none: it splits by the weights in code again."""
+    half = {"HALF": experiment("HALF", {"IN": 50, "OUT": 50})}
+    weighted = make_app(half, store=WeightsStore(weights={"HALF": {"IN": 100, "OUT": 0}}))
+    plain = make_app(half, store=WeightsStore())
+    assert weighted.test_client().get("/explain/HALF").text == "IN rule"
+    new_visitors = {plain.test_client().get("/explain/HALF").text for _ in range(40)}
+    assert new_visitors == {"IN rule", "OUT rule"}

@@ -131,9 +131,10 @@ _PLAIN_IDS = (str, int)  # a tuple: `str | int` would build a new union on every
 _EVALUATION: Any = object()  # the key of the Evaluation in a flag's answer table (never a variant name)
 _new_object = object.__new__
 _evaluation_of = operator.itemgetter(_EVALUATION)
-# The Gatekeeper whose rule is running (see Gatekeeper._evaluate) when it has weights stored at runtime, which
-# `rollout()` then obeys; without it (a request's flag with no weights of its own), `rollout()` asks the
-# request's own Gatekeeper.
+# The Gatekeeper whose weights stored at runtime `rollout()` obeys, for any flag's rule (a rule may ask
+# another flag's `rollout()`): a request's own Gatekeeper sets it once, at its first flag, when the store
+# holds any weights, and the request's `close()` clears it; any other Gatekeeper sets it around each rule
+# while there are some (see Gatekeeper._evaluate).
 _rule_gatekeeper: ContextVar[Gatekeeper | None] = ContextVar("gatekeeper_rule_gatekeeper", default=None)
 
 flag_evaluated = Namespace().signal(
@@ -325,12 +326,6 @@ class FeatureFlagConfig(ABC):
         """
         # Never change this hashing or the order of the ranges: every user would move to another variant.
         gk = _rule_gatekeeper.get()
-        request_gk = None
-        if gk is None or unit_id is None:  # the request's own Gatekeeper: its weights, its visitor's id
-            context = _cv_request.get(None) if _cv_request is not None else None
-            request_gk = context.request.__dict__.get("gk") if context is not None else None
-            if gk is None:
-                gk = request_gk
         stored = gk._weights.get(self._rollout_flag) if gk is not None else None
         if stored is not None and stored.keys() <= self._names:  # else stale: a variant left the code
             weights = stored
@@ -339,6 +334,8 @@ class FeatureFlagConfig(ABC):
             if weights is None:
                 raise FlagConfigError(f"{self._flag_name()}: rollout() needs weights, or set ROLLOUT")
         if unit_id is None:  # the visitor's anonymous id: anonymous_id(), with its look-ups inlined
+            context = _cv_request.get(None) if _cv_request is not None else None
+            request_gk = context.request.__dict__.get("gk") if context is not None else None
             if request_gk is not None:
                 unit_id = request_gk._anonymous_id or request_gk._get_anonymous_id()
             if unit_id is None:
@@ -932,6 +929,7 @@ class Gatekeeper:
         "_flags",
         "_overrides",
         "_resolving",
+        "_rules_see_weights",
         "_state",
         "_steps",
         "_touched",
@@ -981,6 +979,7 @@ class Gatekeeper:
         self._steps: tuple[Callable[..., Evaluation | None], ...] = EVALUATION_STEPS
         self._touched: frozenset[str] = _NO_FLAGS  # the flags the overrides name (see _load_overrides)
         self._watched: frozenset[str] = _NO_FLAGS  # flags whose first evaluation watches the response
+        self._rules_see_weights = False  # set `_rule_gatekeeper` for the whole request (its own Gatekeeper)
         self._anonymous_id: str | None = None
 
     @property
@@ -1158,11 +1157,10 @@ class Gatekeeper:
         overrides = self._overrides
         if overrides is None:
             overrides = self._load_overrides()
-        weights = self._weights
         if (
             (overrides and flag in self._touched)
             or not config._plain_rule
-            or (weights and (flag in weights or self.request is None))
+            or (self._weights and not self._rules_see_weights)
         ):
             answers = self._evaluate(flag, config, user_id)
         else:  # the usual case, `_evaluate` with nothing to ask before the rule (a call less per flag)
@@ -1225,9 +1223,10 @@ class Gatekeeper:
                 evaluation = step(self, flag, config, user_id, *stored)
                 if evaluation is not None:
                     return config._answers(evaluation)
-        # `rollout()` finds this Gatekeeper's stored weights through the context variable (set only when
-        # there are any: setting one costs as much as the rest of an on-for-all flag's evaluation).
-        token = _rule_gatekeeper.set(self) if self._weights else None
+        # `rollout()` finds this Gatekeeper's stored weights through the context variable: set once for the
+        # whole request by the request's own Gatekeeper, else here around each rule when there are any
+        # (setting one costs as much as the rest of an on-for-all flag's evaluation).
+        token = _rule_gatekeeper.set(self) if self._weights and not self._rules_see_weights else None
         try:
             if config._context_rule:
                 result = config._get_variant(
@@ -1272,12 +1271,16 @@ class Gatekeeper:
                 cookies = request.cookies
             if OVERRIDE_COOKIE in cookies:
                 browser = read_browser_overrides(request, gatekeeper=self)
-            if state.responses and request.__dict__.get("gk") is self:  # the request's own, first flag
-                watched = getattr(snapshot, "watched", None)
-                if watched is None:  # a store that does not say: every flag
-                    _watch_response(state.responses, self)
-                else:  # only the flags it names (gatekeeper_control: those a release runs on)
-                    self._watched = watched
+            if request.__dict__.get("gk") is self:  # the request's own, at its first flag
+                if snapshot.weights:  # every rule of the request finds them (cleared by the request's close)
+                    _rule_gatekeeper.set(self)
+                    self._rules_see_weights = True
+                if state.responses:
+                    watched = getattr(snapshot, "watched", None)
+                    if watched is None:  # a store that does not say: every flag
+                        _watch_response(state.responses, self)
+                    else:  # only the flags it names (gatekeeper_control: those a release runs on)
+                        self._watched = watched
         self._weights = snapshot.weights
         self._values = snapshot.values
         if (
@@ -1627,6 +1630,7 @@ class _RequestGatekeeper:
             gk._weights = gk._values = _NO_WEIGHTS
             gk._steps = EVALUATION_STEPS
             gk._touched = gk._watched = _NO_FLAGS
+            gk._rules_see_weights = False
         request.__dict__["gk"] = gk
         return gk
 
@@ -1688,6 +1692,8 @@ def _request_class(app: Flask, base: type[Request]) -> type[Request]:
 
         def close(self) -> None:
             gk = self.__dict__.get("gk")
+            if gk is not None and getattr(gk, "_rules_see_weights", False):
+                _rule_gatekeeper.set(None)  # set for this request's rules (see Gatekeeper._load_overrides)
             if gk is not None and ends and getattr(gk, "_flags", None):
                 _request_ended(ends, gk, self)
             if base_close is not None:
