@@ -20,8 +20,9 @@ from .dashboard import (
     form_reason,
 )
 from .parsing import page_number
-from .store import StoreError, store, undo_problem
+from .store import StoreError, store
 from .undo import CONFIRMED_UNDO
+from .undo_rules import undo_problem
 
 AUDIT_FILTERS = ("flag", "actor", "action", "since", "until", "q")
 # Page links around the current one (the first and the last are always linked).

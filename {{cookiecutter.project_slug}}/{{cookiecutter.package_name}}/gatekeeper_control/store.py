@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from sqlalchemy import URL, create_engine, func, inspect, or_, select, text, upd
 from sqlalchemy.orm import Session
 
 from . import user_lookup
-from .audit import UNDOABLE_ACTIONS, AuditEntry, AuditPage, clean_reason, entry_from_row, record
+from .audit import AuditEntry, AuditPage, clean_reason, entry_from_row, record
 from .checks import (
     check_flag,
     check_variant,
@@ -67,30 +66,14 @@ from .tables import (
     UserOverrideRow,
     VersionRow,
 )
+from .undo_rules import UNDO_KINDS, undo_problem, undo_user_id
 
 # Who `flask gk ...` changes are audited as.
 CLI_ACTOR = "cli"
 
 
-@dataclass(frozen=True)
-class UndoKind:
-    """How to undo the audited changes of a kind a module above the store adds (values.py's): which
-    actions change the same thing, whether two entries are about the same thing, what is there now, and
-    the write that puts `before` back."""
-
-    actions: tuple[str, ...]
-    same_thing: Callable[[Any], Any]  # entry -> a condition on AuditRow for "the same thing"
-    now: Callable[[AuditEntry, Snapshot], str | None]
-    restore: Callable[[AuditEntry, str, str], AuditEntry | None]  # (entry, actor, reason)
-    # What the change set, for "... has changed since" (default: the value of its target).
-    names: Callable[[AuditEntry], str] | None = None
-
-
 # The session of the `OverrideStore.batch()` in progress in this context, if any: writes join it.
 _BATCH: ContextVar[Session | None] = ContextVar("gatekeeper_batch", default=None)
-
-# action -> its UndoKind, for actions that modules above the store register (see values.py).
-UNDO_KINDS: dict[str, UndoKind] = {}
 
 
 class OverrideStore:
@@ -522,39 +505,6 @@ def current_state() -> AppStore:
         raise RuntimeError(
             "The gatekeeper store is not set up for this app: call store.init_app(app, db)."
         ) from None
-
-
-def undo_user_id(entry: AuditEntry) -> str:
-    """The id a user override was stored under (entries from before that was recorded: their label)."""
-    return entry.user_id if entry.user_id is not None else entry.target
-
-
-def undo_problem(entry: AuditEntry, snapshot: Snapshot) -> str | None:
-    """Why `entry` cannot be undone now, in a few words; None when it can.
-
-    A change can be undone while what it set is still in place: a later change to the same thing would be
-    silently reverted otherwise.
-    """
-    if entry.action not in UNDOABLE_ACTIONS and entry.action not in UNDO_KINDS:
-        return f"the dashboard cannot undo {entry.action} changes"
-    if entry.action in UNDO_KINDS:
-        kind = UNDO_KINDS[entry.action]
-        now = kind.now(entry, snapshot)
-        target = kind.names(entry) if kind.names else f"the value of {entry.target}"
-    elif entry.action in ("off", "on"):
-        now = "off" if entry.flag in snapshot.disabled else None
-        target = "the off switch"
-    elif entry.action in ("force", "unforce"):
-        now = snapshot.forced.get(entry.flag)
-        target = "the forced variant"
-    else:
-        now = snapshot.user_overrides.get(entry.flag, {}).get(undo_user_id(entry))
-        target = f"the override for {entry.target}"
-    if now != entry.after:
-        return f"{target} has changed since"
-    if entry.before is not None and entry.flag and entry.flag not in current_config_map():
-        return f"flag {entry.flag} is no longer in the code"
-    return None
 
 
 def force_in(

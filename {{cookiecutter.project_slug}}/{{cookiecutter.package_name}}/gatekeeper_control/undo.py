@@ -22,9 +22,10 @@ from .prerequisites import prerequisites
 from .schedules import scheduler
 from .segments import segments
 from .snapshot import Snapshot, as_utc
-from .store import UNDO_KINDS, UndoKind, current_state, store
+from .store import current_state, store
 from .tables import LABEL_LENGTH, AuditRow, ConditionRow, ScheduleRow
 from .targeting import CODE_WEIGHTS, format_weights, targeting
+from .undo_rules import UNDO_KINDS, UndoKind
 
 # Actions whose undo asks for the confirmation box the flag page asks for the same change: undoing a force
 # forces or unforces, undoing an unforce forces, undoing "on" switches the flag off (switching on asks none).

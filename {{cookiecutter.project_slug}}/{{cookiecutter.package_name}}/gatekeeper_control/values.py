@@ -24,8 +24,9 @@ from .checks import check_flag, check_variant, quote, storable
 from .engine import gatekeeper
 from .errors import ValueRejectedError
 from .snapshot import Snapshot
-from .store import UNDO_KINDS, UndoKind, store
+from .store import store
 from .tables import LABEL_LENGTH, NAME_LENGTH, AuditRow, ValueRow
+from .undo_rules import UNDO_KINDS, UndoKind
 
 # The longest value (as JSON text) the store takes: a banner, a config; not a document.
 MAX_VALUE_LENGTH = 10_000
