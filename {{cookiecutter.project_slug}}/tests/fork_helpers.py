@@ -17,7 +17,6 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,20 +24,10 @@ from flask import Flask
 
 from {{ cookiecutter.package_name }}.gatekeeper import Gatekeeper
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
-from tests.store_helpers import another_process
+from tests.store_helpers import BOUND, another_process, eventually
 
 TTL = 0.2  # seconds: the job's staleness bound, short so the test is quick
-BOUND = 10.0  # seconds a test waits for what takes about TTL
 CHILD_BOUND = 60.0  # seconds a forked child gets to answer
-
-
-def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def variant_in_a_job(app: Flask, user_id: str = "42") -> str | None:

@@ -18,6 +18,18 @@ from {{ cookiecutter.package_name }}.gatekeeper_control import schedules
 from {{ cookiecutter.package_name }}.gatekeeper_control.snapshot import UserRef
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import AuditEntry, OverrideStore, Snapshot, store
 
+BOUND = 10.0  # seconds a test waits for what takes milliseconds: generous for a busy machine
+
+
+def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
+    """Whether `check()` comes true within `timeout` seconds (asked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
 
 class FakeClock:
     """A monotonic clock the test moves by hand, so staleness is tested without sleeping."""

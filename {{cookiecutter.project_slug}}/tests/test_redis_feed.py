@@ -12,8 +12,7 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,9 @@ import pytest
 from {{ cookiecutter.package_name }}.gatekeeper_control.push import PostgresFeed, RedisFeed, feed_for
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from tests.databases import TEST_DATABASE_URL
-from tests.store_helpers import Process, another_process
+from tests.store_helpers import BOUND, Process, another_process, eventually
 
-BOUND = 10.0  # seconds: generous for a busy machine; it takes milliseconds
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def free_port() -> int:

@@ -8,29 +8,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import event
 
 from {{ cookiecutter.package_name }}.gatekeeper_control.store import store
 from tests.databases import TEST_DATABASE_URL
-from tests.store_helpers import FakeClock, Process, another_process, drop_store_tables
+from tests.store_helpers import BOUND, FakeClock, Process, another_process, drop_store_tables, eventually
 
 needs_postgresql = pytest.mark.skipif(
     not TEST_DATABASE_URL.startswith("postgresql"),
     reason="LISTEN/NOTIFY needs TEST_DATABASE_URL=postgresql...",
 )
-BOUND = 10.0  # seconds: generous for a busy machine; it takes milliseconds
-
-
-def eventually(check: Callable[[], bool], timeout: float = BOUND) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
