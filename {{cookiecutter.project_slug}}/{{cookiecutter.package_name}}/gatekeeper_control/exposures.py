@@ -471,10 +471,7 @@ def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
     anonymous = getattr(gk, "_anonymous_id", None)
     if anonymous:
         return _ANONYMOUS_PREFIX + anonymous
-    cookies = request.__dict__.get("cookies")  # gatekeeper.cookie_value(request, ...), inlined
-    if cookies is None:
-        cookies = request.cookies
-    cookie = cookies[_ANONYMOUS_COOKIE] if _ANONYMOUS_COOKIE in cookies else None  # noqa: SIM401
+    cookie = gatekeeper.cookie_value(request, gatekeeper.ANONYMOUS_COOKIE)
     unit = _recent_units.get(cookie, _MISSING) if cookie is not None else None
     if unit is _MISSING:  # checked once per cookie value, as the engine checks it
         anonymous = gatekeeper.anonymous_cookie_id(request)
@@ -490,7 +487,6 @@ _recent_units: dict[str, str | None] = {}
 
 
 _MISSING = gatekeeper._MISSING
-_ANONYMOUS_COOKIE = gatekeeper.ANONYMOUS_COOKIE
 _evaluation_of = gatekeeper._evaluation_of
 
 
