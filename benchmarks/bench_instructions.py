@@ -16,8 +16,8 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
 - this round's features on: a third app, the same but with values stored for the ten flags, 100 segments of
   5 conditions stored and one of the ten flags targeting one of them (so its evaluation builds the context
   and asks the segment), and a context with attributes (the user's, and two the page adds with
-  `request.gk.add_context` before its checks): what the ten flags add there, against the same with them
-  off. Outcome recording is on in every app as baked, and costs a flag nothing until a release is under
+  `request.gk.add_context` before its checks): the ten-flag page there against the same page with them off
+  (the issue's target, <= 1.10x), and what the ten checks alone add, there against without. Outcome recording is on in every app as baked, and costs a flag nothing until a release is under
   way on it (outcomes are kept for releases alone); so a fourth app, the third with a guarded release under
   way on another of the ten flags, and a fifth, the fourth with `GATEKEEPER_OUTCOMES` off, give what
   recording costs the ten-flag page then (issue 24's target: <= 1.10x). OpenTelemetry is counted only where
@@ -60,7 +60,7 @@ WHO = ("anonymous", "signed-in")
 FIRST_CHECK_TARGET = 15_000  # instructions a first flag check may add to a request
 TEN_FLAGS_TARGET = 150_000  # ... and ten different flags
 HOOK_SHARE_TARGET = 1.0  # percent of a no-flag request that gatekeeper's own hooks may cost
-FEATURES_RATIO_TARGET = 1.10  # the ten flags with this round's features on, over the same with them off
+FEATURES_RATIO_TARGET = 1.10  # the ten-flag page with this round's features on, over the same with them off
 SEGMENTS = 100
 TARGETED = ("BENCH_EXTRA_1", "segment-7", "ON")  # one of the ten flags targets one of the segments
 # Another is under a release (flag, treatment, control): its requests' outcomes are recorded.
@@ -423,6 +423,11 @@ def total_instructions(out: Path) -> int:
 def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = WHO) -> None:
     """The table, each target beside its row, and the verdicts."""
     shares = {who: 100 * results[who]["hooks"] / results[who]["page without hooks"] for who in visitors}
+    # The issue's target: "the ten-flag page stays <= 1.1x of the same page with them off". What the
+    # features add to the ten checks alone, over the checks with them off, is printed beside it (no target).
+    page_ratios = {
+        who: results[who]["ten-flag page, features on"] / results[who]["ten-flag page"] for who in visitors
+    }
     ratios = {who: results[who]["ten, features on"] / results[who]["ten"] for who in visitors}
     outcome_ratios = {
         who: results[who]["ten-flag page, release"] / results[who]["ten-flag page, outcomes off"]
@@ -451,18 +456,11 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
         ],
         ["  ten flags with this round's features on add", *counts("ten, features on", "+"), ""],
         [
-            "    over the same with them off",
-            *(f"{ratios[w]:.2f}x" for w in visitors),
+            "    the ten-flag page, features on over off",
+            *(f"{page_ratios[w]:.3f}x" for w in visitors),
             f"<= {FEATURES_RATIO_TARGET:.2f}x",
         ],
-        [
-            "    the whole ten-flag page, on over off",
-            *(
-                f"{results[w]['ten-flag page, features on'] / results[w]['ten-flag page']:.3f}x"
-                for w in visitors
-            ),
-            "",
-        ],
+        ["    the ten checks alone, features on over off", *(f"{ratios[w]:.2f}x" for w in visitors), ""],
         ["    of which: values stored for the ten flags", *(["on"] * len(visitors)), ""],
         [
             f"    of which: {SEGMENTS} segments stored, {TARGETED[0]} targets one",
@@ -497,9 +495,9 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
         f"gatekeeper's hooks cost < {HOOK_SHARE_TARGET}% of a page that checks no flag": all(
             shares[who] < HOOK_SHARE_TARGET for who in visitors
         ),
-        f"ten flags with this round's features on cost <= {FEATURES_RATIO_TARGET:.2f}x the same with them off"
-        " (of the features, those this build has)": all(
-            ratios[who] <= FEATURES_RATIO_TARGET for who in visitors
+        f"the ten-flag page with this round's features on costs <= {FEATURES_RATIO_TARGET:.2f}x the same page"
+        " with them off (of the features, those this build has)": all(
+            page_ratios[who] <= FEATURES_RATIO_TARGET for who in visitors
         ),
         f"a ten-flag page recording outcomes costs <= {FEATURES_RATIO_TARGET:.2f}x one that does not": all(
             outcome_ratios[who] <= FEATURES_RATIO_TARGET for who in visitors

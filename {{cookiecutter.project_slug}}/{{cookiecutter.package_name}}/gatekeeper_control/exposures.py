@@ -131,9 +131,10 @@ class ExposureRecorder:
         self._counts: dict[int, dict[gatekeeper.Evaluation, int]] = {}  # hour -> evaluation -> count
         self._units: dict[tuple[int, str], set[gatekeeper.Evaluation]] = {}  # (day, unit) -> rule's
         self._entries = 0  # what the two hold: evaluations counted per hour, plus per day and unit
-        # What requests left, not counted yet: (time, unit, evaluations), appended without a lock (a deque's
-        # append is atomic) and counted into the two above by whoever reads them next (`_drain`).
-        self._queue: deque[tuple[float, str | None, tuple[gatekeeper.Evaluation, ...]]] = deque()
+        # What requests left, not counted yet: (time, url rule, user id, anonymous id, anonymous cookie,
+        # answer tables or evaluations), appended without a lock (a deque's append is atomic) and counted
+        # into the two above by whoever reads them next (`_drain`).
+        self._queue: deque[tuple[float, Any, Any, str | None, str | None, Any]] = deque()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._pruned_hour = -1
@@ -166,21 +167,28 @@ class ExposureRecorder:
             log.exception("gatekeeper_exposures: could not record an exposure of %s", flag)
 
     def count_request(self, gk: gatekeeper.Gatekeeper, request: Any) -> None:
-        """The engine's `on_request_end`, for a request that asked flags: buffer its exposures, what
-        `flag_evaluated` announced for it (one per flag); the dashboard's own are not exposures."""
+        """The engine's `on_request_end`, for a request that asked flags: queue its exposures, what
+        `flag_evaluated` announced for it (one per flag); the dashboard's own are not exposures.
+
+        The request only appends what it already holds (its endpoint's rule, its user id, its anonymous id or
+        cookie, its answers); `_drain`, in the writer's thread or whoever reads the counts, turns that into a
+        unit and evaluations and leaves the dashboard's out."""
         try:
-            rule = request.url_rule  # `request.blueprint`, without its two properties
-            if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
-                return
             user_id = gk._user_id  # loaded by the first evaluation
             if user_id is _MISSING:
                 user_id = gk.user_id
-            unit = str(user_id) if user_id is not None else _anonymous_unit(gk, request)
-            # `_add`, inlined: the one thing a request does here is this append (a tuple of strings and
-            # tuples, which the garbage collector stops tracking).
+            anonymous = cookie = None
+            if user_id is None:
+                anonymous = gk._anonymous_id  # a rollout's, when one asked
+                if anonymous is None:  # gatekeeper.cookie_value(request, ANONYMOUS_COOKIE), inlined
+                    cookies = request.__dict__.get("cookies")
+                    if cookies is None:
+                        cookies = request.cookies
+                    if ANONYMOUS_COOKIE in cookies:
+                        cookie = cookies[ANONYMOUS_COOKIE]
             queue = self._queue
-            if len(queue) < MAX_PENDING:
-                queue.append((self.clock(), unit, tuple(map(_evaluation_of, gk._flags.values()))))
+            if len(queue) < MAX_PENDING:  # a deque's append is atomic: no lock
+                queue.append((self.clock(), request.url_rule, user_id, anonymous, cookie, gk._flags))
                 if len(queue) >= FLUSH_SOON:
                     self._wake.set()
             else:
@@ -194,7 +202,7 @@ class ExposureRecorder:
         """Buffer one unit's evaluations (counted by the next `_drain`), within MAX_PENDING requests."""
         evaluations = tuple(evaluations)
         if len(self._queue) < MAX_PENDING:
-            self._queue.append((self.clock(), unit, evaluations))
+            self._queue.append((self.clock(), None, unit, None, None, evaluations))
             if len(self._queue) >= FLUSH_SOON:
                 self._wake.set()
         else:
@@ -207,8 +215,12 @@ class ExposureRecorder:
         queue = self._queue
         with self._lock:
             while queue:
-                moment, unit, evaluations = queue.popleft()
-                self._count(int(moment // 3600), unit, evaluations)
+                moment, rule, user_id, anonymous, cookie, answers = queue.popleft()
+                if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
+                    continue
+                if type(answers) is dict:  # a request's answer tables, flag -> {..., _EVALUATION: ...}
+                    answers = tuple(map(_evaluation_of, answers.values()))
+                self._count(int(moment // 3600), _unit(user_id, anonymous, cookie), answers)
 
     def _count(self, hour: int, unit: str | None, evaluations: tuple[gatekeeper.Evaluation, ...]) -> None:
         """Count one unit's evaluations of one hour (under the lock)."""
@@ -465,16 +477,17 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
         return None
 
 
-def _anonymous_unit(gk: gatekeeper.Gatekeeper, request: Any) -> str | None:
-    """The request's visitor as a unit: the anonymous id a rollout gave them, or their cookie's when it is
-    one the engine accepts (`anonymous_cookie_id`); a cookie the engine would refuse is no unit at all."""
-    anonymous = getattr(gk, "_anonymous_id", None)
+def _unit(user_id: Any, anonymous: str | None, cookie: str | None) -> str | None:
+    """A request's visitor as a unit: the user's id; else the anonymous id a rollout gave them, or their
+    cookie's when it is one the engine accepts (`gatekeeper.valid_anonymous_id`); a cookie the engine would
+    refuse is no unit at all."""
+    if user_id is not None:
+        return str(user_id)
     if anonymous:
         return _ANONYMOUS_PREFIX + anonymous
-    cookie = gatekeeper.cookie_value(request, gatekeeper.ANONYMOUS_COOKIE)
     unit = _recent_units.get(cookie, _MISSING) if cookie is not None else None
     if unit is _MISSING:  # checked once per cookie value, as the engine checks it
-        anonymous = gatekeeper.anonymous_cookie_id(request)
+        anonymous = gatekeeper.valid_anonymous_id(cookie)
         unit = _ANONYMOUS_PREFIX + anonymous if anonymous else None
         if len(_recent_units) >= RECENT_UNITS:
             _recent_units.clear()
@@ -487,6 +500,7 @@ _recent_units: dict[str, str | None] = {}
 
 
 _MISSING = gatekeeper._MISSING
+ANONYMOUS_COOKIE = gatekeeper.ANONYMOUS_COOKIE
 _evaluation_of = gatekeeper._evaluation_of
 
 
