@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import flask_login
 import pytest
 from flask import Flask, g, request, session
 
@@ -104,6 +105,30 @@ def test_the_hook_says_anonymous_with_none(anonymous):
     app = make_app(lambda: anonymous)
     with app.test_request_context():
         assert gatekeeper.current_gatekeeper().user_id is None
+
+
+def test_flask_logins_user_that_is_not_active_is_anonymous_to_the_default_hook():
+    """A `UserMixin` user whose `is_active` is false is not authenticated (Flask-Login's rule), even when
+    signed in with `force=True`; one that keeps the mixin's properties is user 7."""
+
+    class Member(flask_login.UserMixin):
+        def __init__(self, active: bool) -> None:
+            self.id = 7
+            self.active = active
+
+        @property
+        def is_active(self) -> bool:
+            return self.active
+
+    class PlainMember(flask_login.UserMixin):
+        id = 7
+
+    app = make_app(user_loader=None)
+    flask_login.LoginManager(app).user_loader(lambda user_id: None)
+    for user, expected in ((Member(active=False), None), (Member(active=True), 7), (PlainMember(), 7)):
+        with app.test_request_context():
+            flask_login.login_user(user, force=True)
+            assert gatekeeper.current_gatekeeper().user_id == expected
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """How flags reach views, templates and the command line."""
 
+import gc
+import weakref
 from dataclasses import dataclass
 
 from flask import request
@@ -88,6 +90,25 @@ def test_on_response_hands_over_the_response_of_a_request_that_asked_a_flag():
     [(evaluations, status)] = seen
     assert [e.flag for e in evaluations] == ["ON_OFF"]
     assert status == "200 OK"
+
+
+def test_a_request_that_asked_a_flag_is_freed_when_it_ends_without_the_garbage_collector():
+    """`request.gk` refers to its request; the request lets go of it when it closes, so the pair (and the
+    request's environ) is freed at once, as a request that asked nothing is, not left for a collection."""
+    app = make_app()
+    seen = []
+
+    @app.get("/asks")
+    def asks():
+        seen.append(weakref.ref(request._get_current_object()))
+        return str(request.gk.ff("ON_OFF", "ON"))
+
+    gc.disable()
+    try:
+        assert app.test_client().get("/asks").status_code == 200
+        assert seen[0]() is None
+    finally:
+        gc.enable()
 
 
 def test_on_response_runs_nothing_for_a_request_that_asked_no_flag():

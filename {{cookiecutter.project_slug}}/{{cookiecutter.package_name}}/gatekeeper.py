@@ -71,6 +71,7 @@ from flask import request as flask_request
 from flask import session as flask_session
 from flask.cli import AppGroup, with_appcontext
 from itsdangerous import BadData, URLSafeSerializer
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.local import LocalProxy
 
 try:  # Flask's own context variables (Flask 2.2+): a flag check reads them directly, since each hop
@@ -90,9 +91,10 @@ except ImportError:  # pragma: no cover - depends on the Python version
 
 try:  # optional: without it, pass init_app a user_loader
     from flask_login import AnonymousUserMixin as _LoginAnonymousUser
+    from flask_login import UserMixin as _LoginUserMixin
     from flask_login import current_user as _login_current_user
 except ImportError:
-    _LoginAnonymousUser = _login_current_user = None
+    _LoginAnonymousUser = _LoginUserMixin = _login_current_user = None
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +730,20 @@ def _default_user_loader() -> Any:
         user = _login_current_user._get_current_object()
     if type(user) is _LoginAnonymousUser:  # Flask-Login's own anonymous user (its property says False)
         return None
-    return user if getattr(user, "is_authenticated", False) else None
+    return user if _always_authenticated(type(user)) or getattr(user, "is_authenticated", False) else None
+
+
+@functools.cache
+def _always_authenticated(user_class: type) -> bool:
+    """Whether `user_class` keeps Flask-Login's `UserMixin` properties as they are: `is_authenticated` is
+    `is_active`, which is True (two Python calls a signed-in request's first flag check need not make)."""
+    if _LoginUserMixin is None:  # pragma: no cover - Flask-Login is in the baked app's requirements
+        return False
+    mixin = vars(_LoginUserMixin)
+    return all(
+        inspect.getattr_static(user_class, name, None) is mixin.get(name)
+        for name in ("is_authenticated", "is_active")
+    )
 
 
 def user_attribute(user: Any, name: str) -> Any:
@@ -1319,8 +1334,16 @@ class Gatekeeper:
         user = self._user
         if user is _MISSING:  # self._load_user(), inlined: the first flag check of every request comes here
             user = self._user = self._state.user_loader() if self.request is not None else None
-        self._user_id = None if user is None else _user_id_of(user, self._state, self.app)
-        return self._user_id
+        if user is None:
+            user_id = None
+        elif _id_in_dict(type(user)):  # `_user_id_of`'s usual case, inlined (a model with a loaded id)
+            user_id = user.__dict__.get("id", _MISSING)
+            if user_id is _MISSING:
+                user_id = _user_id_of(user, self._state, self.app)
+        else:
+            user_id = _user_id_of(user, self._state, self.app)
+        self._user_id = user_id
+        return user_id
 
     def _user_for(self, user_id: Any) -> Any:
         """The user object a code group is asked about: the logged-in one, or looked up by id."""
@@ -1386,6 +1409,9 @@ def cookie_value(request: Request, name: str) -> str | None:
     """A cookie's value, or None. Use it on a request's hot path instead of `request.cookies.get()`, which
     builds (and discards) an HTTP exception for every missing cookie: more than a whole flag check costs."""
     cookies = _cookies(request)
+    if type(cookies) is ImmutableMultiDict:  # Werkzeug's, a dict of lists: its __getitem__ is a Python call
+        values = dict.get(cookies, name)
+        return values[0] if values else None
     return cookies[name] if name in cookies else None  # noqa: SIM401 (see above)
 
 

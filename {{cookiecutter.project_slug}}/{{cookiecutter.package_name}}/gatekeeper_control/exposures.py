@@ -42,6 +42,7 @@ from sqlalchemy import Engine, Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.datastructures import ImmutableMultiDict
 
 from . import forks
 from .engine import gatekeeper
@@ -184,7 +185,10 @@ class ExposureRecorder:
                     cookies = request.__dict__.get("cookies")
                     if cookies is None:
                         cookies = request.cookies
-                    if ANONYMOUS_COOKIE in cookies:
+                    if type(cookies) is ImmutableMultiDict:  # Werkzeug's: a dict of lists
+                        values = dict.get(cookies, ANONYMOUS_COOKIE)
+                        cookie = values[0] if values else None
+                    elif ANONYMOUS_COOKIE in cookies:
                         cookie = cookies[ANONYMOUS_COOKIE]
             queue = self._queue
             if len(queue) < MAX_PENDING:  # a deque's append is atomic: no lock
