@@ -17,7 +17,8 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
   5 conditions stored and one of the ten flags targeting one of them (so its evaluation builds the context
   and asks the segment), and a context with attributes (the user's, and two the page adds with
   `request.gk.add_context` before its checks): the ten-flag page there against the same page with them off
-  (the issue's target, <= 1.10x), and what the ten checks alone add, there against without. Outcome recording is on in every app as baked, and costs a flag nothing until a release is under
+  (the issue's target, <= 1.10x), and what the ten checks alone add, there against without. Outcome
+  recording is on in every app as baked, and costs a flag nothing until a release is under
   way on it (outcomes are kept for releases alone); so a fourth app, the third with a guarded release under
   way on another of the ten flags, and a fifth, the fourth with `GATEKEEPER_OUTCOMES` off, give what
   recording costs the ten-flag page then (issue 24's target: <= 1.10x). OpenTelemetry is counted only where
@@ -45,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,6 +72,13 @@ RELEASE_KINDS = ("release", "noout")  # ... and a release under way
 ANONYMOUS_ID = "0123456789abcdef0123456789abcdef"
 # Far past any run: no background snapshot refresh or exposure write lands inside a case.
 QUIET_SECONDS = 10**9
+# CPython's type cache (4,096 slots, indexed by a type's version tag and the attribute name's address) is
+# shared by the whole process: which look-ups collide there, each collision a walk up a class's bases, depends
+# on the memory layout and on the order types got their versions, so one run of equivalent code can count
+# 5,000-10,000 instructions more or less for a page than another. Each figure is the median of LAYOUTS
+# runs, the i-th with every type version shifted by i * LAYOUT_SHIFT (classes made and looked up first).
+LAYOUTS = 3
+LAYOUT_SHIFT = 7
 # GETs of each page before counting: CPython 3.11+ specializes a function's bytecode after a few runs, and the
 # first runs of the counted GETs should not pay for that.
 WARM_UP = 20
@@ -80,16 +89,25 @@ def main() -> None:
     parser.add_argument("--project", required=True, type=Path, help="the baked project (build/bench/<slug>)")
     parser.add_argument("--requests", type=int, default=1000, help="K: GETs per case (default 1,000)")
     parser.add_argument("--who", choices=WHO, action="append", help="only this visitor (default: both)")
+    parser.add_argument(
+        "--layouts",
+        type=int,
+        default=LAYOUTS,
+        help=f"runs with CPython's type versions shifted (default {LAYOUTS}); each figure is their median",
+    )
+    parser.add_argument("--layout", type=int, default=0, help=argparse.SUPPRESS)  # under callgrind: its shift
     parser.add_argument("--hub", type=Path, help=argparse.SUPPRESS)  # under callgrind: write {pid: case} here
     parser.add_argument("--databases", type=Path, help=argparse.SUPPRESS)  # the apps' databases, made first
     args = parser.parse_args()
     visitors = tuple(args.who or WHO)
     if args.hub:
+        shift_type_versions(args.layout)
         run_cases(args.project.resolve(), args.requests, visitors, args.hub, args.databases)
     elif args.databases:
         prepare(args.project.resolve(), args.databases)
     else:
-        report(measure(args.project.resolve(), args.requests, visitors), args.requests, visitors)
+        results = measure(args.project.resolve(), args.requests, visitors, args.layouts)
+        report(results, args.requests, visitors)
 
 
 # -- under callgrind: one process, a child per case --------------------------------------------------------
@@ -157,6 +175,13 @@ def prepare(project: Path, databases: Path) -> None:
             package.database.init_db()
         if kind in FEATURE_KINDS:
             store_features(package, app, TEN_FLAGS, release=kind in RELEASE_KINDS)
+
+
+def shift_type_versions(layout: int) -> None:
+    """Give `layout * LAYOUT_SHIFT` throwaway classes a type version each (a look-up assigns it), so that
+    every type made after this one has its version tag that much further on: another type-cache layout."""
+    for number in range(layout * LAYOUT_SHIFT):
+        _ = type(f"LayoutShift{number}", (), {}).mro
 
 
 def run_cases(
@@ -326,13 +351,16 @@ def remove_gatekeeper_hooks(app: Any, package: Any) -> None:
 # -- the driver -------------------------------------------------------------------------------------------
 
 
-def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> dict[str, Any]:
-    """Per visitor: instructions per request of the page, and what one check, ten, and the hooks add."""
+def measure(
+    project: Path, requests: int, visitors: tuple[str, ...] = WHO, layouts: int = LAYOUTS
+) -> dict[str, Any]:
+    """Per visitor: instructions per request of the page, and what one check, ten, and the hooks add; each
+    figure is the median of its value in `layouts` runs (see LAYOUTS); "<who> runs" has each run's first
+    check and ten flags."""
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     OUT_DIR.mkdir(parents=True)
-    mapping = OUT_DIR / "cases.json"
     databases = Path(tempfile.mkdtemp(prefix="gatekeeper-instructions-"))
     prepared = subprocess.run(
         [
@@ -351,47 +379,23 @@ def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> di
         raise SystemExit(
             f"preparing the databases failed:\n{prepared.stdout[-3000:]}{prepared.stderr[-5000:]}"
         )
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={OUT_DIR}/pid-%p.out",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--project",
-        str(project),
-        "--requests",
-        str(requests),
-        "--hub",
-        str(mapping),
-        "--databases",
-        str(databases),
-        *(f"--who={who}" for who in visitors),
-    ]
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    runs = [run_layout(project, requests, visitors, databases, layout) for layout in range(max(1, layouts))]
     shutil.rmtree(databases, ignore_errors=True)
-    if completed.returncode != 0 or not mapping.exists():
-        raise SystemExit(
-            f"the cases failed under callgrind:\n{completed.stdout[-3000:]}{completed.stderr[-5000:]}"
-        )
-    counts: dict[str, int] = {}
-    hub = json.loads(mapping.read_text(encoding="utf-8"))
-    for pid, name in hub["children"].items():
-        out = OUT_DIR / f"pid-{pid}.out"
-        counts[name] = total_instructions(out)
-        if name.endswith(":case"):  # kept under its case's name, for callgrind_annotate
-            out.rename(OUT_DIR / f"{name.removesuffix(':case').replace(':', '-')}.out")
-    for leftover in OUT_DIR.glob("pid-*.out"):
-        leftover.unlink()
-    results: dict[str, Any] = {"telemetry": hub["telemetry"]}
+    hub = runs[0][1]
+    per_run = [figures(counts, requests, visitors) for counts, _ in runs]
+    results: dict[str, Any] = {"telemetry": hub["telemetry"], "layouts": len(runs)}
     for who in visitors:
-        per = {
-            f"{checks}:{kind}": (
-                counts[f"{who}:{checks}:{kind}:case"] - counts[f"{who}:{checks}:{kind}:probe"]
-            )
-            / requests
-            for checks, kind in CASES
-        }
+        # Each figure from each run's own cases (a delta of one run's pages), then the median over the runs.
+        results[who] = {key: statistics.median(run[who][key] for run in per_run) for key in per_run[0][who]}
+        results[who + " runs"] = {key: [run[who][key] for run in per_run] for key in ("first", "ten")}
+    return results
+
+
+def figures(counts: dict[str, int], requests: int, visitors: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """One run's figures, per visitor, from its counts per case (each case less its probe)."""
+    results = {}
+    for who in visitors:
+        per = {f"{checks}:{kind}": counts[f"{who}:{checks}:{kind}"] / requests for checks, kind in CASES}
         results[who] = {
             "page": per["0:on"],
             "first": per["1:on"] - per["0:on"],
@@ -409,6 +413,53 @@ def measure(project: Path, requests: int, visitors: tuple[str, ...] = WHO) -> di
             "ten-flag page, outcomes off": per["10:noout"],
         }
     return results
+
+
+def run_layout(
+    project: Path, requests: int, visitors: tuple[str, ...], databases: Path, layout: int
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """One run under callgrind with type versions shifted by `layout`: per case, its count less its
+    probe's; its callgrind files are kept (layout 0's) or removed. It runs on a copy of the prepared
+    databases, so that every run starts from the same ones (a run adds the signed-in user)."""
+    mapping = OUT_DIR / f"cases-{layout}.json"
+    prepared, databases = databases, Path(tempfile.mkdtemp(prefix="gatekeeper-instructions-run-"))
+    shutil.copytree(prepared, databases, dirs_exist_ok=True)
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={OUT_DIR}/pid-%p.out",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--project",
+        str(project),
+        "--requests",
+        str(requests),
+        "--hub",
+        str(mapping),
+        "--databases",
+        str(databases),
+        f"--layout={layout}",
+        *(f"--who={who}" for who in visitors),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    shutil.rmtree(databases, ignore_errors=True)
+    if completed.returncode != 0 or not mapping.exists():
+        shutil.rmtree(prepared, ignore_errors=True)
+        raise SystemExit(
+            f"the cases failed under callgrind:\n{completed.stdout[-3000:]}{completed.stderr[-5000:]}"
+        )
+    totals: dict[str, int] = {}
+    hub = json.loads(mapping.read_text(encoding="utf-8"))
+    for pid, name in hub["children"].items():
+        out = OUT_DIR / f"pid-{pid}.out"
+        totals[name] = total_instructions(out)
+        if layout == 0 and name.endswith(":case"):  # kept under its case's name, for callgrind_annotate
+            out.rename(OUT_DIR / f"{name.removesuffix(':case').replace(':', '-')}.out")
+    for leftover in OUT_DIR.glob("pid-*.out"):
+        leftover.unlink()
+    cases = {name.rsplit(":", 1)[0] for name in totals}
+    return {case: totals[f"{case}:case"] - totals[f"{case}:probe"] for case in cases}, hub
 
 
 def total_instructions(out: Path) -> int:
@@ -436,8 +487,14 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
     labels = {"anonymous": "anonymous", "signed-in": "signed in"}
     print(
         f"instructions per request (callgrind; {requests:,} test-client GETs per case, PYTHONHASHSEED=0,"
-        " start-up removed by differencing cases)"
+        " start-up removed by differencing cases; each the median of"
+        f" {results['layouts']} runs with CPython's type versions shifted: see LAYOUTS)"
     )
+
+    def each_run(key: str) -> list[str]:
+        return [
+            " ".join(f"{count / 1000:+,.1f}k" for count in results[f"{who} runs"][key]) for who in visitors
+        ]
 
     def counts(key: str, sign: str = "") -> list[str]:
         return [f"{sign}{results[who][key]:,.0f}" for who in visitors]
@@ -445,8 +502,10 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
     rows = [
         ["page that checks no flag (it loads the current user)", *counts("page"), ""],
         ["  the first flag check adds", *counts("first", "+"), f"<= {FIRST_CHECK_TARGET:,}"],
+        ["    in each run", *each_run("first"), ""],
         ["    of which with exposures off", *counts("first, exposures off", "+"), ""],
         ["  ten different flags add", *counts("ten", "+"), f"<= {TEN_FLAGS_TARGET:,}"],
+        ["    in each run", *each_run("ten"), ""],
         ["    of which with exposures off", *counts("ten, exposures off", "+"), ""],
         ["  gatekeeper's own request hooks add, no flag asked", *counts("hooks", "+"), ""],
         [

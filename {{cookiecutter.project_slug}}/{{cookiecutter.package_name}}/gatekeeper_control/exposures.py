@@ -4,9 +4,10 @@ Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the 
 
 Recording never touches the database on the request path. When a request that asked a flag ends (the engine's
 `on_request_end`: a request that asked none runs nothing of this module), the request's evaluations, exactly
-what `flag_evaluated` announces (one per flag asked), are read from `request.gk` and left in a queue as one
-tuple (the time, the unit, the evaluations), with no lock; whoever reads the buffer next (the writer, the flag
-page, exit) counts the queue under one lock, by C's counting loop: per hour, the count of each `Evaluation`
+what `flag_evaluated` announces (one per flag asked), are left in a queue as one tuple of what the request
+already holds (the time, its URL rule, its user id, its anonymous id or cookie, `request.gk`'s answers), with
+no lock; whoever reads the buffer next (the writer, the flag page, exit) works out each entry's unit and
+evaluations, leaves the dashboard's out, and counts the queue under one lock, by C's counting loop: per hour, the count of each `Evaluation`
 (the engine's own objects, shared between requests), and per day and unit the evaluations; the writer turns
 them into rows (a unit's row only for what the rule decided). (Connecting a receiver to the signal instead
 would cost every flag of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are
