@@ -7,15 +7,16 @@ Recording never touches the database on the request path. When a request that as
 what `flag_evaluated` announces (one per flag asked), are left in a queue as one tuple of what the request
 already holds (the time, its URL rule, its user id, its anonymous id or cookie, `request.gk`'s answers), with
 no lock; whoever reads the buffer next (the writer, the flag page, exit) works out each entry's unit and
-evaluations, leaves the dashboard's out, and counts the queue under one lock, by C's counting loop: per hour, the count of each `Evaluation`
-(the engine's own objects, shared between requests), and per day and unit the evaluations; the writer turns
-them into rows (a unit's row only for what the rule decided). (Connecting a receiver to the signal instead
-would cost every flag of every request a blinker send, ~3 µs; evaluations outside requests, in jobs, are
-counted when `recorder.record` is connected to `flag_evaluated`.) A background thread writes the buffer every
-`GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard writes this process's pending
-entries before it reads, so they show at once; and whatever is left is written when the process exits. The
-buffer is bounded (`MAX_PENDING` requests queued, and as many entries counted): past it, new entries are
-dropped and counted, never blocking a request. A failed write keeps the entries for the next one.
+evaluations, leaves the dashboard's out, and counts the queue under one lock, by C's counting loop: per hour,
+the count of each `Evaluation` (the engine's own objects, shared between requests), and per day and unit the
+evaluations; the writer turns them into rows (a unit's row only for what the rule decided). (Connecting a
+receiver to the signal instead would cost every flag of every request a blinker send, ~3 µs; evaluations
+outside requests, in jobs, are counted when `recorder.record` is connected to `flag_evaluated`.) A background
+thread writes the buffer every `GATEKEEPER_EXPOSURES_FLUSH` seconds (sooner when it fills); the dashboard
+writes this process's pending entries before it reads, so they show at once; and whatever is left is written
+when the process exits. The buffer is bounded (`MAX_PENDING` requests queued, and as many entries counted):
+past it, new entries are dropped and counted, never blocking a request. A failed write keeps the entries for
+the next one.
 
 The dashboard's own evaluations (what an admin gets) are not exposures. Units: the user id, or for
 visitors the anonymous id of the `gk_anon` cookie; only evaluations the flag's rule decided count towards
