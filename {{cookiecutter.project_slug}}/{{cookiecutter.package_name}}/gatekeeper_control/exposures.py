@@ -44,7 +44,6 @@ from sqlalchemy import Engine, Integer, String, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from werkzeug.datastructures import ImmutableMultiDict
 
 from . import forks
 from .engine import gatekeeper
@@ -183,15 +182,8 @@ class ExposureRecorder:
             anonymous = cookie = None
             if user_id is None:
                 anonymous = gk._anonymous_id  # a rollout's, when one asked
-                if anonymous is None:  # gatekeeper.cookie_value(request, ANONYMOUS_COOKIE), inlined
-                    cookies = request.__dict__.get("cookies")
-                    if cookies is None:
-                        cookies = request.cookies
-                    if type(cookies) is ImmutableMultiDict:  # Werkzeug's: a dict of lists
-                        values = dict.get(cookies, ANONYMOUS_COOKIE)
-                        cookie = values[0] if values else None
-                    elif ANONYMOUS_COOKIE in cookies:
-                        cookie = cookies[ANONYMOUS_COOKIE]
+                if anonymous is None:  # the raw cookie: the writer checks it (`_unit`)
+                    cookie = gatekeeper.cookie_value(request, ANONYMOUS_COOKIE)
             queue = self._queue
             if len(queue) < MAX_PENDING:  # a deque's append is atomic: no lock
                 queue.append((self.clock(), request.url_rule, user_id, anonymous, cookie, gk._flags))
