@@ -52,10 +52,17 @@ install -e "$PROJECT[postgres,redis]"
 # which would otherwise compile every module it imports there, tens of times slower, on every run.
 "$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" "$PROJECT" >/dev/null
 
+# OpenTelemetry in a folder of its own, on the path only where a benchmark asks for it: installed in the
+# venv, the hook would be on in every benchmark (it connects when opentelemetry-api is importable).
+OTEL="$BUILD/bench-otel"
+if [ -n "$UV" ]; then "$UV" pip install --quiet --python "$VENV/bin/python" --target "$OTEL" "opentelemetry-sdk==1.45.2"
+else "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --target "$OTEL" "opentelemetry-sdk==1.45.2"; fi
+
 echo
 # Instructions first: callgrind counts the same however busy the machine is (valgrind: `make bench` installs it).
+# OpenTelemetry on the path: the apps with this round's features on have its hook on (no exporter).
 if command -v valgrind >/dev/null; then
-    "$VENV/bin/python" benchmarks/bench_instructions.py --project "$PROJECT"
+    PYTHONPATH="$OTEL" "$VENV/bin/python" benchmarks/bench_instructions.py --project "$PROJECT"
 else
     echo "valgrind is not installed: no instruction counts (Debian: apt-get install valgrind)"
 fi
@@ -71,11 +78,6 @@ echo
 "$VENV/bin/python" benchmarks/bench_fanout.py --project "$PROJECT"
 "$VENV/bin/python" benchmarks/bench_exposures.py --project "$PROJECT"
 echo
-# OpenTelemetry only here, from a folder of its own: installed in the venv, the hook would be on in every
-# benchmark above (it connects when opentelemetry-api is importable).
-OTEL="$BUILD/bench-otel"
-if [ -n "$UV" ]; then "$UV" pip install --quiet --python "$VENV/bin/python" --target "$OTEL" "opentelemetry-sdk==1.45.2"
-else "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --target "$OTEL" "opentelemetry-sdk==1.45.2"; fi
 PYTHONPATH="$OTEL" "$VENV/bin/python" benchmarks/bench_telemetry.py --project "$PROJECT"
 echo
 "$VENV/bin/python" benchmarks/bench_demo.py

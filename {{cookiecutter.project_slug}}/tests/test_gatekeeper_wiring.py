@@ -124,6 +124,52 @@ def test_on_response_runs_nothing_for_a_request_that_asked_no_flag():
     assert seen == []
 
 
+def test_on_evaluation_is_told_each_flag_once_per_request_with_its_evaluation():
+    """`on_evaluation(app, f)`: `f(gk, evaluation)` at a flag's first evaluation in a request; the same
+    flag asked again is memoised and tells nothing; another request tells again."""
+    app = make_app()
+    seen = []
+    gatekeeper.on_evaluation(app, lambda gk, evaluation: seen.append((gk is request.gk, evaluation)))
+
+    @app.get("/thrice")
+    def thrice():
+        gk = request.gk
+        return f"{gk.ff_variant('ON_OFF')} {gk.ff('ON_OFF', 'ON')} {gk.ff_variant('HALF')}"
+
+    client = app.test_client()
+    on_off, _, half = client.get("/thrice").text.split()
+    assert [(own, e.flag, e.variant) for own, e in seen] == [(True, "ON_OFF", on_off), (True, "HALF", half)]
+    client.get("/thrice")
+    assert [e.flag for _, e in seen] == ["ON_OFF", "HALF", "ON_OFF", "HALF"]
+
+
+def test_on_evaluation_tells_evaluations_outside_a_request_and_counts_a_function_once():
+    """A job's Gatekeeper tells its evaluations too; a function registered twice is called once."""
+    app = make_app()
+    seen = []
+
+    def note(gk, evaluation):
+        seen.append(evaluation.flag)
+
+    gatekeeper.on_evaluation(app, note)
+    gatekeeper.on_evaluation(app, note)
+    with app.app_context():
+        gatekeeper.Gatekeeper(user_id=7).ff_variant("ON_OFF")
+    assert seen == ["ON_OFF"]
+
+
+def test_a_failing_on_evaluation_function_is_logged_and_the_flag_still_answers(caplog):
+    app = make_app()
+
+    def broken(gk, evaluation):
+        raise RuntimeError("telling failed")
+
+    gatekeeper.on_evaluation(app, broken)
+    response = app.test_client().get("/explain/ON_OFF")
+    assert response.status_code == 200
+    assert "failed on the evaluation of ON_OFF" in caplog.text
+
+
 @dataclass
 class WatchingStore(StaticStore):
     """A store whose snapshot names the flags whose requests `on_response` functions see."""

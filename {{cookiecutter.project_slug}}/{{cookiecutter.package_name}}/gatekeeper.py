@@ -845,6 +845,7 @@ class GatekeeperState:
         self._steps_cache: tuple[Any, tuple[Callable[..., Any], ...]] | None = None
         self._stored_cache: tuple[Any, frozenset[str]] = (None, frozenset())
         self.responses: list[Callable[[Gatekeeper, Response, float], None]] = []  # see on_response
+        self.evaluated: list[Callable[[Gatekeeper, Evaluation], None]] = []  # see on_evaluation
 
     def steps_for(self, snapshot: Any, cookie_or_pinned: bool) -> tuple[Callable[..., Any], ...]:
         """EVALUATION_STEPS less the ones `snapshot` has nothing for (worked out once per snapshot)."""
@@ -1031,7 +1032,8 @@ class Gatekeeper:
             answers = self._flags.get(flag)
             if answers is not None:
                 return answers[variant]
-            config = self._state.config_map[flag]
+            state = self._state
+            config = state.config_map[flag]
         except (KeyError, TypeError):
             return self._mistaken(flag, variant)
         # Evaluate `flag` for this Gatekeeper's user, remember it, announce it.
@@ -1060,7 +1062,9 @@ class Gatekeeper:
         self._flags[flag] = answers
         if flag in self._watched:  # the request's first flag the store watches: hand its response over
             self._watched = _NO_FLAGS
-            _watch_response(self._state.responses, self)
+            _watch_response(state.responses, self)
+        if state.evaluated:
+            _announce(state.evaluated, self, answers[_EVALUATION])
         if flag_evaluated.receivers:
             evaluation = answers[_EVALUATION]
             flag_evaluated.send(
@@ -1702,6 +1706,31 @@ def on_response(app: Flask, function: Callable[[Gatekeeper, Response, float], No
     app.extensions.setdefault(RESPONSE_KEY, []).append(function)
 
 
+EVALUATED_KEY = "gatekeeper_evaluated"  # app.extensions[...]: what on_evaluation registered
+
+
+def on_evaluation(app: Flask, function: Callable[[Gatekeeper, Evaluation], None]) -> None:
+    """Call `function(gk, evaluation)` each time a Gatekeeper of `app` evaluates a flag: once per flag per
+    Gatekeeper (a request's later checks of the flag are memoised), in a request or outside one, before
+    `ff()` answers. What it raises is logged, never the check's failure. A direct call, where a receiver of
+    the `flag_evaluated` signal costs each evaluation blinker's look-up of its receivers and its check
+    that each is not a coroutine function, tens of thousands of instructions: the folder's OpenTelemetry
+    events come through here. Works before or after `init_app`; registering a function twice counts once."""
+    functions = app.extensions.setdefault(EVALUATED_KEY, [])
+    if function not in functions:
+        functions.append(function)
+
+
+def _announce(
+    functions: list[Callable[[Gatekeeper, Evaluation], None]], gk: Gatekeeper, evaluation: Evaluation
+) -> None:
+    for function in functions:
+        try:
+            function(gk, evaluation)
+        except Exception:  # never the check's failure
+            log.exception("gatekeeper: %r failed on the evaluation of %s", function, evaluation.flag)
+
+
 def _watch_response(functions: list[Callable[[Gatekeeper, Response, float], None]], gk: Gatekeeper) -> None:
     started = time.perf_counter()
 
@@ -1879,6 +1908,7 @@ def init_app(
     for group in groups:
         state.register_group(*group)
     state.responses = app.extensions.setdefault(RESPONSE_KEY, [])  # on_response's, before or after this
+    state.evaluated = app.extensions.setdefault(EVALUATED_KEY, [])  # on_evaluation's, likewise
     app.extensions["gatekeeper"] = state
     # `request.gk` is built the first time a request asks for it: a request that checks no flag runs no
     # gatekeeper code at all (a before-request hook would cost every request its call, flag or not).
