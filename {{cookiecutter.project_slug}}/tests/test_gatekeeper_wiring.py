@@ -170,6 +170,30 @@ def test_a_failing_on_evaluation_function_is_logged_and_the_flag_still_answers(c
     assert "failed on the evaluation of ON_OFF" in caplog.text
 
 
+def test_what_runs_at_a_requests_end_reads_its_cookies_from_the_gatekeeper():
+    """`gk.request_cookies` keeps the cookies the first flag read, for `on_request_end` and the like, which
+    read one with `cookie_in` after the request is let go."""
+    app = make_app()
+    seen = []
+    gatekeeper.on_request_end(
+        app, lambda gk, request: seen.append(gatekeeper.cookie_in(gk.request_cookies, "theme"))
+    )
+    client = app.test_client()
+    client.set_cookie("theme", "dark")
+    client.get("/explain/ON_OFF")
+    assert seen == ["dark"]
+
+
+def test_a_gatekeeper_that_asked_no_flag_has_no_request_cookies_yet():
+    app = make_app()
+
+    @app.get("/unasked")
+    def unasked():
+        return str(request.gk.request_cookies)
+
+    assert app.test_client().get("/unasked").text == "None"
+
+
 @dataclass
 class WatchingStore(StaticStore):
     """A store whose snapshot names the flags whose requests `on_response` functions see."""

@@ -953,6 +953,7 @@ class Gatekeeper:
         "_extra_context",
         "_flags",
         "_overrides",
+        "_request_cookies",
         "_resolving",
         "_rules_see_weights",
         "_state",
@@ -1006,6 +1007,8 @@ class Gatekeeper:
         self._watched: frozenset[str] = _NO_FLAGS  # flags whose first evaluation watches the response
         self._rules_see_weights = False  # set `_rule_gatekeeper` for the whole request (its own Gatekeeper)
         self._anonymous_id: str | None = None
+        # The request's parsed cookies, as its first flag read them (see `request_cookies`).
+        self._request_cookies: Mapping[str, str] | None = None
 
     @property
     def config_map(self) -> Mapping[str, FeatureFlagConfig]:
@@ -1015,6 +1018,16 @@ class Gatekeeper:
     def user_id(self) -> Any:
         """The id of the user the flags are for; in a request, the logged-in user's, looked up lazily."""
         return self._user_id if self._user_id is not _MISSING else self._load_user_id()
+
+    @property
+    def request_cookies(self) -> Mapping[str, str] | None:
+        """The request's parsed cookies (`request.cookies`) as its first flag read them, for `cookie_in`;
+        None outside a request, or before a flag was asked. Kept, unlike the request, past its end: what
+        runs then (`on_request_end`) reads a cookie without keeping the request alive."""
+        try:
+            return self._request_cookies
+        except AttributeError:  # `request.gk` sets it at its first flag (see _RequestGatekeeper)
+            return None
 
     @property
     def user(self) -> Any:
@@ -1292,10 +1305,12 @@ class Gatekeeper:
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
         browser = None
+        self._request_cookies = None
         if request is not None:
             cookies = request.__dict__.get("cookies")  # _cookies(request), inlined
             if cookies is None:
                 cookies = request.cookies
+            self._request_cookies = cookies
             if OVERRIDE_COOKIE in cookies:
                 browser = read_browser_overrides(request, gatekeeper=self)
             if request.__dict__.get("gk") is self:  # the request's own, at its first flag
@@ -1412,7 +1427,12 @@ def valid_anonymous_id(value: str | None) -> str | None:
 def cookie_value(request: Request, name: str) -> str | None:
     """A cookie's value, or None. Use it on a request's hot path instead of `request.cookies.get()`, which
     builds (and discards) an HTTP exception for every missing cookie: more than a whole flag check costs."""
-    cookies = _cookies(request)
+    return cookie_in(_cookies(request), name)
+
+
+def cookie_in(cookies: Mapping[str, str], name: str) -> str | None:
+    """A cookie's value in a request's parsed cookies (`request.cookies`, `Gatekeeper.request_cookies`), or
+    None; as `cookie_value`, without the request."""
     if type(cookies) is ImmutableMultiDict:  # Werkzeug's, a dict of lists: its __getitem__ is a Python call
         values = dict.get(cookies, name)
         return values[0] if values else None

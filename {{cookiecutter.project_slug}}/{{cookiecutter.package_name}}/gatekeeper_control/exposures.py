@@ -5,7 +5,7 @@ Its two tables (`gatekeeper_exposures`, `gatekeeper_exposure_units`) are in the 
 Recording never touches the database on the request path. When a request that asked a flag ends (the engine's
 `on_request_end`: a request that asked none runs nothing of this module), the request's evaluations, exactly
 what `flag_evaluated` announces (one per flag asked), are left in a queue as one tuple of what the request
-already holds (the time, its URL rule, its user id, its anonymous id or cookie, `request.gk`'s answers), with
+already holds (the time, its URL rule, its user id, its anonymous id or cookies, `request.gk`'s answers), with
 no lock; whoever reads the buffer next (the writer, the flag page, exit) works out each entry's unit and
 evaluations, leaves the dashboard's out, and counts the queue under one lock, by C's counting loop: per hour,
 the count of each `Evaluation` (the engine's own objects, shared between requests), and per day and unit the
@@ -133,7 +133,7 @@ class ExposureRecorder:
         self._counts: dict[int, dict[gatekeeper.Evaluation, int]] = {}  # hour -> evaluation -> count
         self._units: dict[tuple[int, str], set[gatekeeper.Evaluation]] = {}  # (day, unit) -> rule's
         self._entries = 0  # what the two hold: evaluations counted per hour, plus per day and unit
-        # What requests left, not counted yet: (time, url rule, user id, anonymous id, anonymous cookie,
+        # What requests left, not counted yet: (time, url rule, user id, anonymous id, parsed cookies,
         # answer tables or evaluations), appended without a lock (a deque's append is atomic) and counted
         # into the two above by whoever reads them next (`_drain`).
         self._queue: deque[tuple[float, Any, Any, str | None, str | None, Any]] = deque()
@@ -173,20 +173,20 @@ class ExposureRecorder:
         `flag_evaluated` announced for it (one per flag); the dashboard's own are not exposures.
 
         The request only appends what it already holds (its endpoint's rule, its user id, its anonymous id or
-        cookie, its answers); `_drain`, in the writer's thread or whoever reads the counts, turns that into a
-        unit and evaluations and leaves the dashboard's out."""
+        its parsed cookies, its answers); `_drain`, in the writer's thread or whoever reads the counts, turns
+        that into a unit and evaluations and leaves the dashboard's out."""
         try:
             user_id = gk._user_id  # loaded by the first evaluation
             if user_id is _MISSING:
                 user_id = gk.user_id
-            anonymous = cookie = None
+            anonymous = cookies = None
             if user_id is None:
                 anonymous = gk._anonymous_id  # a rollout's, when one asked
-                if anonymous is None:  # the raw cookie: the writer checks it (`_unit`)
-                    cookie = gatekeeper.cookie_value(request, ANONYMOUS_COOKIE)
+                if anonymous is None:  # the cookies the first flag read: the writer reads `gk_anon` (`_unit`)
+                    cookies = gk._request_cookies
             queue = self._queue
             if len(queue) < MAX_PENDING:  # a deque's append is atomic: no lock
-                queue.append((self.clock(), request.url_rule, user_id, anonymous, cookie, gk._flags))
+                queue.append((self.clock(), request.url_rule, user_id, anonymous, cookies, gk._flags))
                 if len(queue) >= FLUSH_SOON:
                     self._wake.set()
             else:
@@ -213,12 +213,12 @@ class ExposureRecorder:
         queue = self._queue
         with self._lock:
             while queue:
-                moment, rule, user_id, anonymous, cookie, answers = queue.popleft()
+                moment, rule, user_id, anonymous, cookies, answers = queue.popleft()
                 if rule is not None and rule.endpoint.rpartition(".")[0] == DASHBOARD_BLUEPRINT:
                     continue
                 if type(answers) is dict:  # a request's answer tables, flag -> {..., _EVALUATION: ...}
                     answers = tuple(map(_evaluation_of, answers.values()))
-                self._count(int(moment // 3600), _unit(user_id, anonymous, cookie), answers)
+                self._count(int(moment // 3600), _unit(user_id, anonymous, cookies), answers)
 
     def _count(self, hour: int, unit: str | None, evaluations: tuple[gatekeeper.Evaluation, ...]) -> None:
         """Count one unit's evaluations of one hour (under the lock)."""
@@ -475,14 +475,15 @@ def _report_for_current_app(flag: str) -> ExposureReport | None:
         return None
 
 
-def _unit(user_id: Any, anonymous: str | None, cookie: str | None) -> str | None:
+def _unit(user_id: Any, anonymous: str | None, cookies: Mapping[str, str] | None) -> str | None:
     """A request's visitor as a unit: the user's id; else the anonymous id a rollout gave them, or their
-    cookie's when it is one the engine accepts (`gatekeeper.valid_anonymous_id`); a cookie the engine would
-    refuse is no unit at all."""
+    `gk_anon` cookie's (of the request's `cookies`) when it is one the engine accepts
+    (`gatekeeper.valid_anonymous_id`); a cookie the engine would refuse is no unit at all."""
     if user_id is not None:
         return str(user_id)
     if anonymous:
         return _ANONYMOUS_PREFIX + anonymous
+    cookie = gatekeeper.cookie_in(cookies, ANONYMOUS_COOKIE) if cookies is not None else None
     unit = _recent_units.get(cookie, _MISSING) if cookie is not None else None
     if unit is _MISSING:  # checked once per cookie value, as the engine checks it
         anonymous = gatekeeper.valid_anonymous_id(cookie)
