@@ -26,7 +26,9 @@ case less its probe is exactly its K GETs: start-up and every one-off cost remov
   `opentelemetry-api` imports: make bench puts it on the path for this benchmark alone; else the table
   says it is not counted;
 - Flask's `request` proxy: a page that reads one attribute of the request through it (as every
-  `request.gk` does) less the page that reads none: the part of a first check no flag code can change.
+  `request.gk` does) less the page that reads none: the part of a first check no flag code can change;
+- the floor: the one-check page in the app without gatekeeper's hooks and with a `request.gk` that is one
+  dictionary (`FloorGatekeeper`), less the no-flag page there: the least any `request.gk.ff()` costs a page.
 
 The page (`/bench/page/<n>`) loads the current user either way, as any layout with a login link does, and is
 asked by a returning visitor (the same `gk_anon` cookie every time) and by a signed-in user. Everything the
@@ -126,6 +128,7 @@ CASES = (
     ("1", "on"),
     ("10", "on"),
     ("0", "off"),
+    ("1", "floor"),
     ("0", "noexp"),
     ("1", "noexp"),
     ("10", "noexp"),
@@ -136,8 +139,9 @@ CASES = (
     ("0", "noout"),
     ("10", "noout"),
 )
-# The apps built ("off" is "on" with its hooks taken out).
+# The apps built ("off" and "floor" are "on", changed in the child).
 KINDS = ("on", "noexp", "features", "release", "noout")
+ON_APP_KINDS = ("off", "floor")
 
 
 def baked_package(project: Path) -> Any:
@@ -234,13 +238,13 @@ def run_cases(
         for case in batch:
             for role in ("probe", "case"):
                 who, checks, kind = case.split(":")
-                app = apps["on" if kind == "off" else kind]
+                app = apps["on" if kind in ON_APP_KINDS else kind]
                 pid = os.fork()
                 if pid == 0:
                     serve(
                         package,
                         app,
-                        clients[who, "on" if kind == "off" else kind],
+                        clients[who, "on" if kind in ON_APP_KINDS else kind],
                         checks,
                         kind,
                         role,
@@ -264,8 +268,10 @@ def serve(package: Any, app: Any, client: Any, checks: str, kind: str, role: str
     try:
         with app.app_context():  # the store reloads after a fork: here, not inside the first counted GET
             app.extensions["gatekeeper"].store.snapshot(max_age=0)
-        if kind == "off":
+        if kind in ON_APP_KINDS:
             remove_gatekeeper_hooks(app, package)
+        if kind == "floor":
+            install_floor_gatekeeper(app)
         if role == "case":
             path = f"/bench/page/{checks}"
             for _ in range(requests):
@@ -275,6 +281,39 @@ def serve(package: Any, app: Any, client: Any, checks: str, kind: str, role: str
     except BaseException:
         traceback.print_exc()
         os._exit(2)
+
+
+class FloorGatekeeper:
+    """The least a `request.gk` can be: made at its first read, kept in the request's `__dict__`, its `ff()`
+    one dictionary look-up; no user, no stored changes, no cookies, no rule, no exposures."""
+
+    __slots__ = ("answers",)
+
+    def ff(self, flag: str, variant: str) -> bool:
+        return self.answers.get(flag) == variant
+
+
+class FloorDescriptor:
+    """`request.gk` as the engine's `_RequestGatekeeper` gives it, making a FloorGatekeeper."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def __get__(self, request: Any, owner: Any = None) -> Any:
+        if request is None:
+            return self
+        gk = FloorGatekeeper()
+        gk.answers = self.answers
+        request.__dict__["gk"] = gk
+        return gk
+
+
+def install_floor_gatekeeper(app: Any) -> None:
+    """In a child whose gatekeeper hooks are out: the app's request class with a FloorGatekeeper as `gk`."""
+    from bench_flags import TEN_FLAGS
+
+    answers = dict(TEN_FLAGS)
+    app.request_class = type("FloorRequest", (app.request_class,), {"gk": FloorDescriptor(answers)})
 
 
 def pages(flask: Any, flags: Any, context: bool = False) -> Any:
@@ -421,6 +460,7 @@ def figures(counts: dict[str, int], requests: int, visitors: tuple[str, ...]) ->
         results[who] = {
             "page": per["0:on"],
             "proxy": per["proxy:on"] - per["0:on"],
+            "floor": per["1:floor"] - per["0:off"],
             "first": per["1:on"] - per["0:on"],
             "ten": per["10:on"] - per["0:on"],
             "first, exposures off": per["1:noexp"] - per["0:noexp"],
@@ -527,6 +567,7 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
         ["  the first flag check adds", *counts("first", "+"), f"<= {FIRST_CHECK_TARGET:,}"],
         ["    in each run", *each_run("first"), ""],
         ["    of which Flask's request proxy (any request.<name>)", *counts("proxy", "+"), ""],
+        ["    the least any request.gk.ff() costs (one dict, no flag logic)", *counts("floor", "+"), ""],
         ["    of which with exposures off", *counts("first, exposures off", "+"), ""],
         ["  ten different flags add", *counts("ten", "+"), f"<= {TEN_FLAGS_TARGET:,}"],
         ["    in each run", *each_run("ten"), ""],
