@@ -142,6 +142,7 @@ CASES = (
 # The apps built ("off" and "floor" are "on", changed in the child).
 KINDS = ("on", "noexp", "features", "release", "noout")
 ON_APP_KINDS = ("off", "floor")
+RUN_KEYS = ("first", "proxy", "floor", "ten")  # the figures printed with each run's value beside the median
 
 
 def baked_package(project: Path) -> Any:
@@ -416,8 +417,8 @@ def measure(
     project: Path, requests: int, visitors: tuple[str, ...] = WHO, layouts: int = LAYOUTS
 ) -> dict[str, Any]:
     """Per visitor: instructions per request of the page, and what one check, ten, and the hooks add; each
-    figure is the median of its value in `layouts` runs (see LAYOUTS); "<who> runs" has each run's first
-    check and ten flags."""
+    figure is the median of its value in `layouts` runs (see LAYOUTS); "<who> runs" has each run's value of
+    the RUN_KEYS figures."""
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     shutil.rmtree(OUT_DIR, ignore_errors=True)
@@ -448,7 +449,7 @@ def measure(
     for who in visitors:
         # Each figure from each run's own cases (a delta of one run's pages), then the median over the runs.
         results[who] = {key: statistics.median(run[who][key] for run in per_run) for key in per_run[0][who]}
-        results[who + " runs"] = {key: [run[who][key] for run in per_run] for key in ("first", "ten")}
+        results[who + " runs"] = {key: [run[who][key] for run in per_run] for key in RUN_KEYS}
     return results
 
 
@@ -567,7 +568,9 @@ def report(results: dict[str, Any], requests: int, visitors: tuple[str, ...] = W
         ["  the first flag check adds", *counts("first", "+"), f"<= {FIRST_CHECK_TARGET:,}"],
         ["    in each run", *each_run("first"), ""],
         ["    of which Flask's request proxy (any request.<name>)", *counts("proxy", "+"), ""],
+        ["      in each run", *each_run("proxy"), ""],
         ["    the least any request.gk.ff() costs (one dict, no flag logic)", *counts("floor", "+"), ""],
+        ["      in each run", *each_run("floor"), ""],
         ["    of which with exposures off", *counts("first, exposures off", "+"), ""],
         ["  ten different flags add", *counts("ten", "+"), f"<= {TEN_FLAGS_TARGET:,}"],
         ["    in each run", *each_run("ten"), ""],
