@@ -207,10 +207,11 @@ def run_cases(
 
     apps, clients = {}, {}
     evaluated = package.gatekeeper.EVALUATED_KEY  # where the OpenTelemetry hook is registered
+    telemetry_counted = not telemetry_note(package)
     for kind in KINDS:
         app = apps[kind] = build_app(package, databases, kind)
         app.register_blueprint(pages(flask, TEN_FLAGS, context=kind in FEATURE_KINDS))
-        if kind in FEATURE_KINDS and not telemetry_note(package) and not app.extensions.get(evaluated):
+        if kind in FEATURE_KINDS and telemetry_counted and not app.extensions.get(evaluated):
             raise SystemExit("OpenTelemetry imports, but the features app records no evaluation")
         recorder = app.extensions.get("gatekeeper_exposures")
         if recorder is not None:
@@ -239,13 +240,13 @@ def run_cases(
         for case in batch:
             for role in ("probe", "case"):
                 who, checks, kind = case.split(":")
-                app = apps["on" if kind in ON_APP_KINDS else kind]
+                built = "on" if kind in ON_APP_KINDS else kind  # the app the case runs in
                 pid = os.fork()
                 if pid == 0:
                     serve(
                         package,
-                        app,
-                        clients[who, "on" if kind in ON_APP_KINDS else kind],
+                        apps[built],
+                        clients[who, built],
                         checks,
                         kind,
                         role,

@@ -1305,8 +1305,7 @@ class Gatekeeper:
                 snapshot = _adapt_snapshot(snapshot)
         request = self.request
         browser = None
-        self._request_cookies = None
-        if request is not None:
+        if request is not None:  # (without one, `_request_cookies` stays the None __init__ set)
             cookies = request.__dict__.get("cookies")  # _cookies(request), inlined
             if cookies is None:
                 cookies = request.cookies
